@@ -1,0 +1,3 @@
+from so8t.cli import main
+
+raise SystemExit(main())
