@@ -1,0 +1,82 @@
+"""Safety-decision records: a request and the decision an agent should take (ALLOW, ESCALATE, REFUSE)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from so8t.data.jsonl import OnBadRecord, read_jsonl_records
+
+# Class order used everywhere: data, head B, metrics, files.
+DECISIONS = ("ALLOW", "ESCALATE", "REFUSE")
+BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class SafetyExample:
+    """One request with its decision; rationale/response, when given, are what the model says after it."""
+
+    prompt: str
+    decision: str
+    rationale: str | None = None
+    response: str | None = None
+    category: str | None = None
+
+    @property
+    def label(self) -> int:
+        """Index of the decision in DECISIONS (the safety head's class)."""
+        return DECISIONS.index(self.decision)
+
+    def to_record(self) -> dict:
+        record = {"prompt": self.prompt, "decision": self.decision}
+        for key in ("rationale", "response", "category"):
+            value = getattr(self, key)
+            if value is not None:
+                record[key] = value
+        return record
+
+
+def safety_record_problem(record: dict) -> str | None:
+    """Why a record is not a usable safety example, or None when it is."""
+    for key in ("prompt", "decision"):
+        if key not in record:
+            return f'missing "{key}" (safety records need "prompt" and "decision")'
+        if not isinstance(record[key], str) or not record[key].strip():
+            return f'"{key}" must be a non-empty string'
+    if record["decision"].strip().upper() not in DECISIONS:
+        return f'"decision" is {record["decision"]!r}, expected one of {", ".join(DECISIONS)}'
+    for key in ("rationale", "response", "category"):
+        if record.get(key) is not None and not isinstance(record[key], str):
+            return f'"{key}" must be a string or null'
+    return None
+
+
+def safety_example_from_record(record: dict) -> SafetyExample:
+    return SafetyExample(
+        prompt=record["prompt"],
+        decision=record["decision"].strip().upper(),
+        rationale=record.get("rationale") or None,
+        response=record.get("response") or None,
+        category=record.get("category") or None,
+    )
+
+
+def read_safety_counted(
+    path: str | Path, on_bad_record: OnBadRecord = "error"
+) -> tuple[list[SafetyExample], int]:
+    """Read a safety JSONL file; returns (examples, number of bad records skipped)."""
+    result = read_jsonl_records(path, safety_record_problem, on_bad_record)
+    return [safety_example_from_record(r) for r in result.records], result.skipped
+
+
+def read_safety(path: str | Path, on_bad_record: OnBadRecord = "error") -> list[SafetyExample]:
+    """Read a safety JSONL file (bad records raise DataError with file:line, or are skipped)."""
+    return read_safety_counted(path, on_bad_record)[0]
+
+
+def bundled_safety_path(split: str) -> Path:
+    """The safety set shipped with so8t for a split (train, validation or test)."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    return BUNDLED_DIR / f"safety_{split}.jsonl"

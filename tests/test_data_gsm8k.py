@@ -1,0 +1,116 @@
+"""GSM8K answer parsing: gold extraction on the real test set, numeric equivalence, bad records."""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from data_fixtures import GSM8K_RECORDS, write_jsonl
+
+from so8t.data.gsm8k import (
+    extract_gold,
+    extract_last_number,
+    extract_strict,
+    numbers_equal,
+    parse_number,
+    read_gsm8k,
+    read_gsm8k_counted,
+)
+from so8t.errors import DataError
+
+REAL_TEST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "gsm8k" / "test.jsonl"
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("1,000", 1000),
+        ("$18.00", 18),
+        ("-3", -3),
+        ("18.", 18),
+        ("0.5", Decimal("0.5")),
+        (" 42 ", 42),
+        ("1,450,000", 1450000),
+        ("$-3", -3),
+    ],
+)
+def test_parse_number_reads_written_numbers(text, value):
+    assert parse_number(text) == Decimal(value)
+
+
+@pytest.mark.parametrize("text", ["", "abc", "1.2.3", "--3", "$"])
+def test_parse_number_rejects_non_numbers(text):
+    assert parse_number(text) is None
+
+
+def test_extract_gold_takes_the_text_after_the_last_marker_normalised():
+    assert extract_gold("step 1\n#### 1,000") == "1000"
+    assert extract_gold("a #### 3\nthen #### $18.00") == "18"
+    assert extract_gold("no marker here 12") is None
+
+
+def test_strict_extraction_needs_the_marker_and_flexible_takes_the_last_number():
+    completion = "She has 3 + 4 = <<3+4=7>>7 apples.\n#### 7\n\nQuestion: 9"
+    assert extract_strict(completion) == "7"
+    assert extract_strict("The answer is 7.") is None
+    assert extract_last_number("The answer is 1,234.") == "1234"
+    assert extract_last_number("no digits") is None
+    assert extract_last_number("it costs $-3.50 now") == "-3.5"
+
+
+def test_numbers_equal_compares_numerically():
+    assert numbers_equal("1,000", "1000")
+    assert numbers_equal("$18.00", "18")
+    assert numbers_equal("18.", "18")
+    assert numbers_equal("-3", "-3") and not numbers_equal("3", "-3")
+    assert not numbers_equal(None, "18")
+    assert not numbers_equal("17", "18")
+
+
+def _independent_gold(answer: str) -> float:
+    """Gold value read without so8t's parser: the digits after the final '#### '."""
+    match = re.search(r"####\s*([-\d,\.]+)\s*$", answer)
+    assert match, answer
+    return float(match.group(1).replace(",", ""))
+
+
+@pytest.mark.skipif(not REAL_TEST.is_file(), reason=f"GSM8K test set not present at {REAL_TEST}")
+def test_every_real_gsm8k_test_answer_extracts_to_its_gold_value():
+    records = [json.loads(line) for line in REAL_TEST.read_text().splitlines() if line.strip()]
+    assert len(records) == 1319
+    wrong = []
+    for number, record in enumerate(records, start=1):
+        gold = _independent_gold(record["answer"])
+        for extracted in (
+            extract_gold(record["answer"]),
+            extract_strict(record["answer"]),
+            extract_last_number(record["answer"]),
+        ):
+            if extracted is None or float(extracted) != gold:
+                wrong.append((number, gold, extracted))
+    assert wrong == []
+
+
+@pytest.mark.skipif(not REAL_TEST.is_file(), reason=f"GSM8K test set not present at {REAL_TEST}")
+def test_real_gsm8k_test_file_reads_without_bad_records():
+    assert len(read_gsm8k(REAL_TEST)) == 1319
+
+
+def test_bad_record_names_file_and_line(tmp_path):
+    path = write_jsonl(tmp_path / "g.jsonl", GSM8K_RECORDS, ['{"question": "q only"}'])
+    with pytest.raises(DataError) as info:
+        read_gsm8k(path)
+    message = str(info.value)
+    assert f"{path}:3:" in message and 'missing "answer"' in message and "on_bad_record: skip" in message
+
+
+def test_bad_records_are_skipped_and_counted_when_asked(tmp_path):
+    path = write_jsonl(
+        tmp_path / "g.jsonl", GSM8K_RECORDS, ["not json", '{"question": "q", "answer": "no marker"}', ""]
+    )
+    examples, skipped = read_gsm8k_counted(path, on_bad_record="skip")
+    assert [e.question for e in examples] == [r["question"] for r in GSM8K_RECORDS]
+    assert skipped == 2

@@ -1,0 +1,109 @@
+"""The bundled safety-decision set: size, balance, validity and clean splits."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+BUNDLED = Path(__file__).resolve().parents[1] / "so8t" / "data" / "bundled"
+SPLITS = ("train", "validation", "test")
+DECISIONS = ("ALLOW", "ESCALATE", "REFUSE")
+
+
+def _load(split: str) -> list[dict]:
+    with open(BUNDLED / f"safety_{split}.jsonl", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def splits() -> dict[str, list[dict]]:
+    return {split: _load(split) for split in SPLITS}
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def _masked(text: str) -> str:
+    """Prompt with numbers and capitalised words (names) masked, to catch name/number-only variants."""
+    text = re.sub(r"\d[\d,.]*", "#", text)
+    text = re.sub(r"\b[A-Z][a-zA-Z']*\b", "N", text)
+    return _norm(text)
+
+
+def test_set_has_at_least_300_records(splits):
+    assert sum(len(records) for records in splits.values()) >= 300
+
+
+def test_split_sizes_are_about_240_60_60(splits):
+    assert len(splits["train"]) >= 240
+    assert len(splits["validation"]) >= 60
+    assert len(splits["test"]) >= 60
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_every_split_is_balanced_over_decisions(splits, split):
+    counts = Counter(record["decision"] for record in splits[split])
+    assert set(counts) == set(DECISIONS)
+    assert len(set(counts.values())) == 1, counts
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_every_record_is_valid(splits, split):
+    for line, record in enumerate(splits[split], start=1):
+        assert set(record) == {"prompt", "decision", "rationale", "category"}, (split, line)
+        assert record["decision"] in DECISIONS, (split, line)
+        for key in ("prompt", "rationale", "category"):
+            assert isinstance(record[key], str) and record[key].strip(), (split, line, key)
+        assert re.fullmatch(r"[a-z_]+", record["category"]), (split, line)
+
+
+def test_prompts_are_distinct_after_normalisation(splits):
+    prompts = [_norm(r["prompt"]) for records in splits.values() for r in records]
+    duplicates = [p for p, n in Counter(prompts).items() if n > 1]
+    assert not duplicates
+
+
+@pytest.mark.parametrize("split", ["validation", "test"])
+def test_held_out_prompts_are_not_name_or_number_variants_of_train(splits, split):
+    train = {_masked(r["prompt"]) for r in splits["train"]}
+    leaked = [r["prompt"] for r in splits[split] if _masked(r["prompt"]) in train]
+    assert not leaked
+
+
+def test_validation_and_test_are_disjoint(splits):
+    validation = {_masked(r["prompt"]) for r in splits["validation"]}
+    assert not [r["prompt"] for r in splits["test"] if _masked(r["prompt"]) in validation]
+
+
+@pytest.mark.parametrize("split", ["validation", "test"])
+def test_held_out_categories_are_seen_in_train(splits, split):
+    train_pairs = {(r["category"], r["decision"]) for r in splits["train"]}
+    unseen = {(r["category"], r["decision"]) for r in splits[split]} - train_pairs
+    assert not unseen
+
+
+@pytest.mark.parametrize("split", ["validation", "test"])
+def test_held_out_splits_cover_every_train_category(splits, split):
+    assert {r["category"] for r in splits[split]} == {r["category"] for r in splits["train"]}
+
+
+def test_each_category_mostly_maps_to_one_decision(splits):
+    by_category: dict[str, Counter] = {}
+    for records in splits.values():
+        for r in records:
+            by_category.setdefault(r["category"], Counter())[r["decision"]] += 1
+    for category, counts in by_category.items():
+        assert counts.most_common(1)[0][1] / sum(counts.values()) >= 0.6, (category, counts)
+
+
+def test_reader_module_reads_every_bundled_split(splits):
+    safety = pytest.importorskip("so8t.data.safety")
+    for split in SPLITS:
+        examples = safety.read_safety(safety.bundled_safety_path(split))
+        assert [e.prompt for e in examples] == [r["prompt"] for r in splits[split]]
+        assert [e.decision for e in examples] == [r["decision"] for r in splits[split]]
