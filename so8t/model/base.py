@@ -1,0 +1,175 @@
+"""Load the base model (dtype, 8/4-bit bitsandbytes) and put LoRA adapters on it with peft."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from so8t.errors import UserError
+
+EMBEDDED_TINY = "embedded:tiny"
+
+_DTYPES = {
+    "float32": "float32",
+    "fp32": "float32",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
+}
+
+# Default LoRA targets by model_type; anything Llama-like uses q/k/v/o_proj.
+_GPT2_LIKE = {"gpt2": ["c_attn", "c_proj"]}
+_LLAMA_LIKE = ["q_proj", "k_proj", "v_proj", "o_proj"]
+
+
+def _get(cfg: Any, key: str, default: Any = None) -> Any:
+    """Read a field from a pydantic section, a dict or any attribute object."""
+    if cfg is None:
+        return default
+    if isinstance(cfg, dict):
+        return cfg.get(key, default)
+    return getattr(cfg, key, default)
+
+
+def resolve_base_path(base: str) -> str:
+    """'embedded:tiny' -> the built tiny folder (built on first use); anything else unchanged."""
+    if base == EMBEDDED_TINY:
+        from so8t.model.tiny import build_tiny_base
+
+        return str(build_tiny_base())
+    return base
+
+
+def torch_dtype(name: str | None):
+    """'auto'/None -> None (the checkpoint's own dtype); 'bf16'/'bfloat16'/... -> torch dtype."""
+    import torch
+
+    if name in (None, "auto"):
+        return None
+    if name not in _DTYPES:
+        raise UserError(f"unknown dtype {name!r} (model.dtype): use auto, float32, bfloat16 or float16.")
+    return getattr(torch, _DTYPES[name])
+
+
+def quantization_config(model_cfg: Any, quantization: str | None = None):
+    """BitsAndBytesConfig for 8bit / 4bit (nf4, double quant, compute dtype), or None for 'none'."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    quant = quantization or _get(model_cfg, "quantization", "none") or "none"
+    if quant == "none":
+        return None
+    compute = torch_dtype(_get(model_cfg, "bnb_compute_dtype", "auto")) or torch_dtype(
+        _get(model_cfg, "dtype")
+    )
+    compute = compute or torch.float32
+    if quant == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    if quant == "4bit":
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type=_get(model_cfg, "bnb_4bit_quant_type", "nf4"),
+            bnb_4bit_use_double_quant=bool(_get(model_cfg, "bnb_4bit_use_double_quant", True)),
+            bnb_4bit_compute_dtype=compute,
+        )
+    raise UserError(f"unknown quantization {quant!r} (model.quantization): use none, 8bit or 4bit.")
+
+
+def load_base(
+    model_cfg: Any,
+    *,
+    for_training: bool,
+    device_map: Any = None,
+    quantization: str | None = None,
+    base: str | None = None,
+):
+    """(model, tokenizer) for the configured base.
+
+    `model_cfg` is the run config's `model` section (or a dict with the same keys). `quantization` and `base`
+    override the config's values. Sets a pad token when missing, turns use_cache off for training, enables
+    non-reentrant gradient checkpointing when asked, and prepares quantised bases for k-bit training.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve_base_path(base or _get(model_cfg, "base", EMBEDDED_TINY))
+    trust = bool(_get(model_cfg, "trust_remote_code", False))
+    revision = _get(model_cfg, "revision")
+    quant = quantization or _get(model_cfg, "quantization", "none") or "none"
+    dtype = torch_dtype(_get(model_cfg, "dtype", "auto"))
+    bnb = quantization_config(model_cfg, quant)
+    kwargs: dict[str, Any] = {"trust_remote_code": trust, "revision": revision}
+    if bnb is not None:
+        kwargs["quantization_config"] = bnb
+        dtype = dtype or bnb_compute_dtype(bnb) or torch.float32
+    kwargs["dtype"] = dtype if dtype is not None else "auto"
+    if device_map is not None:
+        kwargs["device_map"] = device_map
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust, revision=revision)
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except OSError as exc:
+        raise UserError(
+            f"cannot load the base model {path!r} (model.base): {exc}. Give a local Hugging Face folder, "
+            f"'embedded:tiny', or a hub id reachable from this machine."
+        ) from exc
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.unk_token
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    tokenizer.padding_side = "right"
+    if for_training:
+        model.config.use_cache = False
+        if bnb is not None:
+            from peft import prepare_model_for_kbit_training
+
+            model = prepare_model_for_kbit_training(
+                model,
+                use_gradient_checkpointing=bool(_get(model_cfg, "gradient_checkpointing", False)),
+                gradient_checkpointing_kwargs={"use_reentrant": False},
+            )
+        elif _get(model_cfg, "gradient_checkpointing", False):
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.enable_input_require_grads()
+    return model, tokenizer
+
+
+def bnb_compute_dtype(bnb) -> Any:
+    return getattr(bnb, "bnb_4bit_compute_dtype", None) if getattr(bnb, "load_in_4bit", False) else None
+
+
+def default_lora_targets(model: Any, include_mlp: bool = False) -> list[str]:
+    """LoRA target module names for the base's architecture (attention projections; MLP when asked)."""
+    model_type = getattr(getattr(model, "config", None), "model_type", "")
+    if model_type in _GPT2_LIKE:
+        return list(_GPT2_LIKE[model_type]) + (["c_fc"] if include_mlp else [])
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    if {"q_proj", "v_proj", "o_proj"} <= names:
+        targets = [t for t in _LLAMA_LIKE if t in names]
+        if include_mlp:
+            targets += [t for t in ("gate_proj", "up_proj", "down_proj") if t in names]
+        return targets
+    if "qkv_proj" in names and "o_proj" in names:  # Phi3
+        return ["qkv_proj", "o_proj"] + (["gate_up_proj", "down_proj"] if include_mlp else [])
+    raise UserError(
+        f"no default LoRA targets for model type {model_type!r}: set model.lora.target_modules to the names of "
+        f"its attention projections (e.g. [q_proj, v_proj])."
+    )
+
+
+def add_lora(model: Any, lora_cfg: Any, *, init_lora_weights: bool | str = True):
+    """Wrap `model` in a peft LoRA PeftModel (targets from lora_cfg.target_modules or the architecture default)."""
+    from peft import LoraConfig, get_peft_model
+
+    targets = _get(lora_cfg, "target_modules") or default_lora_targets(model)
+    config = LoraConfig(
+        r=int(_get(lora_cfg, "r", 16)),
+        lora_alpha=float(_get(lora_cfg, "alpha", 32)),
+        lora_dropout=float(_get(lora_cfg, "dropout", 0.05)),
+        target_modules=list(targets),
+        bias="none",
+        task_type="CAUSAL_LM",
+        init_lora_weights=init_lora_weights,
+        fan_in_fan_out=getattr(getattr(model, "config", None), "model_type", "") == "gpt2",
+    )
+    return get_peft_model(model, config)

@@ -1,0 +1,297 @@
+"""SO8TModel: a (LoRA-wrapped) causal LM with SO(8) rotations inside attention, the gate and safety head B.
+
+The final hidden state h is captured as the input of the LM head (`get_output_embeddings()`), which makes the
+gate architecture-agnostic: a forward pre-hook stores h and h_safe = h R_safe and hands the LM head
+h_task = h R_safe R_cmd. Rotations and head B keep fp32 parameters on the base's device; rotations cast R to
+the activation dtype, head B reads h_safe in fp32, so 8/4-bit and bf16 bases need no dtype juggling.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers.utils import ModelOutput
+
+from so8t.data.safety import DECISIONS
+from so8t.errors import UserError
+from so8t.model.heads import SafetyHead, pool_last_prompt_token
+from so8t.model.pet import pet_sum
+from so8t.model.so8 import SO8Gate, attach_attention_rotations
+
+IGNORE_INDEX = -100
+CHECKPOINT_FORMAT = "so8t-checkpoint"
+SO8T_JSON = "so8t.json"
+STATE_FILE = "so8t_state.safetensors"
+_STATE_PREFIXES = ("rotations.", "gate.", "safety_head.")
+
+
+@dataclass
+class SO8TOutput(ModelOutput):
+    """Means (lm_loss, safety_loss, pet) and their sums and counts, so a trainer can normalise over a whole
+    accumulated batch: mean = sum / count. Losses are None when their labels were not given."""
+
+    logits: torch.Tensor | None = None
+    safety_logits: torch.Tensor | None = None
+    hidden: torch.Tensor | None = None
+    lm_loss: torch.Tensor | None = None
+    safety_loss: torch.Tensor | None = None
+    pet: torch.Tensor | None = None
+    lm_loss_sum: torch.Tensor | None = None
+    lm_tokens: torch.Tensor | None = None
+    safety_loss_sum: torch.Tensor | None = None
+    safety_count: torch.Tensor | None = None
+    pet_sum: torch.Tensor | None = None
+    pet_count: torch.Tensor | None = None
+
+
+def _so8t_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("so8t")
+    except Exception:  # not installed (source tree)
+        return "0+unknown"
+
+
+class SO8TModel(nn.Module):
+    """The SO8T structure around a base causal LM (plain or peft-wrapped); math as in ARCHITECTURE.md."""
+
+    def __init__(
+        self,
+        base_model: nn.Module,
+        *,
+        safety_head_kind: str = "linear",
+        mlp_hidden: int | None = None,
+        layers: str | list[int] = "all",
+        safety_class_weights: list[float] | None = None,
+    ):
+        super().__init__()
+        self.base_model = base_model
+        lm_head = base_model.get_output_embeddings()
+        if lm_head is None:
+            raise UserError(
+                f"{type(base_model).__name__} has no output embeddings (LM head); SO8T needs a causal LM."
+            )
+        hidden_size = int(lm_head.weight.shape[1])
+        device = lm_head.weight.device
+        self.rotations = attach_attention_rotations(base_model, layers).to(device)
+        self.rotated_layers = [int(k) for k in self.rotations.keys()]
+        self.gate = SO8Gate(hidden_size).to(device)
+        self.safety_head = SafetyHead(hidden_size, len(DECISIONS), safety_head_kind, mlp_hidden).to(device)
+        self.safety_class_weights = safety_class_weights
+        self.base_reference: str | None = None
+        self._captured: dict[str, torch.Tensor] = {}
+        lm_head.register_forward_pre_hook(self._gate_hook)
+
+    # --- the gate on the LM head's input -------------------------------------------------------------------
+    def _gate_hook(self, _module, args):
+        h = args[0]
+        h_safe, h_task = self.gate(h)
+        self._captured = {"h": h, "h_safe": h_safe}
+        return (h_task,) + tuple(args[1:])
+
+    @property
+    def hf_model(self) -> nn.Module:
+        """The plain transformers model under any peft wrapper."""
+        get = getattr(self.base_model, "get_base_model", None)
+        return get() if callable(get) else self.base_model
+
+    @property
+    def config(self):
+        return self.hf_model.config
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        safety_labels: torch.Tensor | None = None,
+        pool_index: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> SO8TOutput:
+        """Logits of task head A, safety logits of head B (B, 3) and the loss parts.
+
+        lm_loss: completion-only CE, logits[:, t] predicts labels[:, t+1], tokens with label -100 ignored.
+        safety_loss: CE of head B (class weights optional), rows with safety label -100 ignored.
+        pool_index (B,): last prompt token per row; default the last non-padding token (right padding).
+        """
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        kwargs.pop("num_items_in_batch", None)
+        out = self.base_model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        h, h_safe = self._captured.pop("h"), self._captured.pop("h_safe")
+        if pool_index is None:
+            pool_index = attention_mask.long().sum(-1) - 1
+        safety_logits = self.safety_head(pool_last_prompt_token(h_safe, pool_index).float())
+        result = SO8TOutput(logits=out.logits, safety_logits=safety_logits, hidden=h)
+        p_sum, p_count = pet_sum(h, attention_mask)
+        result.pet_sum, result.pet_count, result.pet = p_sum, p_count, p_sum / p_count.clamp_min(1.0)
+        if labels is not None:
+            logits = out.logits[:, :-1].float()
+            shifted = labels[:, 1:].to(logits.device)
+            total = F.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]),
+                shifted.reshape(-1),
+                ignore_index=IGNORE_INDEX,
+                reduction="sum",
+            )
+            count = shifted.ne(IGNORE_INDEX).sum().float()
+            result.lm_loss_sum, result.lm_tokens, result.lm_loss = total, count, total / count.clamp_min(1.0)
+        if safety_labels is not None:
+            s_sum, s_count = self._safety_sum(safety_logits, safety_labels.to(safety_logits.device))
+            result.safety_loss_sum, result.safety_count = s_sum, s_count
+            result.safety_loss = s_sum / s_count if s_count > 0 else s_sum
+        return result
+
+    def _safety_sum(self, safety_logits: torch.Tensor, safety_labels: torch.Tensor):
+        valid = safety_labels.ne(IGNORE_INDEX)
+        weight = None
+        if self.safety_class_weights is not None:
+            weight = torch.tensor(self.safety_class_weights, dtype=torch.float32, device=safety_logits.device)
+        if (
+            not valid.any()
+        ):  # keep head B in the graph with a zero contribution (DDP wants every parameter used)
+            return safety_logits.sum() * 0.0, torch.zeros((), device=safety_logits.device)
+        total = F.cross_entropy(
+            safety_logits, safety_labels, weight=weight, ignore_index=IGNORE_INDEX, reduction="sum"
+        )
+        count = valid.sum().float() if weight is None else weight[safety_labels[valid]].sum()
+        return total, count
+
+    def generate(self, **kwargs: Any):
+        """The base's generate with the gate and rotations active (task head A on h_task)."""
+        return self.base_model.generate(**kwargs)
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
+        self.hf_model.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs=gradient_checkpointing_kwargs
+        )
+
+    # --- checkpoints ----------------------------------------------------------------------------------------
+    def so8t_state_dict(self) -> dict[str, torch.Tensor]:
+        """Rotations, gate and head B parameters (keys as in this module's state_dict)."""
+        return {
+            k: v.detach().float().contiguous().cpu()
+            for k, v in self.state_dict().items()
+            if k.startswith(_STATE_PREFIXES)
+        }
+
+    def checkpoint_info(self) -> dict[str, Any]:
+        cfg = self.config
+        quant = getattr(cfg, "quantization_config", None)
+        if quant is not None and not isinstance(quant, dict):
+            quant = quant.to_dict()
+        quantization = "none"
+        if quant:
+            quantization = (
+                "8bit" if quant.get("load_in_8bit") else "4bit" if quant.get("load_in_4bit") else "none"
+            )
+        dtype = getattr(cfg, "dtype", None) or getattr(cfg, "torch_dtype", None)
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "version": 1,
+            "classes": list(DECISIONS),
+            "pooling": "last_prompt_token",
+            "base_model": self.base_reference or getattr(cfg, "_name_or_path", None),
+            "model": {
+                "dtype": str(dtype).replace("torch.", "") if dtype else None,
+                "quantization": quantization,
+                "model_type": getattr(cfg, "model_type", None),
+                "hidden_size": self.gate.R_safe.width,
+            },
+            "rotated_layers": self.rotated_layers,
+            "safety_head": {"kind": self.safety_head.kind, "mlp_hidden": self.safety_head.mlp_hidden},
+            "safety_class_weights": self.safety_class_weights,
+            "so8t_version": _so8t_version(),
+        }
+
+    def save_so8t(self, out_dir: str | os.PathLike) -> Path:
+        """Write the peft adapter, so8t_state.safetensors and so8t.json into out_dir (never the base weights)."""
+        from safetensors.torch import save_file
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        if hasattr(self.base_model, "peft_config"):
+            self.base_model.save_pretrained(str(out), safe_serialization=True)
+        save_file(self.so8t_state_dict(), str(out / STATE_FILE))
+        (out / SO8T_JSON).write_text(json.dumps(self.checkpoint_info(), indent=2) + "\n")
+        return out
+
+    @classmethod
+    def load_so8t(
+        cls,
+        ckpt_dir: str | os.PathLike,
+        base: str | None = None,
+        quantization: str | None = None,
+        for_training: bool = False,
+        dtype: str | None = None,
+        device_map: Any = None,
+    ) -> SO8TModel:
+        """The checkpoint's adapter on a freshly loaded base (base/quantization override the recorded ones)."""
+        from peft import PeftModel
+        from safetensors.torch import load_file
+
+        from so8t.model.base import load_base
+
+        ckpt = Path(ckpt_dir)
+        info = read_checkpoint_info(ckpt)
+        model_info = info.get("model") or {}
+        base_path = base or info.get("base_model")
+        if not base_path:
+            raise UserError(f"{ckpt / SO8T_JSON} records no base_model; pass the base model path explicitly.")
+        cfg = {
+            "base": base_path,
+            "dtype": dtype or model_info.get("dtype") or "auto",
+            "quantization": quantization or "none",
+        }
+        hf, _ = load_base(cfg, for_training=for_training, device_map=device_map)
+        if (ckpt / "adapter_config.json").is_file():
+            hf = PeftModel.from_pretrained(hf, str(ckpt), is_trainable=for_training)
+        head = info.get("safety_head") or {}
+        model = cls(
+            hf,
+            safety_head_kind=head.get("kind", "linear"),
+            mlp_hidden=head.get("mlp_hidden"),
+            layers=info.get("rotated_layers", "all"),
+            safety_class_weights=info.get("safety_class_weights"),
+        )
+        model.base_reference = str(base_path)
+        missing = model.load_state_dict(load_file(str(ckpt / STATE_FILE)), strict=False)
+        if missing.unexpected_keys:
+            raise UserError(f"{ckpt / STATE_FILE}: keys {missing.unexpected_keys[:5]} do not fit this model.")
+        return model.train(for_training)
+
+
+def read_checkpoint_info(ckpt: Path) -> dict[str, Any]:
+    """so8t.json of a training checkpoint; UserError when missing or of another format."""
+    path = Path(ckpt) / SO8T_JSON
+    if not path.is_file():
+        raise UserError(
+            f"{ckpt} is not a so8t checkpoint: {SO8T_JSON} is missing. Point to checkpoints/checkpoint-N."
+        )
+    info = json.loads(path.read_text())
+    if info.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path}: format is {info.get('format')!r}, expected {CHECKPOINT_FORMAT!r}.")
+    return info
+
+
+def atomic_directory(target: Path) -> tuple[Path, Any]:
+    """(temp dir beside target, finish()) where finish renames the temp dir onto target."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+
+    def finish() -> None:
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+
+    return tmp, finish

@@ -1,0 +1,136 @@
+"""The embedded default base: a BPE tokenizer and a small LlamaForCausalLM, built here with no downloads.
+
+Cache: `$SO8T_CACHE_DIR/tiny-base-<recipe hash>` or `~/.cache/so8t/tiny-base-<recipe hash>`. The build takes a
+file lock and writes to a temporary folder that is renamed into place, so parallel tests and torchrun ranks
+never see a half-written folder. Embeddings are untied (`tie_word_embeddings: false`) so the LM head is its
+own weight, as in most larger bases. torch/transformers are imported inside the functions only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+TINY_RECIPE = {
+    "version": 1,
+    "vocab_size": 2048,
+    "hidden_size": 128,
+    "intermediate_size": 344,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+    "max_position_embeddings": 1024,
+    "tie_word_embeddings": False,
+    "seed": 0,
+    "corpus_problems": 3000,
+}
+SPECIAL_TOKENS = ["<pad>", "<eos>", "<unk>"]
+
+
+def default_cache_dir() -> Path:
+    """`$SO8T_CACHE_DIR`, else `~/.cache/so8t`."""
+    env = os.environ.get("SO8T_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "so8t"
+
+
+def _recipe_key() -> str:
+    return hashlib.sha256(json.dumps(TINY_RECIPE, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _corpus() -> list[str]:
+    """Text the tokenizer learns from: synthetic GSM8K-style problems and the bundled safety sets."""
+    from so8t.data.synthetic import generate_problems
+
+    texts = []
+    for ex in generate_problems(TINY_RECIPE["corpus_problems"], TINY_RECIPE["seed"]):
+        texts.append(f"Question: {ex.question}\nAnswer: {ex.answer}")
+    bundled = Path(__file__).resolve().parent.parent / "data" / "bundled"
+    for path in sorted(bundled.glob("safety_*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            parts = [f"Request: {rec.get('prompt', '')}\nDecision: {rec.get('decision', '')}"]
+            parts += [str(rec[k]) for k in ("rationale", "response") if rec.get(k)]
+            texts.append("\n".join(parts))
+    texts.append("ALLOW ESCALATE REFUSE Request: Decision: Question: Answer: ####")
+    return texts
+
+
+def _build_tokenizer(texts: list[str]):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=TINY_RECIPE["vocab_size"],
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        eos_token="<eos>",
+        bos_token="<eos>",
+        unk_token="<unk>",
+        padding_side="right",
+    )
+
+
+def _build_model(tokenizer):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(TINY_RECIPE["seed"])
+    r = TINY_RECIPE
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=r["hidden_size"],
+        intermediate_size=r["intermediate_size"],
+        num_hidden_layers=r["num_hidden_layers"],
+        num_attention_heads=r["num_attention_heads"],
+        num_key_value_heads=r["num_key_value_heads"],
+        max_position_embeddings=r["max_position_embeddings"],
+        tie_word_embeddings=r["tie_word_embeddings"],
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+    )
+    return LlamaForCausalLM(config)
+
+
+def build_tiny_base(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Build (once, cached by recipe hash) and return the tiny base folder: tokenizer + LlamaForCausalLM."""
+    from filelock import FileLock
+
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / f"tiny-base-{_recipe_key()}"
+    if (target / "config.json").is_file():
+        return target
+    with FileLock(str(root / f"tiny-base-{_recipe_key()}.lock")):
+        if (target / "config.json").is_file():
+            return target
+        tmp = Path(tempfile.mkdtemp(prefix=".tiny-base-", dir=root))
+        try:
+            tokenizer = _build_tokenizer(_corpus())
+            tokenizer.save_pretrained(tmp)
+            _build_model(tokenizer).save_pretrained(tmp, safe_serialization=True)
+            (tmp / "so8t_tiny_recipe.json").write_text(json.dumps(TINY_RECIPE, indent=1))
+            os.replace(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target

@@ -1,0 +1,118 @@
+"""Consolidation folds LoRA, the rotations, the gate and R_safe into plain weights with equal outputs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM
+
+from so8t.consolidate import add_arguments, consolidate_checkpoint, load_consolidated_safety_head, run_cli
+from so8t.errors import UserError
+from so8t.model.so8t import SO8TModel
+
+PROMPTS = ["Question: Tom has 12 apples and eats 3.\nAnswer:", "Request: open the door\nDecision:"]
+
+
+def _lm_head_input(model, enc):
+    seen = {}
+    handle = model.get_output_embeddings().register_forward_pre_hook(lambda m, a: seen.update(h=a[0]))
+    with torch.no_grad():
+        logits = model(**enc).logits
+    handle.remove()
+    return logits, seen["h"]
+
+
+def _check_fold(so8t_model, tokenizer, ckpt, out, head_kind="linear"):
+    so8t_model.save_so8t(ckpt)
+    consolidate_checkpoint(ckpt, out)
+    plain = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
+    enc = tokenizer(PROMPTS, return_tensors="pt", padding=True)
+    reference = SO8TModel.load_so8t(ckpt)  # same weights, unquantised, fp32
+    with torch.no_grad():
+        expected = reference(**enc)
+    logits, h = _lm_head_input(plain, enc)
+    assert (logits - expected.logits).abs().max().item() < 1e-4
+    pool = enc["attention_mask"].sum(-1) - 1
+    head = load_consolidated_safety_head(out)
+    with torch.no_grad():
+        safety = head(h[torch.arange(h.shape[0]), pool])
+    assert (safety - expected.safety_logits).abs().max().item() < 1e-4
+    assert head.kind == head_kind
+    return plain, expected
+
+
+def test_fold_is_exact_for_llama_with_lora_and_mlp_head(make_so8t, tiny_base_dir, tmp_path):
+    model, tok = make_so8t(tiny_base_dir, head="mlp")
+    plain, _ = _check_fold(model, tok, tmp_path / "ckpt", tmp_path / "out", head_kind="mlp")
+    assert not any("lora" in k for k in load_file(tmp_path / "out" / "model.safetensors"))
+    meta = json.loads((tmp_path / "out" / "so8t.json").read_text())
+    assert meta["format"] == "so8t-consolidated" and meta["classes"] == ["ALLOW", "ESCALATE", "REFUSE"]
+    assert (tmp_path / "out" / "tokenizer.json").is_file()
+    assert (tmp_path / "out" / "generation_config.json").is_file()
+    assert not list(tmp_path.glob(".out-*"))  # written atomically, no temp folder left
+
+
+def test_fold_is_exact_for_gpt2_conv1d(make_so8t, tiny_gpt2_dir, tmp_path):
+    model, tok = make_so8t(tiny_gpt2_dir)
+    assert type(model.hf_model.transformer.h[0].attn.c_proj.base_layer).__name__ == "Conv1D"
+    _check_fold(model, tok, tmp_path / "ckpt", tmp_path / "out")
+
+
+def test_fold_is_exact_for_tied_qwen2_and_unties_the_embeddings(make_so8t, tiny_qwen2_dir, tmp_path):
+    model, tok = make_so8t(tiny_qwen2_dir)
+    assert model.hf_model.config.tie_word_embeddings
+    assert model.rotations["0"].width == 96  # heads x head_dim != hidden size 64
+    plain, _ = _check_fold(model, tok, tmp_path / "ckpt", tmp_path / "out")
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["tie_word_embeddings"] is False
+    assert plain.get_output_embeddings().weight.data_ptr() != plain.get_input_embeddings().weight.data_ptr()
+    assert not torch.equal(plain.get_output_embeddings().weight, plain.get_input_embeddings().weight)
+
+
+def test_checkpoint_trained_on_8bit_base_consolidates_to_the_unquantised_so8t_model(
+    make_so8t, tiny_base_dir, tmp_path, capsys
+):
+    model, tok = make_so8t(tiny_base_dir, quantization="8bit", for_training=True)
+    enc = tok(PROMPTS, return_tensors="pt", padding=True)
+    labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(2):
+        opt.zero_grad()
+        out = model(**enc, labels=labels, safety_labels=torch.tensor([0, 2]))
+        (out.lm_loss + out.safety_loss).backward()
+        opt.step()
+    model.eval()
+    ckpt = tmp_path / "ckpt"
+    model.save_so8t(ckpt)
+    info_before = json.loads((ckpt / "so8t.json").read_text())
+    assert info_before["model"]["quantization"] == "8bit"
+    with torch.no_grad():
+        quantised_logits = model(**enc).logits
+    _, expected = _check_fold(model, tok, ckpt, tmp_path / "out")
+    error = (quantised_logits - expected.logits).abs().max().item()
+    with capsys.disabled():
+        print(f"\n8-bit base quantisation error (max |logit diff| vs unquantised SO8T): {error:.4g}")
+    assert error > 0  # the 8-bit model really is quantised; consolidation does not inherit that error
+
+
+def test_cli_consolidates_with_a_base_override(make_so8t, tiny_base_dir, tmp_path):
+    model, _ = make_so8t(tiny_base_dir)
+    model.save_so8t(tmp_path / "ckpt")
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(
+        [str(tmp_path / "ckpt"), "--out", str(tmp_path / "out"), "--base", str(tiny_base_dir)]
+    )
+    assert run_cli(args) == 0
+    assert (tmp_path / "out" / "so8t_safety_head.safetensors").is_file()
+
+
+def test_folder_without_so8t_json_is_rejected_with_a_readable_error(tmp_path):
+    with pytest.raises(UserError, match="so8t.json"):
+        consolidate_checkpoint(tmp_path, tmp_path / "out")
+    with pytest.raises(UserError, match="consolidate"):
+        load_consolidated_safety_head(tmp_path)

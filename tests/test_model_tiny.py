@@ -1,0 +1,45 @@
+"""The embedded tiny base: tokenizer and model built here, cached, round-trippable."""
+
+from __future__ import annotations
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from so8t.model.base import resolve_base_path
+from so8t.model.tiny import build_tiny_base
+
+
+def test_tiny_tokenizer_splits_digits_and_has_pad_and_eos(tiny_base_dir):
+    tok = AutoTokenizer.from_pretrained(tiny_base_dir)
+    pieces = tok.tokenize("#### 2048")
+    assert [p for p in pieces if p.strip("Ġ").isdigit()] == ["2", "0", "4", "8"]
+    assert tok.pad_token == "<pad>" and tok.eos_token == "<eos>" and tok.pad_token_id != tok.eos_token_id
+    assert 1000 <= len(tok) <= 4096
+    assert tok.decode(tok("Question: Ann has 15 eggs.")["input_ids"]) == "Question: Ann has 15 eggs."
+
+
+def test_tiny_model_is_a_small_untied_llama(tiny_base_dir):
+    model = AutoModelForCausalLM.from_pretrained(tiny_base_dir)
+    cfg = model.config
+    assert cfg.model_type == "llama" and cfg.hidden_size % 8 == 0 and cfg.num_hidden_layers == 4
+    assert cfg.tie_word_embeddings is False
+    assert (tiny_base_dir / "model.safetensors").is_file()
+
+
+def test_tiny_model_and_tokenizer_round_trip(tiny_base_dir, tmp_path):
+    model = AutoModelForCausalLM.from_pretrained(tiny_base_dir)
+    tok = AutoTokenizer.from_pretrained(tiny_base_dir)
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    again = AutoModelForCausalLM.from_pretrained(tmp_path)
+    ids = AutoTokenizer.from_pretrained(tmp_path)(["Question: 3 + 4?"], return_tensors="pt")
+    assert torch.equal(ids["input_ids"], tok(["Question: 3 + 4?"], return_tensors="pt")["input_ids"])
+    with torch.no_grad():
+        assert torch.equal(model(**ids).logits, again(**ids).logits)
+
+
+def test_build_is_cached_by_recipe_and_embedded_name_resolves(tiny_base_dir, so8t_cache_dir):
+    assert build_tiny_base(so8t_cache_dir) == tiny_base_dir
+    assert resolve_base_path("embedded:tiny") == str(tiny_base_dir)
+    assert resolve_base_path("/some/folder") == "/some/folder"
+    assert not list(so8t_cache_dir.glob(".tiny-base-*"))  # no temp folders left behind
