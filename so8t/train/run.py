@@ -1,0 +1,306 @@
+"""`so8t train`: build the SO8T model and data from a run config and train it with So8tTrainer.
+
+Reads top to bottom: base (pretrained tiny for embedded:tiny) -> LoRA -> SO8TModel -> data -> trainer ->
+train (resuming from the last complete checkpoint of the run) -> TrainResult.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from so8t.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+EMBEDDED_TINY = "embedded:tiny"
+CHECKPOINTS = "checkpoints"
+SAMPLE_PROMPTS = 4  # GSM8K + safety prompts generated at each evaluation
+
+
+@dataclass
+class TrainResult:
+    """Where training left its checkpoints, and the final training/evaluation metrics."""
+
+    checkpoint_dir: Path
+    best_checkpoint: Path | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def is_complete_checkpoint(path: Path) -> bool:
+    """A checkpoint folder with everything resume and consolidation read (saves are atomic renames)."""
+    return all(
+        (path / name).is_file() for name in ("so8t.json", "so8t_state.safetensors", "trainer_state.json")
+    )
+
+
+def last_complete_checkpoint(checkpoint_root: Path) -> Path | None:
+    """The highest-step complete `checkpoint-N` in the folder (staging leftovers of a crash are removed)."""
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    if not checkpoint_root.is_dir():
+        return None
+    for leftover in checkpoint_root.glob(".staging-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    steps = []
+    for path in checkpoint_root.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        suffix = path.name.rsplit("-", 1)[-1]
+        if suffix.isdigit() and is_complete_checkpoint(path):
+            steps.append((int(suffix), path))
+    return max(steps)[1] if steps else None
+
+
+def _precision_flags(precision: str) -> dict[str, bool]:
+    import torch
+
+    if precision == "auto":
+        gpu_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        precision = "bf16" if gpu_bf16 else "fp32"
+    return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+
+
+def training_arguments(cfg: Any, checkpoint_root: Path, report_to: list[str]) -> Any:
+    """HF TrainingArguments from the config's `train` section (Trainer keeps its own semantics for each)."""
+    import torch
+    from transformers import TrainingArguments
+
+    t = cfg.train
+    evaluate = t.eval_strategy != "no"
+    on_cpu = not torch.cuda.is_available()
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return TrainingArguments(
+        output_dir=str(checkpoint_root),
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        max_steps=t.max_steps if t.max_steps is not None else -1,
+        num_train_epochs=t.num_epochs,
+        per_device_train_batch_size=t.per_device_batch_size,
+        per_device_eval_batch_size=t.per_device_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        learning_rate=t.learning_rate,
+        weight_decay=t.weight_decay,
+        warmup_steps=t.warmup_ratio,  # a float below 1 is a share of the training steps
+        lr_scheduler_type=t.lr_scheduler,
+        max_grad_norm=t.max_grad_norm,
+        eval_strategy=t.eval_strategy,
+        eval_steps=t.eval_steps,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit,
+        logging_steps=t.logging_steps,
+        logging_first_step=True,
+        metric_for_best_model="loss" if evaluate else None,
+        greater_is_better=False if evaluate else None,
+        prediction_loss_only=True,
+        remove_unused_columns=False,
+        label_names=["labels"],
+        report_to=report_to,
+        run_name=cfg.logging.wandb.run_name,
+        # Head B and the rotations are always used; LoRA on layers skipped by gradient checkpointing too.
+        ddp_find_unused_parameters=False,
+        dataloader_num_workers=0,
+        use_cpu=on_cpu,  # under torchrun on CPU, Trainer runs DDP only when told it is on CPU
+        ddp_backend="gloo" if on_cpu and distributed else None,
+        **_precision_flags(t.precision),
+    )
+
+
+def _sample_prompts(validation: Any) -> list[dict[str, str]]:
+    from so8t.data import templates
+    from so8t.data.gsm8k import extract_gold
+
+    half = SAMPLE_PROMPTS // 2
+    rows = [
+        {"kind": "gsm8k", "prompt": templates.gsm8k_prompt(e.question), "gold": extract_gold(e.answer) or ""}
+        for e in validation.gsm8k[:half]
+    ]
+    rows += [
+        {"kind": "safety", "prompt": templates.safety_prompt(e.prompt), "gold": e.decision}
+        for e in validation.safety[:half]
+    ]
+    return rows
+
+
+def build_model(cfg: Any) -> tuple[Any, Any, str]:
+    """(SO8TModel ready to train, tokenizer, base reference recorded for the checkpoint)."""
+    import torch
+
+    from so8t.model.base import add_lora, load_base
+    from so8t.model.so8t import SO8TModel
+
+    model_cfg = cfg.model
+    if model_cfg.base == EMBEDDED_TINY and model_cfg.pretrain.enabled:
+        from so8t.train.pretrain import pretrained_tiny_base
+
+        base_dir = pretrained_tiny_base(model_cfg.pretrain, seed=cfg.seed, max_length=cfg.data.max_length)
+        model_cfg = model_cfg.model_copy(update={"base": str(base_dir)})
+    torch.manual_seed(cfg.seed)
+    base, tokenizer = load_base(model_cfg, for_training=True)
+    if model_cfg.gradient_checkpointing:
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        base.enable_input_require_grads()
+    peft_model = add_lora(base, model_cfg.lora)
+    model = SO8TModel(
+        peft_model,
+        safety_head_kind=cfg.safety.head,
+        mlp_hidden=cfg.safety.mlp_hidden,
+        layers=model_cfg.so8.layers,
+        safety_class_weights=cfg.safety.class_weights,
+    )
+    model.base_reference = model_cfg.base  # recorded in so8t.json: consolidation reloads this base
+    return model, tokenizer, model_cfg.base
+
+
+def build_trainer(cfg: Any, output_dir: Path, model: Any, tokenizer: Any) -> tuple[Any, Any]:
+    """(So8tTrainer, its SignalCheckpointCallback) with datasets from the config's sources."""
+    from so8t.data.sources import materialize
+    from so8t.train.callbacks import SampleGenerationCallback, SignalCheckpointCallback, configure_wandb
+    from so8t.train.collate import So8tCollator, build_dataset
+    from so8t.train.trainer import So8tTrainer
+
+    report_to = configure_wandb(cfg.logging.wandb, output_dir)
+    train_split = materialize(cfg, "train")
+    if len(train_split) == 0:
+        raise UserError("data.train yields no examples; add a source under data.train in the config.")
+    train_ds = build_dataset(
+        tokenizer,
+        train_split.gsm8k,
+        train_split.safety,
+        max_length=cfg.data.max_length,
+        safety_fraction=cfg.data.safety_fraction,
+        seed=cfg.seed,
+    )
+    eval_ds, samples = None, []
+    if cfg.train.eval_strategy != "no":
+        validation = materialize(cfg, "validation")
+        if len(validation) == 0:
+            raise UserError(
+                "data.validation yields no examples while train.eval_strategy is on; add validation "
+                "sources or set train.eval_strategy: no."
+            )
+        eval_ds = build_dataset(
+            tokenizer, validation.gsm8k, validation.safety, max_length=cfg.data.max_length
+        )
+        samples = _sample_prompts(validation)
+    signal_cb = SignalCheckpointCallback()
+    callbacks = [signal_cb]
+    if samples:
+        callbacks.append(SampleGenerationCallback(samples, tokenizer, output_dir / "samples.jsonl"))
+    trainer = So8tTrainer(
+        model=model,
+        args=training_arguments(cfg, output_dir / CHECKPOINTS, report_to),
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        data_collator=So8tCollator(pad_token_id=tokenizer.pad_token_id),
+        processing_class=tokenizer,
+        callbacks=callbacks,
+        safety_learning_rate=cfg.train.safety_learning_rate,
+        loss_weights={
+            "safety": cfg.safety.loss_weight,
+            "pet": cfg.pet.weight,
+            "pet_start": cfg.pet.start_fraction,
+            "pet_full": cfg.pet.full_fraction,
+        },
+        class_weights=cfg.safety.class_weights,
+    )
+    return trainer, signal_cb
+
+
+def train_from_config(cfg: Any, output_dir: str | Path) -> TrainResult:
+    """Train an SO8T model as the config says; resume from the last complete checkpoint in the run directory."""
+    import torch
+    from transformers import set_seed
+
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    set_seed(cfg.seed)
+    model, tokenizer, _ = build_model(cfg)
+    trainer, signal_cb = build_trainer(cfg, output_dir, model, tokenizer)
+    resume = last_complete_checkpoint(output_dir / CHECKPOINTS)
+    if resume is not None:
+        logger.info("resuming from %s", resume)
+    try:
+        output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    except torch.OutOfMemoryError as exc:
+        saved = trainer.save_emergency_checkpoint()
+        raise UserError(
+            f"Training ran out of memory at step {trainer.state.global_step} ({exc}). An emergency checkpoint was "
+            f"written to {saved}; the run resumes from it. Lower train.per_device_batch_size (raising "
+            "train.gradient_accumulation_steps keeps the effective batch), data.max_length, or enable "
+            "model.gradient_checkpointing or model.quantization: 4bit."
+        ) from exc
+    if signal_cb.received is not None:
+        step = trainer.state.global_step
+        logger.warning("stopped by signal %s; checkpoint-%s saved, rerun to resume", signal_cb.received, step)
+        raise SystemExit(128 + int(signal_cb.received))
+    final = output_dir / CHECKPOINTS / f"checkpoint-{trainer.state.global_step}"
+    if not is_complete_checkpoint(final):
+        trainer.save_emergency_checkpoint()
+    best = trainer.state.best_model_checkpoint
+    metrics = dict(output.metrics)
+    if trainer.state.best_metric is not None:
+        metrics["best_eval_loss"] = trainer.state.best_metric
+    metrics["global_step"] = trainer.state.global_step
+    for entry in reversed(trainer.state.log_history):
+        if "eval_loss" in entry:
+            metrics.update({k: v for k, v in entry.items() if k.startswith("eval_")})
+            break
+    _finish_wandb()
+    return TrainResult(checkpoint_dir=final, best_checkpoint=Path(best) if best else None, metrics=metrics)
+
+
+def _finish_wandb() -> None:
+    try:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="run config (YAML)")
+    parser.add_argument("--output-dir", default=None, help="run directory (default: the config's output_dir)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set train.max_steps=50 (repeatable)",
+    )
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    from so8t.config import load_config, resolved_config_yaml
+
+    cfg = load_config(args.config, args.overrides)
+    output_dir = Path(args.output_dir or cfg.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "config.resolved.yaml").write_text(resolved_config_yaml(cfg))
+    result = train_from_config(cfg, output_dir)
+    print(f"checkpoint: {result.checkpoint_dir}")
+    if result.best_checkpoint:
+        print(f"best checkpoint: {result.best_checkpoint}")
+    return 0
+
+
+def _ddp_main() -> int:  # pragma: no cover - entry point for `torchrun -m so8t.train.run CONFIG`
+    parser = argparse.ArgumentParser(prog="python -m so8t.train.run")
+    add_arguments(parser)
+    try:
+        return run_cli(parser.parse_args())
+    except UserError as exc:
+        print(exc)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    raise SystemExit(_ddp_main())

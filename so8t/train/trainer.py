@@ -1,0 +1,340 @@
+"""So8tTrainer: HF Trainer with the SO8T loss, two learning rates and adapter-only, atomic checkpoints.
+
+Everything else (gradient accumulation, schedulers, clipping, evaluation, mixed precision, DDP, resume,
+reporting) stays Trainer's. The loss is
+
+    lm_sum / n_lm_tokens + safety.loss_weight * safety_sum / n_safety_rows + pet_weight(step) * pet_sum / n_triples
+
+where every count is taken over the whole accumulated batch (all micro-batches of one optimizer step, all
+ranks), so 4 x 1 accumulation gives the same update as 1 x 4 for every part.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from transformers import Trainer
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from so8t.errors import UserError
+from so8t.train.callbacks import ThroughputMetrics
+
+IGNORE_INDEX = -100
+STAGING_PREFIX = ".staging-"  # never matches HF's ^checkpoint-N$ pattern, so resume can't pick a partial save
+
+
+class NonFiniteLossError(UserError):
+    """The training loss became NaN or infinite; the run stopped before the bad update."""
+
+
+@dataclass
+class LossCounts:
+    """Normalisers of the three loss parts: LM target tokens, (weighted) safety rows, PET triples."""
+
+    lm: float
+    safety: float
+    pet: float
+
+
+def count_loss_items(batch: dict[str, torch.Tensor], class_weights: torch.Tensor | None) -> LossCounts:
+    """Counts of one micro-batch, as SO8TModel counts them (position 0 is never an LM target)."""
+    from so8t.model.pet import pet_triples
+
+    labels = batch["labels"][:, 1:]
+    safety = batch["safety_labels"]
+    valid = safety.ne(IGNORE_INDEX)
+    if class_weights is None:
+        n_safety = float(valid.sum())
+    else:  # weighted cross-entropy normalises by the summed weights of its rows
+        n_safety = float(class_weights.cpu()[safety[valid].cpu()].sum())
+    return LossCounts(
+        float(labels.ne(IGNORE_INDEX).sum()), n_safety, float(pet_triples(batch["attention_mask"]).sum())
+    )
+
+
+def load_trainable_state(model: nn.Module, checkpoint_dir: str) -> None:
+    """Load a checkpoint's peft adapter and so8t state (rotations, head B) into `model` in place."""
+    from peft import PeftModel, set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    adapter_file = os.path.join(checkpoint_dir, "adapter_model.safetensors")
+    peft_model = next((m for m in model.modules() if isinstance(m, PeftModel)), None)
+    if peft_model is not None and os.path.isfile(adapter_file):
+        result = set_peft_model_state_dict(peft_model, load_file(adapter_file))
+        if result.unexpected_keys:
+            raise RuntimeError(f"{adapter_file}: unexpected adapter keys {result.unexpected_keys[:5]}")
+    state = load_file(os.path.join(checkpoint_dir, "so8t_state.safetensors"))
+    loaded = model.load_state_dict(state, strict=False)
+    if loaded.unexpected_keys:
+        raise RuntimeError(
+            f"{checkpoint_dir}: so8t state keys not in the model: {loaded.unexpected_keys[:5]}"
+        )
+
+
+def _world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+class So8tTrainer(Trainer):
+    """HF Trainer for an SO8TModel. Extra arguments: the run config sections it reads.
+
+    `loss_weights`: {"safety": safety.loss_weight, "pet": pet.weight, "pet_start": ..., "pet_full": ...};
+    `safety_learning_rate`: learning rate of rotations and head B (LoRA uses args.learning_rate);
+    `class_weights`: head-B class weights or None.
+    """
+
+    loss_is_scaled_for_ga = True  # each part is normalised by its count over the whole accumulated batch
+
+    def __init__(
+        self,
+        *args: Any,
+        safety_learning_rate: float,
+        loss_weights: dict[str, float],
+        class_weights: list[float] | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(*args, **kwargs)
+        self.model_accepts_loss_kwargs = False  # the model returns no loss of its own here; see compute_loss
+        self.safety_learning_rate = safety_learning_rate
+        self.loss_weights = loss_weights
+        self.class_weights = (
+            None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
+        )
+        self._step_counts: LossCounts | None = None
+        self._tokens_in_step = 0
+        self._log_parts: dict[str, float] = {}
+        self._log_micro = 0
+        self._eval_parts: dict[str, float] = {}
+        self._eval_batches = 0
+        self.tokens_seen = 0
+        self.throughput = ThroughputMetrics()
+
+    # ---- loss ------------------------------------------------------------------------------------------
+
+    def current_pet_weight(self) -> float:
+        from so8t.model.pet import pet_weight
+
+        total = max(int(self.state.max_steps or 1), 1)
+        return float(
+            pet_weight(
+                self.state.global_step,
+                total,
+                self.loss_weights["pet"],
+                self.loss_weights["pet_start"],
+                self.loss_weights["pet_full"],
+            )
+        )
+
+    def get_batch_samples(
+        self, epoch_iterator: Any, num_batches: int, device: torch.device
+    ) -> tuple[list, Any]:
+        """Fetch the micro-batches of one optimizer step and count loss items over all of them (and all ranks)."""
+        batch_samples, num_items = super().get_batch_samples(epoch_iterator, num_batches, device)
+        counts = [count_loss_items(b, self.class_weights) for b in batch_samples]
+        totals = torch.tensor(
+            [[c.lm, c.safety, c.pet] for c in counts] or [[0.0, 0.0, 0.0]], dtype=torch.float64
+        )
+        totals = totals.sum(0)
+        tokens = sum(int(b["attention_mask"].sum()) for b in batch_samples)
+        if _world_size() > 1:
+            totals = totals.to(device)
+            dist.all_reduce(totals)
+            totals = totals.cpu()
+        self._step_counts = LossCounts(*totals.tolist())
+        self._tokens_in_step = tokens * _world_size()
+        self.tokens_seen += self._tokens_in_step
+        return batch_samples, num_items
+
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, torch.Tensor],
+        return_outputs: bool = False,
+        num_items_in_batch: Any = None,
+    ) -> Any:
+        # The model returns summed parts; dividing by counts of the whole accumulated batch is done here.
+        output = model(
+            input_ids=inputs["input_ids"],
+            attention_mask=inputs["attention_mask"],
+            labels=inputs["labels"],
+            safety_labels=inputs["safety_labels"],
+            pool_index=inputs["pool_index"],
+        )
+        lm_sum, safety_sum, pet_sum = output.lm_loss_sum, output.safety_loss_sum, output.pet_sum
+        training = model.training and self._step_counts is not None
+        counts = self._step_counts if training else count_loss_items(inputs, self.class_weights)
+        lm = lm_sum / max(counts.lm, 1.0)
+        safety = safety_sum / max(counts.safety, 1e-12) if counts.safety > 0 else safety_sum
+        pet = pet_sum / max(counts.pet, 1.0)
+        pet_w = self.current_pet_weight()
+        loss = lm + self.loss_weights["safety"] * safety + pet_w * pet
+        if training:
+            if not bool(torch.isfinite(loss.detach())):
+                raise NonFiniteLossError(
+                    f"The training loss became {loss.item()} at step {self.state.global_step} (lm {lm.item():.4g}, "
+                    f"safety {safety.item():.4g}, pet {pet.item():.4g}); training stopped before applying it. The "
+                    "last good checkpoint is kept in the run's checkpoints/ folder. Lower train.learning_rate or "
+                    "train.safety_learning_rate, use precision: fp32 or bf16 instead of fp16, or check the data."
+                )
+            self._accumulate(self._log_parts, lm, safety, pet, pet_w)
+            loss = (
+                loss * _world_size()
+            )  # DDP averages gradients over ranks; the counts already span all ranks
+        else:
+            self._accumulate(self._eval_parts, lm, safety, pet, pet_w)
+            self._eval_batches += 1
+        if return_outputs:  # a dict, which Trainer's prediction_step knows how to take apart
+            return loss, {"logits": output.logits, "safety_logits": output.safety_logits}
+        return loss
+
+    @staticmethod
+    def _accumulate(
+        store: dict[str, float], lm: torch.Tensor, safety: torch.Tensor, pet: torch.Tensor, pet_w: float
+    ) -> None:
+        for key, value in (("lm_loss", lm), ("safety_loss", safety), ("pet", pet)):
+            store[key] = store.get(key, 0.0) + float(value.detach())
+        store["pet_weight"] = pet_w
+
+    def training_step(
+        self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None
+    ) -> torch.Tensor:
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        self._log_micro += 1
+        return loss / _world_size()  # report the loss itself, not its DDP-scaled form
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Add the loss parts (per optimizer step, averaged since the last log) to Trainer's training logs."""
+        if "loss" in logs and self._log_parts:
+            steps = max(self.state.global_step - self._parts_logged_at, 1)
+            for key in ("lm_loss", "safety_loss", "pet"):
+                logs[key] = self._log_parts.get(key, 0.0) / steps
+            logs["pet_weight"] = self._log_parts.get("pet_weight", 0.0)
+            self._log_parts = {}
+            self._parts_logged_at = self.state.global_step
+        if "loss" in logs:
+            logs.update(self.throughput.collect(self))
+        super().log(logs, start_time)
+
+    _parts_logged_at = 0
+
+    def evaluation_loop(self, *args: Any, **kwargs: Any) -> Any:
+        """Trainer's loop, plus the averaged eval loss parts as `<prefix>_lm_loss`, `_safety_loss`, `_pet`."""
+        self._eval_parts, self._eval_batches = {}, 0
+        output = super().evaluation_loop(*args, **kwargs)
+        prefix = kwargs.get("metric_key_prefix", args[3] if len(args) > 3 else "eval")
+        for key in ("lm_loss", "safety_loss", "pet"):
+            if self._eval_batches:
+                output.metrics[f"{prefix}_{key}"] = self._eval_parts.get(key, 0.0) / self._eval_batches
+        return output
+
+    # ---- optimizer -------------------------------------------------------------------------------------
+
+    def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
+        """AdamW with LoRA at args.learning_rate and rotations + head B at safety_learning_rate.
+
+        Generators and biases get no weight decay (decay would pull the rotations towards the identity).
+        Every trainable parameter must land in exactly one group.
+        """
+        if self.optimizer is not None:
+            return self.optimizer
+        opt_model = self.model if model is None else model
+        wd = self.args.weight_decay
+        groups: dict[str, dict[str, Any]] = {
+            "lora": {"params": [], "lr": self.args.learning_rate, "weight_decay": wd},
+            "so8t": {"params": [], "lr": self.safety_learning_rate, "weight_decay": wd},
+            "so8t_no_decay": {"params": [], "lr": self.safety_learning_rate, "weight_decay": 0.0},
+        }
+        trainable = [(n, p) for n, p in opt_model.named_parameters() if p.requires_grad]
+        for name, param in trainable:
+            if "lora_" in name:
+                groups["lora"]["params"].append(param)
+            elif "generators" in name or param.ndim < 2:
+                groups["so8t_no_decay"]["params"].append(param)
+            else:
+                groups["so8t"]["params"].append(param)
+        param_groups = [dict(g, name=k) for k, g in groups.items() if g["params"]]
+        optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, opt_model)
+        optimizer_kwargs.pop("lr", None)
+        self.optimizer = optimizer_cls(param_groups, **optimizer_kwargs)
+        in_optimizer = {id(p) for g in self.optimizer.param_groups for p in g["params"]}
+        missing = [n for n, p in trainable if id(p) not in in_optimizer]
+        assert not missing, f"trainable parameters missing from the optimizer: {missing[:5]}"
+        return self.optimizer
+
+    # ---- checkpoints -----------------------------------------------------------------------------------
+
+    def _so8t_model(self) -> Any:
+        return self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        """Adapter + so8t state + so8t.json (+ tokenizer); never the base weights."""
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        if not self.args.should_save:
+            return
+        os.makedirs(output_dir, exist_ok=True)
+        self._so8t_model().save_so8t(output_dir)
+        if self.processing_class is not None:
+            self.processing_class.save_pretrained(output_dir)
+
+    def _get_output_dir(self, trial: Any) -> str:
+        staging = getattr(self, "_staging_dir", None)
+        return staging if staging else super()._get_output_dir(trial)
+
+    def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
+        """Trainer's checkpoint, written into a staging folder and renamed to checkpoint-N when complete."""
+        run_dir = super()._get_output_dir(trial)
+        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        final = os.path.join(run_dir, name)
+        staging_root = os.path.join(run_dir, f"{STAGING_PREFIX}{name}")
+        if self.args.should_save:
+            shutil.rmtree(staging_root, ignore_errors=True)
+        self._staging_dir = staging_root
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._staging_dir = None
+        if _world_size() > 1:  # every rank has written its own RNG state into the staging folder
+            dist.barrier()
+        if self.args.should_save:
+            staged = os.path.join(staging_root, name)
+            if os.path.isdir(final):  # the same step saved again (emergency save after a regular one)
+                shutil.rmtree(final)
+            os.replace(staged, final)
+            shutil.rmtree(staging_root, ignore_errors=True)
+            best = self.state.best_model_checkpoint
+            if best and best.startswith(staging_root):
+                self.state.best_model_checkpoint = final
+                self.state.save_to_json(os.path.join(final, "trainer_state.json"))
+            if self.state.best_global_step and self.state.best_model_checkpoint is None:
+                best_dir = os.path.join(run_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.best_global_step}")
+                if os.path.isdir(best_dir):
+                    self.state.best_model_checkpoint = best_dir
+            from transformers.trainer_utils import rotate_checkpoints
+
+            rotate_checkpoints(
+                output_dir=run_dir,
+                save_total_limit=self.args.save_total_limit,
+                best_model_checkpoint=self.state.best_model_checkpoint,
+                use_mtime=False,
+            )
+        if _world_size() > 1:
+            dist.barrier()
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
+        """Load the adapter and so8t state of a checkpoint into the model being trained (the base stays)."""
+        load_trainable_state(self._so8t_model() if model is None else model, resume_from_checkpoint)
+
+    def save_emergency_checkpoint(self) -> str | None:
+        """Save a checkpoint of the current step now (signal, OOM); returns its folder, None off the main rank."""
+        self._save_checkpoint(self.model_wrapped, trial=None)
+        if not self.args.should_save:
+            return None
+        return os.path.join(
+            super()._get_output_dir(None), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        )

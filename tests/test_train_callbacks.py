@@ -1,0 +1,96 @@
+"""Training logs, sample generations, W&B modes and the pretraining cache."""
+
+from __future__ import annotations
+
+import json
+import os
+from types import SimpleNamespace
+
+import pytest
+from train_fixtures import run_config
+
+from so8t.errors import UserError
+from so8t.train.callbacks import configure_wandb
+from so8t.train.run import train_from_config
+
+
+def test_training_logs_loss_parts_learning_rates_throughput_and_memory(tiny_base_dir, tmp_path):
+    cfg = run_config(
+        tiny_base_dir,
+        train={
+            "max_steps": 4,
+            "save_steps": 2,
+            "logging_steps": 2,
+            "eval_strategy": "steps",
+            "eval_steps": 2,
+        },
+    )
+    result = train_from_config(cfg, tmp_path)
+    history = json.loads((result.checkpoint_dir / "trainer_state.json").read_text())["log_history"]
+    train_logs = [e for e in history if "loss" in e]
+    assert train_logs
+    for key in (
+        "lm_loss",
+        "safety_loss",
+        "pet",
+        "pet_weight",
+        "grad_norm",
+        "learning_rate_lora",
+        "learning_rate_safety",
+        "tokens_per_s",
+    ):
+        assert key in train_logs[-1], key
+    assert any(k.startswith("memory_") for k in train_logs[-1])
+    first = train_logs[0]  # both groups follow the same schedule, so their ratio is the configured one
+    assert first["learning_rate_lora"] > 0
+    assert first["learning_rate_safety"] / first["learning_rate_lora"] == pytest.approx(3e-3 / 1e-3)
+    eval_logs = [e for e in history if "eval_loss" in e]
+    assert {"eval_lm_loss", "eval_safety_loss", "eval_pet"} <= set(eval_logs[-1])
+    assert result.best_checkpoint is not None and result.best_checkpoint.is_dir()
+    samples = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
+    assert {s["kind"] for s in samples} == {"gsm8k", "safety"}
+    assert {s["step"] for s in samples} == {2, 4}
+    assert all({"prompt", "output", "extracted", "gold"} <= set(s) for s in samples)
+
+
+def _wandb_cfg(mode: str) -> SimpleNamespace:
+    return SimpleNamespace(mode=mode, project="so8t", entity=None, run_name=None)
+
+
+def test_online_wandb_without_an_api_key_is_a_user_error(monkeypatch, tmp_path):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    with pytest.raises(UserError, match="WANDB_API_KEY"):
+        configure_wandb(_wandb_cfg("online"), tmp_path)
+
+
+def test_offline_wandb_writes_under_the_run_directory(monkeypatch, tmp_path):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    for key in ("WANDB_DIR", "WANDB_PROJECT"):
+        monkeypatch.delenv(key, raising=False)
+    assert configure_wandb(_wandb_cfg("offline"), tmp_path) == ["wandb"]
+    assert os.environ["WANDB_MODE"] == "offline" and os.environ["WANDB_DIR"] == str(tmp_path)
+
+
+def test_disabled_wandb_reports_nowhere(monkeypatch, tmp_path):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    assert configure_wandb(_wandb_cfg("disabled"), tmp_path) == ["none"]
+
+
+def test_pretraining_learns_is_cached_and_never_reads_held_out_safety(monkeypatch, tmp_path):
+    from so8t.config import PretrainConfig
+    from so8t.data.safety import bundled_safety_path, read_safety
+    from so8t.train import pretrain
+
+    monkeypatch.setattr(pretrain, "cache_root", lambda: tmp_path)
+    recipe = PretrainConfig(steps=30, batch_size=8, learning_rate=3e-3, examples=200)
+    out = pretrain.pretrained_tiny_base(recipe, seed=0, max_length=96)
+    metrics = json.loads((out / "so8t_pretrain.json").read_text())
+    assert metrics["pretrain_final_loss"] < metrics["pretrain_first_loss"]
+    stamp = (out / "so8t_pretrain.json").stat().st_mtime_ns
+    assert pretrain.pretrained_tiny_base(recipe, seed=0, max_length=96) == out
+    assert (out / "so8t_pretrain.json").stat().st_mtime_ns == stamp  # reused, not retrained
+    texts = "\n".join(pretrain.corpus_texts(200, 0))
+    for split in ("validation", "test"):
+        assert not any(e.prompt in texts for e in read_safety(bundled_safety_path(split)))
+    assert all(e.prompt in texts for e in read_safety(bundled_safety_path("train"))[:20])

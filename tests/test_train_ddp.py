@@ -1,0 +1,61 @@
+"""Scale-out: the same trainer under torchrun with two CPU processes (DDP over gloo)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from train_fixtures import REPO, subprocess_env, write_config
+
+from so8t.train.run import last_complete_checkpoint
+
+
+def test_two_process_torchrun_on_cpu_completes_with_one_checkpoint_set(tiny_base_dir, tmp_path):
+    config = write_config(
+        tmp_path / "run.yaml",
+        tiny_base_dir,
+        model={
+            "base": str(tiny_base_dir),
+            "dtype": "float32",
+            "gradient_checkpointing": True,
+            "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
+            "pretrain": {"enabled": False},
+        },
+        train={
+            "max_steps": 4,
+            "save_steps": 2,
+            "per_device_batch_size": 2,
+            "eval_strategy": "steps",
+            "eval_steps": 2,
+            "save_total_limit": None,
+        },
+    )
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "so8t.train.run",
+            str(config),
+            "--output-dir",
+            str(out),
+        ],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    ckpt = last_complete_checkpoint(out / "checkpoints")
+    assert ckpt == out / "checkpoints" / "checkpoint-4"
+    state = json.loads((ckpt / "trainer_state.json").read_text())
+    assert state["global_step"] == 4
+    assert any("eval_loss" in entry for entry in state["log_history"])
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-2", "checkpoint-4"]
