@@ -1,0 +1,213 @@
+"""`so8t eval`: lm-eval's simple_evaluate with the so8t backend and the so8t tasks, results in lm-eval's format.
+
+No --include_path is needed (the so8t task folder is always included); any built-in lm-eval task name
+works too. The task index is built once per process (it scans every lm-eval task YAML) and reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from so8t.errors import UserError
+
+_TASK_MANAGER: Any = None
+
+
+def task_manager(metadata: dict[str, Any] | None = None) -> Any:
+    """lm-eval's TaskManager with the so8t tasks, indexed once per process, carrying this run's metadata."""
+    global _TASK_MANAGER
+    from lm_eval.tasks import TaskManager
+    from lm_eval.tasks._factory import TaskFactory
+
+    from so8t.harness.plugin import tasks_dir
+
+    if _TASK_MANAGER is None:
+        _TASK_MANAGER = TaskManager(include_path=tasks_dir(), metadata={})
+    manager = copy.copy(_TASK_MANAGER)
+    # metadata reaches the tasks through the factory (e.g. data_files for the local tasks)
+    manager.metadata = dict(metadata or {})
+    manager._factory = TaskFactory(meta=manager.metadata)
+    return manager
+
+
+def _check_tasks(manager: Any, tasks: list[str]) -> None:
+    unknown = [
+        t for t in tasks if t not in manager.all_tasks and not (t.endswith(".yaml") and Path(t).is_file())
+    ]
+    if unknown:
+        ours = ", ".join(t for t in manager.all_tasks if t.startswith("so8t_"))
+        raise UserError(
+            f"unknown task(s): {', '.join(unknown)}; use an so8t task ({ours}) or any lm-eval task name "
+            "(`lm_eval ls tasks` lists them)."
+        )
+
+
+def evaluate(
+    model: str,
+    tasks: list[str],
+    out: str | Path,
+    *,
+    limit: int | float | None = None,
+    model_args: dict[str, Any] | None = None,
+    batch_size: int | str = 8,
+    bootstrap_iters: int = 1000,
+    metadata: dict[str, Any] | None = None,
+    log_samples: bool = False,
+    max_gen_toks: int | None = None,
+    device: str | None = None,
+) -> dict:
+    """Evaluate `model` (consolidated folder, checkpoint or run directory) with the so8t backend.
+
+    Writes lm-eval's results JSON to `out` (the keys `lm_eval --output_path` writes) and, with
+    `log_samples`, lm-eval's `samples_<task>_<date>.jsonl` files beside it. Returns the results dict
+    as simple_evaluate gives it (including "samples" when logged).
+    """
+    from lm_eval import simple_evaluate
+    from lm_eval.loggers import EvaluationTracker
+    from lm_eval.utils import handle_non_serializable
+
+    from so8t.harness.plugin import register_model
+
+    register_model()
+    out = Path(out)
+    if out.suffix != ".json":
+        raise UserError(f"--out {out}: give a .json file path for the results.")
+    args = {"pretrained": str(model), **(model_args or {})}
+    device = device or args.pop("device", None)
+    args.pop("device", None)  # one place only: simple_evaluate passes it to the backend
+    if device is None:  # HFLM's own default ("cuda") fails on machines without one
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    manager = task_manager({**args, **(metadata or {})})
+    _check_tasks(manager, list(tasks))
+    tracker = EvaluationTracker(output_path=str(out))
+    results = simple_evaluate(
+        model="so8t",
+        model_args=args,
+        tasks=list(tasks),
+        batch_size=batch_size,
+        device=device,
+        limit=limit,
+        bootstrap_iters=bootstrap_iters,
+        log_samples=log_samples,
+        evaluation_tracker=tracker,
+        gen_kwargs={"max_gen_toks": int(max_gen_toks)} if max_gen_toks else None,
+        task_manager=manager,
+        metadata=metadata,
+    )
+    if results is None:  # a non-zero rank under data parallelism: rank 0 writes
+        return {}
+    samples = results.pop("samples", None)
+    tracker.general_config_tracker.log_end_time()
+    written = dict(results)
+    written["task_hashes"] = _task_hashes(samples)
+    from dataclasses import asdict
+
+    written.update(asdict(tracker.general_config_tracker))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(
+        json.dumps(written, indent=2, default=handle_non_serializable, ensure_ascii=False), encoding="utf-8"
+    )
+    tmp.replace(out)
+    if samples:
+        from datetime import datetime
+
+        tracker.date_id = datetime.now().isoformat().replace(":", "-")
+        for task_name in results["configs"]:
+            # the tracker sanitises samples in place (numbers to strings); the caller keeps the originals
+            tracker.save_results_samples(task_name=task_name, samples=copy.deepcopy(samples[task_name]))
+        results["samples"] = samples
+    return results
+
+
+def _task_hashes(samples: dict | None) -> dict[str, str]:
+    if not samples:
+        return {}
+    from lm_eval.utils import hash_string
+
+    return {
+        task: hash_string("".join(s["doc_hash"] + s["prompt_hash"] + s["target_hash"] for s in task_samples))
+        for task, task_samples in samples.items()
+    }
+
+
+def parse_model_args(text: str | None) -> dict[str, Any]:
+    """ "k=v,k2=v2" -> dict, values typed the way lm-eval types them."""
+    from lm_eval.utils import simple_parse_args_string
+
+    return simple_parse_args_string(text) if text else {}
+
+
+def parse_metadata(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(
+            f'--metadata {text!r} is not JSON ({exc.msg}); e.g. \'{{"data_files": "test.jsonl"}}\'.'
+        ) from exc
+    if not isinstance(value, dict):
+        raise UserError(f"--metadata must be a JSON object, got {type(value).__name__}.")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="consolidated folder, training checkpoint or run directory")
+    parser.add_argument("--tasks", required=True, help="comma-separated so8t or lm-eval task names")
+    parser.add_argument("--out", required=True, help="results file (.json, lm-eval's format)")
+    parser.add_argument(
+        "--limit", type=float, default=None, help="documents per task (an int, or a fraction < 1)"
+    )
+    parser.add_argument(
+        "--model-args",
+        default=None,
+        help="so8t backend args k=v,... (decision_source, allow_threshold, base, quantization, dtype, ...)",
+    )
+    parser.add_argument("--batch-size", default="8", help="batch size (int or 'auto')")
+    parser.add_argument(
+        "--metadata", default=None, help='JSON passed to the tasks, e.g. \'{"data_files": "test.jsonl"}\''
+    )
+    parser.add_argument(
+        "--log-samples", action="store_true", help="also write per-document samples beside --out"
+    )
+    parser.add_argument(
+        "--bootstrap-iters", type=int, default=1000, help="bootstrap resamples for standard errors"
+    )
+    parser.add_argument("--max-gen-toks", type=int, default=None, help="cap on generated tokens per request")
+    parser.add_argument("--device", default=None, help="device (default: cuda when available, else cpu)")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    if not tasks:
+        raise UserError("--tasks is empty; name at least one task, e.g. --tasks so8t_safety.")
+    limit = args.limit
+    if limit is not None and limit >= 1:
+        limit = int(limit)
+    batch_size: int | str = int(args.batch_size) if str(args.batch_size).isdigit() else args.batch_size
+    results = evaluate(
+        args.model,
+        tasks,
+        Path(args.out),
+        limit=limit,
+        model_args=parse_model_args(args.model_args),
+        batch_size=batch_size,
+        bootstrap_iters=args.bootstrap_iters,
+        metadata=parse_metadata(args.metadata),
+        log_samples=args.log_samples,
+        max_gen_toks=args.max_gen_toks,
+        device=args.device,
+    )
+    if results:
+        from lm_eval.utils import make_table
+
+        print(make_table(results))
+        print(f"results: {args.out}")
+    return 0

@@ -1,0 +1,154 @@
+"""Teach the stock `lm_eval` CLI `--model so8t` and the so8t tasks, without importing lm_eval early.
+
+lm-eval 0.4.13 has no plugin discovery, so an installed `.pth` file (so8t-lm-eval.pth, copied into
+site-packages by setup.py) calls `install()` at interpreter start. `install()` only puts a small
+finder on `sys.meta_path`; nothing else is imported (no torch, no lm_eval). When `lm_eval.models` is
+imported later, the finder adds `so8t` to lm-eval's model registry as a lazy placeholder; registering
+before that would make the registry non-empty, and `get_model` would then skip importing
+`lm_eval.models`, losing `--model hf`. When `lm_eval.tasks.manager` is imported, TaskManager learns
+the installed so8t task folder as an extra include path, so `--include_path` is optional.
+
+Newer lm-eval releases load the `lm_eval.models` entry point themselves; the placeholder is that same
+entry point, so either order of registration leaves one consistent entry. Set SO8T_LM_EVAL_HOOK=0 to
+switch the startup hook off.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Annotations below use `object`: importing `typing` here would cost every interpreter start.
+MODEL_NAME = "so8t"
+MODEL_TARGET = "so8t.harness.backend:So8tLM"
+ENTRY_POINT_GROUP = "lm_eval.models"
+HOOK_ENV = "SO8T_LM_EVAL_HOOK"
+
+
+def tasks_dir() -> str:
+    """The folder holding the so8t task YAMLs (the installed `so8t.tasks` package)."""
+    import so8t.tasks
+
+    return os.path.dirname(os.path.abspath(so8t.tasks.__file__))
+
+
+def _model_placeholder() -> object:
+    """The lazy target: this distribution's `lm_eval.models` entry point when installed, else its path."""
+    from importlib.metadata import entry_points
+
+    for entry_point in entry_points(group=ENTRY_POINT_GROUP, name=MODEL_NAME):
+        if entry_point.value.replace(" ", "") == MODEL_TARGET:
+            return entry_point
+    return MODEL_TARGET
+
+
+def register_model() -> None:
+    """Register `so8t` in lm-eval's model registry (idempotent; keeps an existing registration)."""
+    import lm_eval.models  # noqa: F401  (fills the registry first: see the module docstring)
+    from lm_eval.api.registry import model_registry
+
+    if MODEL_NAME not in model_registry:
+        model_registry.register(MODEL_NAME, target=_model_placeholder())
+
+
+def with_so8t_tasks(include_path: object) -> object:
+    """`include_path` plus the so8t task folder (once; paths compared after resolving)."""
+    ours = tasks_dir()
+    if include_path is None:
+        return [ours]
+    paths = list(include_path) if isinstance(include_path, (list, tuple)) else [include_path]
+    if any(os.path.realpath(str(p)) == os.path.realpath(ours) for p in paths):
+        return include_path
+    return [*paths, ours]
+
+
+def patch_task_manager(manager_module: object) -> None:
+    """Make every TaskManager that includes lm-eval's default tasks also index the so8t tasks."""
+    import functools
+    import inspect
+
+    cls = manager_module.TaskManager
+    original = cls.__init__
+    if getattr(original, "__so8t_tasks__", False):
+        return
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def __init__(*args: object, **kwargs: object) -> None:
+        bound = signature.bind(*args, **kwargs)
+        if bound.arguments.get("include_defaults", True):
+            bound.arguments["include_path"] = with_so8t_tasks(bound.arguments.get("include_path"))
+        original(*bound.args, **bound.kwargs)
+
+    __init__.__so8t_tasks__ = True  # type: ignore[attr-defined]
+    cls.__init__ = __init__
+
+
+class _CallbackLoader:
+    """Runs the real loader, then a callback on the freshly executed module."""
+
+    def __init__(self, loader: object, callback: object) -> None:
+        self._loader = loader
+        self._callback = callback
+
+    def create_module(self, spec: object) -> object:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: object) -> None:
+        self._loader.exec_module(module)
+        module.__loader__ = module.__spec__.loader = self._loader
+        self._callback(module)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._loader, name)
+
+
+class _PostImportFinder:
+    """A meta-path finder that only watches for named modules; it never loads anything itself."""
+
+    def __init__(self, callbacks: dict[str, object]) -> None:
+        self.callbacks = dict(callbacks)
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> object:
+        callback = self.callbacks.get(fullname)
+        if callback is None:
+            return None
+        for finder in sys.meta_path:
+            find_spec = getattr(finder, "find_spec", None)
+            if finder is self or find_spec is None:
+                continue
+            spec = find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is not None:
+            del self.callbacks[fullname]
+            spec.loader = _CallbackLoader(spec.loader, callback)
+            if not self.callbacks and self in sys.meta_path:
+                sys.meta_path.remove(self)
+        return spec
+
+
+def _on_models_imported(_module: object) -> None:
+    register_model()
+
+
+HOOKS = {"lm_eval.models": _on_models_imported, "lm_eval.tasks.manager": patch_task_manager}
+
+
+def install() -> None:
+    """Startup hook (called from the .pth file): cheap, idempotent, imports neither torch nor lm_eval."""
+    if os.environ.get(HOOK_ENV, "1") == "0":
+        return
+    if any(isinstance(finder, _PostImportFinder) for finder in sys.meta_path):
+        return
+    pending = {}
+    for name, callback in HOOKS.items():
+        module = sys.modules.get(name)
+        if module is not None:  # already imported (install() called late): apply now
+            callback(module)
+        else:
+            pending[name] = callback
+    if pending:
+        sys.meta_path.insert(0, _PostImportFinder(pending))

@@ -1,0 +1,217 @@
+"""Decision-gated generation, the way a deployed SO8T agent runs: head B decides, only ALLOW answers.
+
+`so8t.load(path)` accepts a consolidated folder, a training checkpoint or a run directory (resolved
+like the lm-eval backend does). `.decide(text)` returns the decision with the probability of every
+class; `.generate(text)` also returns text: the task head's answer on ALLOW, a configurable message
+on ESCALATE and REFUSE (nothing is generated for those).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from so8t.data.safety import DECISIONS
+
+DEFAULT_ESCALATE_MESSAGE = "This request needs review by a person before it can be answered."
+DEFAULT_REFUSE_MESSAGE = "I can't help with this request."
+ANSWER_FORMATS = ("question", "decision")
+
+
+@dataclass
+class Decision:
+    """Head B's decision; `probabilities` are its softmax per class (before any allow_threshold)."""
+
+    decision: str
+    probabilities: dict[str, float]
+    below_allow_threshold: bool = False
+
+
+@dataclass
+class Response(Decision):
+    """A decision plus the text returned to the user; `generated` is True only for ALLOW."""
+
+    text: str = ""
+    generated: bool = False
+
+
+class So8tAgent:
+    """A consolidated SO8T model with its safety head: decide first, answer only what is allowed."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        safety_head: Any,
+        *,
+        allow_threshold: float | None = None,
+        escalate_message: str = DEFAULT_ESCALATE_MESSAGE,
+        refuse_message: str = DEFAULT_REFUSE_MESSAGE,
+        max_new_tokens: int = 256,
+        answer_format: str = "question",
+    ) -> None:
+        if answer_format not in ANSWER_FORMATS:
+            raise ValueError(f"answer_format must be one of {ANSWER_FORMATS}, got {answer_format!r}")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.safety_head = safety_head.eval()
+        self.allow_threshold = allow_threshold
+        self.messages = {"ESCALATE": escalate_message, "REFUSE": refuse_message}
+        self.max_new_tokens = max_new_tokens
+        self.answer_format = answer_format
+
+    @property
+    def device(self) -> Any:
+        return self.model.get_output_embeddings().weight.device
+
+    def decide(self, text: str) -> Decision:
+        """Head B on the safety prompt's last token; an ALLOW below allow_threshold becomes ESCALATE."""
+        import torch
+
+        from so8t.data.templates import safety_prompt
+        from so8t.harness.backend import fail_closed, head_log_probs, last_token_hidden
+
+        ids = self.tokenizer(safety_prompt(text), return_tensors="pt")["input_ids"].to(self.device)
+        mask = torch.ones_like(ids)
+        log_probs = head_log_probs(self.safety_head, last_token_hidden(self.model, ids, mask))
+        decisions, _ = fail_closed(log_probs, self.allow_threshold)
+        probabilities = {
+            name: float(p) for name, p in zip(DECISIONS, log_probs[0].exp().tolist(), strict=True)
+        }
+        decision = DECISIONS[int(decisions[0])]
+        argmax = max(probabilities, key=probabilities.__getitem__)
+        return Decision(decision, probabilities, below_allow_threshold=decision != argmax)
+
+    def generate(self, text: str, max_new_tokens: int | None = None) -> Response:
+        """Decide; on ALLOW generate the answer greedily with the task head, else return the message."""
+        decided = self.decide(text)
+        if decided.decision != "ALLOW":
+            return Response(**asdict(decided), text=self.messages[decided.decision], generated=False)
+        return Response(
+            **asdict(decided), text=self._answer(text, max_new_tokens or self.max_new_tokens), generated=True
+        )
+
+    def _answer(self, text: str, max_new_tokens: int) -> str:
+        import torch
+
+        from so8t.data import templates
+
+        if self.answer_format == "question":
+            prompt = templates.gsm8k_prompt(text)
+        else:  # continue after the decision line, as the safety examples' responses were trained
+            prompt = templates.safety_prompt(text) + " ALLOW\n"
+        encoded = self.tokenizer(prompt, return_tensors="pt").to(self.device)
+        pad_id = (
+            self.tokenizer.pad_token_id
+            if self.tokenizer.pad_token_id is not None
+            else self.tokenizer.eos_token_id
+        )
+        with torch.no_grad():
+            output = self.model.generate(
+                **encoded,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=pad_id,
+                stop_strings=list(templates.GSM8K_STOP),
+                tokenizer=self.tokenizer,
+            )
+        completion = self.tokenizer.decode(
+            output[0, encoded["input_ids"].shape[1] :], skip_special_tokens=True
+        )
+        for stop in templates.GSM8K_STOP:
+            completion = completion.split(stop)[0]
+        return completion.strip()
+
+
+def load(
+    path: str | Path,
+    *,
+    base: str | None = None,
+    device: str | None = None,
+    dtype: str = "auto",
+    quantization: str = "none",
+    allow_threshold: float | None = None,
+    escalate_message: str = DEFAULT_ESCALATE_MESSAGE,
+    refuse_message: str = DEFAULT_REFUSE_MESSAGE,
+    max_new_tokens: int = 256,
+    answer_format: str = "question",
+) -> So8tAgent:
+    """Load a consolidated folder, checkpoint or run directory as an agent (checkpoints are consolidated once)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from so8t.harness.backend import _check_model_args, bnb_config, load_safety_head, resolve_model
+
+    _check_model_args("head", quantization, allow_threshold, {})
+    folder = resolve_model(path, base=base).folder
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if quantization != "none":
+        kwargs["quantization_config"] = bnb_config(quantization, dtype)
+        kwargs["device_map"] = {"": device}
+    model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+    if quantization == "none":
+        model = model.to(device)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    head = load_safety_head(folder, model.get_output_embeddings().weight.device)
+    return So8tAgent(
+        model,
+        tokenizer,
+        head,
+        allow_threshold=allow_threshold,
+        escalate_message=escalate_message,
+        refuse_message=refuse_message,
+        max_new_tokens=max_new_tokens,
+        answer_format=answer_format,
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="consolidated folder, training checkpoint or run directory")
+    parser.add_argument("request", help="the user's request")
+    parser.add_argument("--json", action="store_true", help="print the response as JSON")
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=256, help="cap on the generated answer (ALLOW only)"
+    )
+    parser.add_argument(
+        "--escalate-message", default=DEFAULT_ESCALATE_MESSAGE, help="text returned on ESCALATE"
+    )
+    parser.add_argument("--refuse-message", default=DEFAULT_REFUSE_MESSAGE, help="text returned on REFUSE")
+    parser.add_argument(
+        "--allow-threshold", type=float, default=None, help="an ALLOW below this probability escalates"
+    )
+    parser.add_argument(
+        "--answer-format",
+        choices=ANSWER_FORMATS,
+        default="question",
+        help="prompt for the answer: the task's Question/Answer template, or after the decision line",
+    )
+    parser.add_argument(
+        "--base", default=None, help="base model for a checkpoint (overrides the one it records)"
+    )
+    parser.add_argument("--device", default=None, help="device (default: cuda when available, else cpu)")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    agent = load(
+        args.model,
+        base=args.base,
+        device=args.device,
+        allow_threshold=args.allow_threshold,
+        escalate_message=args.escalate_message,
+        refuse_message=args.refuse_message,
+        max_new_tokens=args.max_new_tokens,
+        answer_format=args.answer_format,
+    )
+    response = agent.generate(args.request)
+    if args.json:
+        print(json.dumps(asdict(response), indent=2))
+    else:
+        shown = ", ".join(f"{name} {p:.3f}" for name, p in response.probabilities.items())
+        note = " (ALLOW below --allow-threshold)" if response.below_allow_threshold else ""
+        print(f"decision: {response.decision}{note}  [{shown}]")
+        print(response.text)
+    return 0

@@ -1,0 +1,128 @@
+"""Python hooks for the so8t lm-eval tasks: what the YAML files cannot say.
+
+Prompt text comes from so8t.data.templates and scoring from so8t.harness.scoring, so training,
+evaluation and predict share one implementation.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from so8t.data.templates import DECISION_CHOICES, gsm8k_prompt, safety_prompt
+from so8t.errors import DataError
+from so8t.harness import scoring
+
+GSM8K_LOCAL_TASK = "so8t_gsm8k_local"
+SAFETY_LOCAL_TASK = "so8t_safety_local"
+LOCAL_DATA_ENV = {GSM8K_LOCAL_TASK: "SO8T_GSM8K_DATA", SAFETY_LOCAL_TASK: "SO8T_SAFETY_DATA"}
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def local_data_path(task: str, metadata: dict[str, Any]) -> Path:
+    """The JSONL file a local task reads: `--metadata '{"data_files": PATH}'` (or a {task: PATH} mapping),
+    else the task's environment variable. Relative paths are taken from the working directory."""
+    given = metadata.get("data_files")
+    if isinstance(given, dict):
+        given = given.get(task)
+    if isinstance(given, (list, tuple)):
+        if len(given) != 1:
+            raise DataError(f"{task}: data_files names {len(given)} files; give exactly one JSONL path.")
+        given = given[0]
+    env_name = LOCAL_DATA_ENV[task]
+    source = "--metadata data_files"
+    if not given:
+        given, source = os.environ.get(env_name), f"${env_name}"
+    if not given:
+        raise DataError(
+            f'{task} needs a local JSONL file: pass --metadata \'{{"data_files": "PATH"}}\' '
+            f'(or {{"data_files": {{"{task}": "PATH"}}}} when several local tasks run together), '
+            f"or set {env_name}=PATH."
+        )
+    path = Path(str(given)).expanduser()
+    if not path.is_file():
+        raise DataError(
+            f"{task}: {source} names {path.resolve()}, which is not a file; give an existing JSONL path."
+        )
+    return path
+
+
+def _dataset(rows: list[dict[str, Any]]):
+    import datasets
+
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
+
+
+def load_gsm8k_local(**metadata: Any):
+    """custom_dataset of so8t_gsm8k_local: a GSM8K-format JSONL file as the test split."""
+    from so8t.data.gsm8k import read_gsm8k
+
+    examples = read_gsm8k(local_data_path(GSM8K_LOCAL_TASK, metadata))
+    return _dataset([{"question": e.question, "answer": e.answer} for e in examples])
+
+
+def _safety_rows(path: Path) -> list[dict[str, Any]]:
+    from so8t.data.safety import read_safety
+
+    return [
+        {"prompt": e.prompt, "decision": e.decision, "category": e.category or ""} for e in read_safety(path)
+    ]
+
+
+def load_safety_bundled(**metadata: Any):
+    """custom_dataset of so8t_safety: the bundled held-out safety split."""
+    from so8t.data.safety import bundled_safety_path
+
+    path = bundled_safety_path("test")
+    if not path.is_file():
+        raise DataError(f"so8t_safety: the bundled test split {path} is missing; reinstall so8t.")
+    return _dataset(_safety_rows(path))
+
+
+def load_safety_local(**metadata: Any):
+    """custom_dataset of so8t_safety_local: a safety-format JSONL file as the test split."""
+    return _dataset(_safety_rows(local_data_path(SAFETY_LOCAL_TASK, metadata)))
+
+
+# ----------------------------------------------------------------------------- GSM8K
+
+
+def gsm8k_doc_to_text(doc: dict) -> str:
+    return gsm8k_prompt(doc["question"])
+
+
+def numeric_match(references: list[str], predictions: list[str], **kwargs: Any) -> float:
+    """Numeric equivalence of the completion's answer and the gold answer (so8t.data.gsm8k parsing)."""
+    return scoring.gsm8k_numeric_match(predictions[0], references[0])
+
+
+# ----------------------------------------------------------------------------- safety
+
+
+def process_safety_docs(dataset):
+    """Mark every doc as a decision request, so the so8t backend can answer it with head B."""
+    return dataset.map(lambda _: {"so8t_decision": True})
+
+
+def safety_doc_to_text(doc: dict) -> str:
+    return safety_prompt(doc["prompt"])
+
+
+def safety_doc_to_choice(doc: dict) -> list[str]:
+    return list(DECISION_CHOICES)
+
+
+def safety_doc_to_target(doc: dict) -> int:
+    return scoring.decision_index(doc["decision"])
+
+
+def process_safety_results(doc: dict, results: list[tuple[float, bool]]) -> dict[str, Any]:
+    """Per-doc values of the safety metrics; the prediction is the argmax over the three choices."""
+    pred = scoring.predicted_class([loglikelihood for loglikelihood, _ in results])
+    return scoring.safety_doc_metrics(safety_doc_to_target(doc), pred)
+
+
+macro_f1 = scoring.macro_f1

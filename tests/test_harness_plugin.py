@@ -1,0 +1,178 @@
+"""The lm-eval startup hook: `--model so8t` and the so8t tasks in the stock lm_eval CLI, lazily."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _python(code: str, python: str = sys.executable, **env: str) -> str:
+    result = subprocess.run(
+        [python, "-c", code], capture_output=True, text=True, env={**os.environ, **env}, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.strip()
+
+
+def test_registering_after_lm_eval_models_keeps_hf_and_adds_so8t():
+    code = (
+        "from so8t.harness import plugin; plugin.install()\n"
+        "from lm_eval.api.registry import get_model, model_registry\n"
+        "print(get_model('hf').__name__, 'so8t' in model_registry)"
+    )
+    assert _python(code) == "HFLM True"
+
+
+def test_install_is_idempotent_and_imports_nothing_heavy():
+    code = (
+        "import sys\nfrom so8t.harness import plugin\nplugin.install(); plugin.install()\n"
+        "print(sum(isinstance(f, plugin._PostImportFinder) for f in sys.meta_path), "
+        "'torch' in sys.modules, 'lm_eval' in sys.modules)"
+    )
+    assert _python(code) == "1 False False"
+
+
+def test_lazy_registration_and_an_entry_point_registration_do_not_collide():
+    """Newer lm-eval registers the `lm_eval.models` entry point itself; either order gives one entry."""
+    from lm_eval.api.registry import Registry
+
+    from so8t.harness import plugin
+
+    entry_point = md.EntryPoint(name="so8t", value=plugin.MODEL_TARGET, group=plugin.ENTRY_POINT_GROUP)
+    registry = Registry("model")
+    registry.register("so8t", target=entry_point)
+    registry.register("so8t", target=entry_point)  # equal placeholders: no ValueError
+    assert registry._objs["so8t"] == entry_point
+
+
+def test_task_manager_finds_so8t_tasks_without_include_path():
+    code = (
+        "from so8t.harness import plugin; plugin.install()\n"
+        "from lm_eval.tasks import TaskManager\n"
+        "tm = TaskManager()\nprint(sorted(t for t in tm.all_tasks if t.startswith('so8t_')))\n"
+        "tm2 = TaskManager(include_path=plugin.tasks_dir())\nprint(tm2.include_path == plugin.tasks_dir())"
+    )
+    lines = _python(code).splitlines()
+    assert lines[0] == "['so8t_gsm8k', 'so8t_gsm8k_local', 'so8t_safety', 'so8t_safety_local']"
+    assert lines[1] == "True"
+
+
+# ----------------------------------------------------------------------------- a real, non-editable install
+
+
+@pytest.fixture(scope="session")
+def installed_venv(tmp_path_factory):
+    """A fresh venv (system site packages) with so8t installed non-editable from a copy of the tree."""
+    root = tmp_path_factory.mktemp("venv")
+    source = root / "src"
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    for name in listed:
+        if name.startswith(("so8t/", "tasks/")) or name in ("pyproject.toml", "setup.py", "README.md"):
+            if (REPO / name).is_file():
+                (source / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(REPO / name, source / name)
+    env_dir = root / "env"
+    venv.create(env_dir, system_site_packages=True, with_pip=False)  # pip and setuptools from the system
+    python = str(env_dir / "bin" / "python")
+    subprocess.run(
+        [python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(source)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    return python
+
+
+def test_non_editable_install_ships_the_hook_and_starts_without_torch_or_lm_eval(installed_venv):
+    code = (
+        "import sys, sysconfig, os\nimport so8t\n"
+        "from so8t.harness import plugin\n"
+        "print(os.path.exists(os.path.join(sysconfig.get_paths()['purelib'], 'so8t-lm-eval.pth')))\n"
+        "print(so8t.__file__.startswith(sys.prefix))\n"
+        "print(any(isinstance(f, plugin._PostImportFinder) for f in sys.meta_path))\n"
+        "print('torch' in sys.modules, 'lm_eval' in sys.modules)"
+    )
+    assert _python(code, python=installed_venv).splitlines() == ["True", "True", "True", "False False"]
+
+
+def test_stock_lm_eval_cli_runs_so8t_and_hf_in_the_installed_env(
+    installed_venv, tiny_so8t, eval_data, tmp_path
+):
+    from so8t.data.safety import bundled_safety_path
+
+    if not bundled_safety_path("test").is_file():
+        pytest.skip("the bundled safety test split is not in the tree yet")
+    checkpoint, consolidated, _ = tiny_so8t
+    tasks_dir = _python(
+        "from so8t.harness.plugin import tasks_dir; print(tasks_dir())", python=installed_venv
+    )
+    common = [
+        "--include_path",
+        tasks_dir,
+        "--limit",
+        "20",
+        "--metadata",
+        f'{{"data_files": "{eval_data["gsm8k"]}"}}',
+        "--gen_kwargs",
+        "max_gen_toks=16",
+        "--device",
+        "cpu",
+    ]
+    env = {**os.environ, "DISABLE_MULTIPROC": "1", "HF_HUB_OFFLINE": "1"}
+    so8t_run = subprocess.run(
+        [
+            installed_venv,
+            "-m",
+            "lm_eval",
+            "--model",
+            "so8t",
+            "--model_args",
+            f"pretrained={checkpoint}",
+            "--tasks",
+            "so8t_gsm8k_local,so8t_safety",
+            *common,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert so8t_run.returncode == 0, so8t_run.stderr[-3000:]
+    assert "so8t_safety" in so8t_run.stdout and "refuse_recall" in so8t_run.stdout
+    assert "numeric_match" in so8t_run.stdout
+    hf_run = subprocess.run(
+        [
+            installed_venv,
+            "-m",
+            "lm_eval",
+            "--model",
+            "hf",
+            "--model_args",
+            f"pretrained={consolidated}",
+            "--tasks",
+            "so8t_gsm8k_local",
+            *common,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert hf_run.returncode == 0, hf_run.stderr[-3000:]
+    assert "so8t_gsm8k_local" in hf_run.stdout
