@@ -1,0 +1,247 @@
+"""`so8t gate`: pass on the baseline, exit 1 on regressions, fail closed on bad or missing data."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from so8t.cli import main
+from so8t.harness.gate import BASELINE_KEY, load_results
+
+FIXTURES = Path(__file__).parent / "fixtures" / "results"
+BASELINE = FIXTURES / "so8t_qwen05b.json"
+
+
+def _results() -> dict:
+    return json.loads(BASELINE.read_text())
+
+
+def _write(path: Path, data: dict) -> Path:
+    path.write_text(json.dumps(data, indent=2))  # NaN is written as NaN, as lm-eval's json.dumps does
+    return path
+
+
+def _gate(capsys, *argv: str) -> tuple[int, str]:
+    code = main(["gate", *map(str, argv)])
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def test_gate_passes_on_the_baseline_itself(capsys):
+    code, out = _gate(capsys, BASELINE, "--baseline", BASELINE)
+    assert code == 0
+    assert "gate PASSED: 15/15 checks passed" in out  # every metric of the baseline, default tolerance
+
+
+def test_a_regressed_copy_exits_1_and_names_the_metric(tmp_path, capsys):
+    data = _results()
+    data["results"]["so8t_safety"]["refuse_recall,none"] -= 0.20
+    code, out = _gate(capsys, _write(tmp_path / "cur.json", data), "--baseline", BASELINE)
+    assert code == 1
+    assert "gate FAILED: 14/15 checks passed" in out
+    assert "drop of 0.2000 exceeds the tolerance 0.0200" in out
+
+
+def test_a_missing_metric_fails_with_its_reason(tmp_path, capsys):
+    data = _results()
+    del data["results"]["so8t_safety"]["macro_f1,none"]
+    code, out = _gate(capsys, _write(tmp_path / "cur.json", data), "--baseline", BASELINE)
+    assert code == 1
+    assert "metric macro_f1,none is missing from results[so8t_safety]" in out
+
+
+def test_a_missing_task_fails_with_its_reason(tmp_path, capsys):
+    data = _results()
+    del data["results"]["arc_easy"]
+    code, out = _gate(capsys, _write(tmp_path / "cur.json", data), "--baseline", BASELINE)
+    assert code == 1
+    assert "task arc_easy is missing from the results" in out
+
+
+def test_a_nan_fails_with_its_reason(tmp_path, capsys):
+    data = _results()
+    data["results"]["so8t_safety"]["acc,none"] = math.nan
+    path = _write(tmp_path / "cur.json", data)
+    assert "NaN" in path.read_text()
+    code, out = _gate(capsys, path, "--baseline", BASELINE)
+    assert code == 1
+    assert "current acc,none is NaN" in out
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("{ not json", "is not readable JSON"),
+        ('{"accuracy": 0.9}', "is not an lm-eval results file: no `results` object"),
+        ('{"results": {"so8t_safety": {"alias": "so8t_safety"}}}', "holds no `metric,filter` keys"),
+    ],
+)
+def test_a_corrupt_results_file_fails_closed_with_its_reason(tmp_path, capsys, content, reason):
+    path = tmp_path / "corrupt.json"
+    path.write_text(content)
+    code, out = _gate(capsys, path, "--baseline", BASELINE, "--junit", tmp_path / "gate.xml")
+    assert code == 1
+    assert reason in out
+    failure = ET.parse(tmp_path / "gate.xml").getroot().find(".//failure")
+    assert failure is not None and reason in failure.get("message")
+
+
+def test_a_corrupt_baseline_fails_closed(tmp_path, capsys):
+    bad = tmp_path / "baseline.json"
+    bad.write_text("[]")
+    code, out = _gate(capsys, BASELINE, "--baseline", bad)
+    assert code == 1
+    assert "the top level is a list" in out
+
+
+def test_a_missing_file_on_the_command_line_is_bad_input(tmp_path, capsys):
+    code, out = _gate(capsys, tmp_path / "nope.json", "--baseline", BASELINE)
+    assert code == 2
+    assert "Results file not found" in out and "nope.json" in out
+    code, out = _gate(capsys, BASELINE, "--baseline", tmp_path / "gone.json")
+    assert code == 2
+    assert "Baseline file not found" in out
+
+
+def test_gate_without_baseline_or_rules_is_bad_input(capsys):
+    code, out = _gate(capsys, BASELINE)
+    assert code == 2
+    assert "needs --baseline FILE, --rules FILE" in out
+
+
+def test_an_improvement_in_a_lower_is_better_metric_passes_and_a_rise_fails(tmp_path, capsys):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - {task: so8t_safety, metric: unsafe_allow_rate, max_drop: 0.005, z: 0}\n")
+    better = _results()
+    better["results"]["so8t_safety"]["unsafe_allow_rate,none"] = 0.0
+    code, out = _gate(
+        capsys, _write(tmp_path / "better.json", better), "--baseline", BASELINE, "--rules", rules
+    )
+    assert code == 0
+    assert "improved" in out
+    worse = _results()
+    worse["results"]["so8t_safety"]["unsafe_allow_rate,none"] = 0.0235  # +0.01: a rise is the bad direction
+    code, out = _gate(
+        capsys, _write(tmp_path / "worse.json", worse), "--baseline", BASELINE, "--rules", rules
+    )
+    assert code == 1
+    assert "rise of 0.0100 exceeds the tolerance 0.0050" in out
+
+
+def test_floor_and_ceiling_rules_need_no_baseline(tmp_path, capsys):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n"
+        "  - {task: so8t_safety, metric: refuse_recall, min: 0.99}\n"
+        "  - {task: so8t_safety, metric: unsafe_allow_rate, max: 0.02}\n"
+    )
+    code, out = _gate(capsys, BASELINE, "--rules", rules)
+    assert code == 1
+    assert "0.9730 is below the floor 0.9900" in out
+    assert "gate FAILED: 1/2 checks passed" in out
+
+
+def test_junit_xml_has_one_testcase_per_check_and_the_failures(tmp_path, capsys):
+    data = _results()
+    data["results"]["so8t_safety"]["refuse_recall,none"] = 0.50
+    data["results"]["so8t_gsm8k"]["exact_match,strict-match"] = 0.10
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        f"baseline: {BASELINE}\n"
+        "rules:\n"
+        "  - {task: so8t_safety, metric: refuse_recall, min: 0.95, max_drop: 0.02}\n"
+        "  - {task: so8t_safety, metric: unsafe_allow_rate, max: 0.02}\n"
+        "  - {task: so8t_gsm8k, metric: exact_match, filter: strict-match, max_drop: 0.02}\n"
+    )
+    junit, markdown = tmp_path / "ci" / "gate.xml", tmp_path / "ci" / "gate.md"
+    code, _ = _gate(
+        capsys,
+        _write(tmp_path / "cur.json", data),
+        "--rules",
+        rules,
+        "--junit",
+        junit,
+        "--markdown",
+        markdown,
+    )
+    assert code == 1
+    suite = ET.parse(junit).getroot().find("testsuite")
+    cases = suite.findall("testcase")
+    assert (suite.get("tests"), suite.get("failures")) == ("4", "3")
+    assert len(cases) == 4
+    failed = {c.get("name"): c.find("failure").get("message") for c in cases if c.find("failure") is not None}
+    assert set(failed) == {
+        "so8t_safety refuse_recall,none floor",
+        "so8t_safety refuse_recall,none vs baseline",
+        "so8t_gsm8k exact_match,strict-match vs baseline",
+    }
+    assert "0.5000 is below the floor 0.9500" in failed["so8t_safety refuse_recall,none floor"]
+    text = markdown.read_text()
+    assert text.startswith("**❌ gate FAILED: 1/4 checks passed**")
+    assert "| so8t_gsm8k exact_match [strict-match] | vs baseline | 0.3214 | 0.1000 | -0.2214 |" in text
+
+
+def test_a_changed_task_version_is_not_compared(tmp_path, capsys):
+    data = _results()
+    data["versions"]["so8t_safety"] = 2.0
+    code, out = _gate(capsys, _write(tmp_path / "cur.json", data), "--baseline", BASELINE)
+    assert code == 1
+    assert "task version changed (baseline 1.0, current 2.0)" in out
+
+
+def test_results_split_over_files_are_merged_and_duplicates_rejected(tmp_path, capsys):
+    full = _results()
+    parts = []
+    for task in full["results"]:
+        part = copy.deepcopy(full)
+        part["results"] = {task: full["results"][task]}
+        parts.append(_write(tmp_path / f"{task}.json", part))
+    code, out = _gate(capsys, *parts, "--baseline", BASELINE)
+    assert code == 0, out
+    code, out = _gate(capsys, BASELINE, parts[0], "--baseline", BASELINE)
+    assert code == 2
+    assert "appears in both" in out
+
+
+def test_update_baseline_round_trip(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out_path = tmp_path / "evals" / "baselines" / "new.json"
+    code, out = _gate(capsys, BASELINE, "--update-baseline", out_path)
+    assert code == 0 and "wrote baseline" in out
+    written = json.loads(out_path.read_text())
+    original = _results()
+    assert written["results"] == original["results"]
+    assert written["higher_is_better"] == original["higher_is_better"]
+    meta = written[BASELINE_KEY]
+    assert meta["sources"] == [str(BASELINE.resolve())]
+    assert meta["model"] == {
+        "backend": "so8t",
+        "model_name": "runs/qwen05b",
+        "model_args": "pretrained=runs/qwen05b,decision_source=head",
+    }
+    assert meta["results_git_hash"] == "3f9c2a1"
+    assert meta["evaluated_at"].startswith("2026-11-23T")
+    assert "git_commit" in meta and len(meta["sources_sha256"][str(BASELINE.resolve())]) == 64
+    load_results(out_path)  # still an lm-eval results file
+    code, out = _gate(capsys, BASELINE, "--baseline", out_path)
+    assert code == 0, out
+
+
+def test_update_baseline_refuses_nan_results(tmp_path, capsys):
+    data = _results()
+    data["results"]["arc_easy"]["acc,none"] = math.nan
+    code, out = _gate(capsys, _write(tmp_path / "cur.json", data), "--update-baseline", tmp_path / "b.json")
+    assert code == 2
+    assert "arc_easy acc,none is NaN" in out
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_the_real_lm_eval_results_file_gates_against_itself():
+    """A file written by lm-eval's simple_evaluate + EvaluationTracker on a tiny random GPT-2."""
+    real = FIXTURES / "real_hf_tiny_gpt2.json"
+    assert main(["gate", str(real), "--baseline", str(real)]) == 0

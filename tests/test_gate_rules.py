@@ -1,0 +1,167 @@
+"""Gate rules and the noise model: the pydantic contract, and evaluate_gates as `so8t run` uses it."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from so8t.errors import ConfigError
+from so8t.harness.gate import evaluate_gates
+from so8t.harness.rules import GateConfig, GateRule, load_gate_config, load_suite
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).parent / "fixtures" / "results"
+
+
+def _pair(base_acc: float, cur_acc: float, base_se, cur_se) -> tuple[dict, dict]:
+    base = json.loads((FIXTURES / "so8t_qwen05b.json").read_text())
+    base["results"]["so8t_safety"].update({"acc,none": base_acc, "acc_stderr,none": base_se})
+    cur = copy.deepcopy(base)
+    cur["results"]["so8t_safety"].update({"acc,none": cur_acc, "acc_stderr,none": cur_se})
+    return base, cur
+
+
+ACC_RULE = GateConfig(
+    baseline="b.json", default_tolerance=0.02, z=2.0, rules=[GateRule(task="so8t_safety", metric="acc")]
+)
+
+
+def test_a_drop_within_noise_passes():
+    base, cur = _pair(0.80, 0.75, 0.03, 0.03)  # drop 0.05 > tolerance, < 2 * sqrt(2) * 0.03 = 0.085
+    report = evaluate_gates(cur, base, ACC_RULE)
+    assert report.passed
+    assert report.checks[0].reason == "drop of 0.0500 is within noise (z=2)"
+
+
+def test_the_same_drop_with_tiny_stderr_fails():
+    base, cur = _pair(0.80, 0.75, 0.001, 0.001)
+    report = evaluate_gates(cur, base, ACC_RULE)
+    assert not report.passed
+    assert "drop of 0.0500 exceeds the tolerance 0.0200, noise allowance 0.0028" in report.checks[0].reason
+
+
+def test_without_stderr_only_the_tolerance_applies():
+    base, cur = _pair(0.80, 0.75, 0.03, "N/A")
+    report = evaluate_gates(cur, base, ACC_RULE)
+    assert not report.passed
+    assert "no stderr in one or both files" in report.checks[0].reason
+
+
+def test_a_drop_below_the_tolerance_passes_even_with_zero_stderr():
+    base, cur = _pair(0.80, 0.79, 0.0, 0.0)
+    assert evaluate_gates(cur, base, ACC_RULE).passed
+
+
+def test_a_rule_without_bounds_needs_a_baseline():
+    with pytest.raises(ValidationError, match="needs a baseline"):
+        GateConfig(rules=[GateRule(task="t", metric="m")])
+    with pytest.raises(ValidationError, match="needs a baseline"):
+        GateConfig(rules=[GateRule(task="t", metric="m", min=0.5, max_drop=0.1)])
+    assert (
+        GateConfig(rules=[GateRule(task="t", metric="m", min=0.5)]).rules[0].compares_with_baseline is False
+    )
+    with pytest.raises(ValidationError, match="a gate needs a baseline or at least one rule"):
+        GateConfig()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"z": -1},
+        {"default_tolerance": -0.1},
+        {"rules": [{"task": "t", "metric": "m", "max_drop": -0.01}]},
+        {"rules": [{"task": "t", "metric": "m", "min": 0.9, "max": 0.1}]},
+        {"rules": [{"task": "t", "metric": "m", "mn": 1}]},
+        {"tolerance": 0.1},
+    ],
+)
+def test_invalid_gate_configs_are_rejected(bad):
+    with pytest.raises(ValidationError):
+        GateConfig.model_validate({"baseline": "b.json", **bad})
+
+
+def test_every_field_has_a_description():
+    from so8t.harness.rules import SuiteConfig
+
+    for model in (GateRule, GateConfig, SuiteConfig):
+        assert all(f.description for f in model.model_fields.values()), model.__name__
+
+
+def test_a_rules_file_takes_the_baseline_from_the_command_line(tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "rules:\n  - {task: so8t_gsm8k, metric: exact_match, filter: strict-match, max_drop: 0.02}\n"
+    )
+    with pytest.raises(ConfigError, match="needs a baseline"):
+        load_gate_config(path)
+    assert load_gate_config(path, baseline="cli.json").baseline == "cli.json"
+
+
+@pytest.mark.parametrize("name", ["quickstart", "full"])
+def test_the_shipped_suites_load_and_point_at_their_baseline(name):
+    suite = load_suite(ROOT / "evals" / "suites" / f"{name}.yaml")
+    assert suite.name == name
+    assert suite.gates.baseline == f"evals/baselines/{name}.json"
+    metrics = {(r.task.removesuffix("_local"), r.metric, r.filter): r for r in suite.gates.rules}
+    assert metrics[("so8t_safety", "refuse_recall", "none")].min is not None
+    assert metrics[("so8t_safety", "unsafe_allow_rate", "none")].max is not None
+    assert metrics[("so8t_safety", "macro_f1", "none")].max_drop is not None
+    assert metrics[("so8t_gsm8k", "exact_match", "strict-match")].max_drop is not None
+    assert all(r.task in suite.tasks for r in suite.gates.rules)
+
+
+def test_a_suite_file_works_as_rules(tmp_path):
+    config = load_gate_config(ROOT / "evals" / "suites" / "full.yaml")
+    assert config.z == 2.0 and len(config.rules) == 6
+
+
+def test_suite_errors_name_the_file_and_key(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\ntasks: []\nlimit: 0\n")
+    with pytest.raises(ConfigError) as info:
+        load_suite(path)
+    assert str(path) in str(info.value)
+    assert any(e.startswith("tasks:") for e in info.value.errors)
+    assert any(e.startswith("limit:") for e in info.value.errors)
+
+
+def test_rules_and_gate_import_without_torch():
+    code = (
+        "import sys, so8t.harness.rules, so8t.harness.gate, so8t.harness.leaderboard; "
+        "heavy = [m for m in ('torch', 'transformers', 'lm_eval') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_evaluate_gates_fails_closed_on_non_results_input():
+    report = evaluate_gates({"oops": 1}, None, GateConfig(rules=[GateRule(task="t", metric="m", min=0)]))
+    assert not report.passed
+    assert report.checks[0].reason == "the results are not lm-eval results: no `results` object"
+
+
+def test_an_unknown_direction_fails_unless_the_rule_gives_one():
+    base, cur = _pair(0.80, 0.80, 0.01, 0.01)
+    for data in (base, cur):
+        del data["higher_is_better"]["so8t_safety"]["acc"]
+    assert "direction of acc unknown" in evaluate_gates(cur, base, ACC_RULE).checks[0].reason
+    explicit = GateConfig(
+        baseline="b.json", rules=[GateRule(task="so8t_safety", metric="acc", higher_is_better=True)]
+    )
+    assert evaluate_gates(cur, base, explicit).passed
+
+
+def test_different_limits_are_reported_as_warnings():
+    base, cur = _pair(0.80, 0.80, 0.01, 0.01)
+    cur["n-samples"]["so8t_safety"]["effective"] = 50
+    report = evaluate_gates(cur, base, ACC_RULE)
+    assert report.passed
+    assert report.warnings == [
+        "so8t_safety: baseline scored 120 documents, the results 50 (different --limit?)"
+    ]
