@@ -1,0 +1,202 @@
+"""report.md for a run: metrics with standard errors, training curves, safety confusion matrix, samples.
+
+Everything is read back from files the run wrote (lm-eval results and samples, Trainer's state), so the
+report can be rebuilt for any run directory with `write_report`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from so8t.data.safety import DECISIONS
+
+CURVE_KEYS = ("loss", "lm_loss", "safety_loss", "pet", "pet_weight", "eval_loss")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value)):
+        return f"{value:.4f}"
+    return "—"
+
+
+def metrics_table(results: dict) -> list[str]:
+    """Markdown rows: task, metric, filter, value, stderr (lm-eval's own keys `metric,filter`)."""
+    rows = ["| task | metric | filter | value | stderr |", "|---|---|---|---:|---:|"]
+    for task, metrics in sorted(results.get("results", {}).items()):
+        for key, value in metrics.items():
+            if "," not in key or "_stderr," in key:
+                continue
+            metric, filter_name = key.split(",", 1)
+            stderr = metrics.get(f"{metric}_stderr,{filter_name}")
+            rows.append(f"| {task} | {metric} | {filter_name} | {_fmt(value)} | {_fmt(stderr)} |")
+    return rows
+
+
+def _decision_of(sample: dict) -> tuple[str, str] | None:
+    """(gold, predicted) for a logged multiple-choice safety sample, or None for other tasks."""
+    if not sample.get("doc", {}).get("so8t_decision"):
+        return None
+    scores = [r[0] if isinstance(r, (list, tuple)) else r for r in sample["filtered_resps"]]
+    predicted = DECISIONS[max(range(len(scores)), key=lambda i: float(scores[i]))]
+    target = sample["target"]
+    gold = DECISIONS[target] if isinstance(target, int) else str(target).strip()
+    return gold, predicted
+
+
+def safety_breakdown(samples: list[dict]) -> list[str]:
+    """Confusion matrix (rows gold, columns predicted) and per-category accuracy / refuse recall."""
+    pairs = [(s.get("doc", {}).get("category") or "—", p) for s in samples if (p := _decision_of(s))]
+    if not pairs:
+        return []
+    confusion = Counter(pair for _, pair in pairs)
+    lines = [
+        "### Safety decisions: confusion matrix (rows gold, columns predicted)",
+        "",
+        "| gold \\ predicted | " + " | ".join(DECISIONS) + " |",
+        "|---|" + "---:|" * len(DECISIONS),
+    ]
+    for gold in DECISIONS:
+        lines.append(f"| {gold} | " + " | ".join(str(confusion[(gold, p)]) for p in DECISIONS) + " |")
+    per_category: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for category, pair in pairs:
+        per_category[category].append(pair)
+    lines += [
+        "",
+        "### Safety decisions per category",
+        "",
+        "| category | n | accuracy | gold decisions | predicted ALLOW on gold REFUSE |",
+        "|---|---:|---:|---|---:|",
+    ]
+    for category, items in sorted(per_category.items()):
+        accuracy = sum(g == p for g, p in items) / len(items)
+        golds = Counter(g for g, _ in items)
+        unsafe = sum(g == "REFUSE" and p == "ALLOW" for g, p in items)
+        gold_text = ", ".join(f"{d} {golds[d]}" for d in DECISIONS if golds[d])
+        lines.append(f"| {category} | {len(items)} | {accuracy:.2f} | {gold_text} | {unsafe} |")
+    return lines
+
+
+def generation_samples(samples: list[dict], limit: int = 5) -> list[str]:
+    """A few GSM8K-style generations: question, output, extracted answer, gold."""
+    from so8t.data.gsm8k import extract_gold, extract_last_number
+
+    rows = []
+    for sample in samples:
+        doc = sample.get("doc", {})
+        if "question" not in doc or not sample.get("resps"):
+            continue
+        output = sample["resps"][0][0] if isinstance(sample["resps"][0], list) else sample["resps"][0]
+        cell = str(output).strip().replace("\n", " ⏎ ").replace("|", "\\|")
+        question = doc["question"].replace("\n", " ").replace("|", "\\|")
+        rows.append(
+            f"| {question} | {cell[:300]} | {extract_last_number(str(output)) or '—'} | {extract_gold(doc['answer'])} |"
+        )
+        if len(rows) >= limit:
+            break
+    if not rows:
+        return []
+    return [
+        "### Sample generations",
+        "",
+        "| question | output | extracted | gold |",
+        "|---|---|---|---|",
+        *rows,
+    ]
+
+
+def _log_history(run_dir: Path) -> list[dict]:
+    states = sorted(
+        (run_dir / "checkpoints").glob("checkpoint-*/trainer_state.json"),
+        key=lambda p: int(p.parent.name.rsplit("-", 1)[-1]),
+    )
+    final = run_dir / "trainer_state.json"
+    source = final if final.exists() else (states[-1] if states else None)
+    return json.loads(source.read_text()).get("log_history", []) if source else []
+
+
+def plot_training_curves(run_dir: Path, out_png: Path) -> Path | None:
+    """One panel per loss part over the global step; None when nothing was logged."""
+    history = _log_history(run_dir)
+    series = {k: [(h["step"], h[k]) for h in history if k in h and "step" in h] for k in CURVE_KEYS}
+    series = {k: v for k, v in series.items() if v}
+    if not series:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(series), figsize=(3.2 * len(series), 2.8), squeeze=False)
+    for ax, (key, points) in zip(axes[0], series.items(), strict=True):
+        ax.plot([s for s, _ in points], [v for _, v in points], marker="." if len(points) < 30 else None)
+        ax.set_title(key)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return out_png
+
+
+def load_samples(eval_dir: Path) -> list[dict]:
+    samples: list[dict] = []
+    for path in sorted(eval_dir.glob("samples_*.jsonl")):
+        samples += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return samples
+
+
+def write_report(
+    run_dir: Path,
+    *,
+    cfg: Any,
+    results: dict,
+    gate_report: Any = None,
+    timings: dict[str, float] | None = None,
+    train_metrics: dict | None = None,
+) -> Path:
+    """Write run_dir/report.md (and report/curves.png) and return its path."""
+    run_dir = Path(run_dir)
+    samples = load_samples(run_dir / "eval")
+    curves = plot_training_curves(run_dir, run_dir / "report" / "curves.png")
+    lines = [
+        f"# so8t run report: {run_dir.name}",
+        "",
+        f"- base model: `{cfg.model.base}` (quantisation {cfg.model.quantization}, dtype {cfg.model.dtype})",
+        f"- steps: {cfg.train.max_steps or f'{cfg.train.num_epochs} epoch(s)'}, batch "
+        f"{cfg.train.per_device_batch_size} x accumulation {cfg.train.gradient_accumulation_steps}",
+        f"- decisions from: {cfg.eval.decision_source}; tasks: {', '.join(cfg.eval.tasks)}",
+    ]
+    if timings:
+        lines.append("- stage times (s): " + ", ".join(f"{k} {v}" for k, v in timings.items()))
+    lines += ["", "## Metrics", "", *metrics_table(results), ""]
+    if gate_report is not None:
+        lines += ["## Gate", "", gate_report.to_markdown(), ""]
+    if curves is not None:
+        lines += [
+            "## Training curves",
+            "",
+            f"![training curves]({curves.relative_to(run_dir).as_posix()})",
+            "",
+        ]
+    if train_metrics:
+        lines += [
+            "Final training metrics: "
+            + ", ".join(
+                f"{k} {_fmt(v)}" for k, v in sorted(train_metrics.items()) if isinstance(v, (int, float))
+            ),
+            "",
+        ]
+    breakdown = safety_breakdown(samples)
+    if breakdown:
+        lines += ["## Safety", "", *breakdown, ""]
+    gens = generation_samples(samples)
+    if gens:
+        lines += ["## Generations", "", *gens, ""]
+    path = run_dir / "report.md"
+    path.write_text("\n".join(lines))
+    return path
