@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from so8t.errors import UserError
+from so8t.rundir import claim_run_dir
 
 # Exit codes of `so8t run` beyond the CLI's 0 / 1 (gate) / 2 (bad input).
 EXIT_EVAL_FAILED = 3
@@ -87,7 +87,7 @@ def run_pipeline(
     cfg = load_config(config_path, overrides)
     run_dir = Path(cfg.output_dir)
     resolved = resolved_config_yaml(cfg)
-    _claim_run_dir(run_dir, resolved)
+    claim_run_dir(run_dir, resolved)
     clock.console.print(summarize(cfg))
     clock.end("validate", t0)
 
@@ -96,8 +96,11 @@ def run_pipeline(
     clock.end("data", t0)
 
     t0 = clock.begin("train", f"{cfg.model.base}")
-    from so8t.train.run import train_from_config
+    from so8t.train.run import CHECKPOINTS, last_complete_checkpoint, train_from_config
 
+    resume = last_complete_checkpoint(run_dir / CHECKPOINTS)
+    if resume is not None:
+        clock.console.print(f"resuming from {resume}")
     trained = train_from_config(cfg, run_dir)
     clock.end("train", t0)
 
@@ -144,37 +147,6 @@ def run_pipeline(
         clock.console.print("[red]gate failed[/]: see the gate table above and report.md")
         return 1
     return 0
-
-
-def _claim_run_dir(run_dir: Path, resolved_yaml: str) -> None:
-    """Record the resolved config; an existing run directory is resumed only with the same config."""
-    resolved_path = run_dir / "config.resolved.yaml"
-    if resolved_path.exists():
-        previous = resolved_path.read_text()
-        if previous != resolved_yaml:
-            import difflib
-
-            diff = "\n".join(
-                line
-                for line in difflib.unified_diff(
-                    previous.splitlines(),
-                    resolved_yaml.splitlines(),
-                    "previous run",
-                    "this run",
-                    lineterm="",
-                    n=0,
-                )
-                if line[:1] in "+-" and not line.startswith(("+++", "---"))
-            )
-            raise UserError(
-                f"{run_dir} holds a run made with a different config, so it cannot be resumed:\n{diff}\n"
-                f"Use another --output-dir, restore the previous config, or delete {run_dir} to start over."
-            )
-        return
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = resolved_path.with_suffix(".tmp")
-    tmp.write_text(resolved_yaml)
-    os.replace(tmp, resolved_path)
 
 
 def _prepare_test_data(cfg: Any, run_dir: Path) -> dict[str, Path]:

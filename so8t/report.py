@@ -42,8 +42,9 @@ def _decision_of(sample: dict) -> tuple[str, str] | None:
         return None
     scores = [r[0] if isinstance(r, (list, tuple)) else r for r in sample["filtered_resps"]]
     predicted = DECISIONS[max(range(len(scores)), key=lambda i: float(scores[i]))]
-    target = sample["target"]
-    gold = DECISIONS[target] if isinstance(target, int) else str(target).strip()
+    gold = str(sample["doc"].get("decision", "")).strip().upper()
+    if gold not in DECISIONS:  # lm-eval logs the gold choice index, as an int or a string
+        gold = DECISIONS[int(sample["target"])]
     return gold, predicted
 
 
@@ -144,8 +145,13 @@ def plot_training_curves(run_dir: Path, out_png: Path) -> Path | None:
 
 
 def load_samples(eval_dir: Path) -> list[dict]:
+    """The latest samples file of each task (lm-eval names them samples_<task>_<timestamp>.jsonl)."""
+    latest: dict[str, Path] = {}
+    for path in sorted(eval_dir.glob("samples_*.jsonl")):  # timestamps sort in time order
+        task = path.stem[len("samples_") :].rsplit("_", 1)[0]
+        latest[task] = path
     samples: list[dict] = []
-    for path in sorted(eval_dir.glob("samples_*.jsonl")):
+    for path in latest.values():
         samples += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return samples
 

@@ -7,6 +7,7 @@ train (resuming from the last complete checkpoint of the run) -> TrainResult.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
@@ -152,8 +153,20 @@ def build_model(cfg: Any) -> tuple[Any, Any, str]:
         layers=model_cfg.so8.layers,
         safety_class_weights=cfg.safety.class_weights,
     )
+    if cfg.safety.init_from_decision_words:
+        _init_head_from_decision_words(model, peft_model, tokenizer)
     model.base_reference = model_cfg.base  # recorded in so8t.json: consolidation reloads this base
     return model, tokenizer, model_cfg.base
+
+
+def _init_head_from_decision_words(model: Any, peft_model: Any, tokenizer: Any) -> None:
+    from so8t.data.safety import DECISIONS
+    from so8t.model.heads import init_from_decision_words
+
+    word_ids = [tokenizer(" " + d, add_special_tokens=False)["input_ids"][0] for d in DECISIONS]
+    weight = peft_model.get_output_embeddings().weight
+    if not init_from_decision_words(model.safety_head, weight, word_ids):
+        logger.warning("safety head B starts at random: the decision words cannot seed it for this base")
 
 
 def build_trainer(cfg: Any, output_dir: Path, model: Any, tokenizer: Any) -> tuple[Any, Any]:
@@ -218,10 +231,13 @@ def train_from_config(cfg: Any, output_dir: str | Path) -> TrainResult:
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    resume = last_complete_checkpoint(output_dir / CHECKPOINTS)
+    if resume is not None and (finished := _finished_result(resume)) is not None:
+        logger.info("training already finished at %s", resume)
+        return finished
     set_seed(cfg.seed)
     model, tokenizer, _ = build_model(cfg)
     trainer, signal_cb = build_trainer(cfg, output_dir, model, tokenizer)
-    resume = last_complete_checkpoint(output_dir / CHECKPOINTS)
     if resume is not None:
         logger.info("resuming from %s", resume)
     try:
@@ -254,6 +270,22 @@ def train_from_config(cfg: Any, output_dir: str | Path) -> TrainResult:
     return TrainResult(checkpoint_dir=final, best_checkpoint=Path(best) if best else None, metrics=metrics)
 
 
+def _finished_result(checkpoint: Path) -> TrainResult | None:
+    """The result of a run whose last checkpoint already reached its planned steps (nothing left to train)."""
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    if not state.get("max_steps") or state["global_step"] < state["max_steps"]:
+        return None
+    metrics: dict[str, Any] = {}
+    for entry in state.get("log_history", []):
+        metrics.update({k: v for k, v in entry.items() if k.startswith(("eval_", "train_"))})
+    if state.get("best_metric") is not None:
+        metrics["best_eval_loss"] = state["best_metric"]
+    metrics["global_step"] = state["global_step"]
+    best = state.get("best_model_checkpoint")
+    best_path = Path(best) if best and is_complete_checkpoint(Path(best)) else None
+    return TrainResult(checkpoint_dir=checkpoint, best_checkpoint=best_path, metrics=metrics)
+
+
 def _finish_wandb() -> None:
     try:
         import wandb
@@ -279,11 +311,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_cli(args: argparse.Namespace) -> int:
     from so8t.config import load_config, resolved_config_yaml
+    from so8t.rundir import claim_run_dir
 
-    cfg = load_config(args.config, args.overrides)
-    output_dir = Path(args.output_dir or cfg.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "config.resolved.yaml").write_text(resolved_config_yaml(cfg))
+    overrides = list(args.overrides) + ([f"output_dir={args.output_dir}"] if args.output_dir else [])
+    cfg = load_config(args.config, overrides)
+    output_dir = Path(cfg.output_dir)
+    claim_run_dir(output_dir, resolved_config_yaml(cfg))
     result = train_from_config(cfg, output_dir)
     print(f"checkpoint: {result.checkpoint_dir}")
     if result.best_checkpoint:
