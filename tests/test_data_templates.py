@@ -6,7 +6,6 @@ from so8t.data.safety import DECISIONS, SafetyExample
 from so8t.data.templates import (
     DECISION_CHOICES,
     GSM8K_STOP,
-    apply_chat,
     gsm8k_prompt,
     gsm8k_target,
     safety_prompt,
@@ -28,19 +27,14 @@ def test_safety_prompt_and_target_put_the_decision_first():
     assert DECISION_CHOICES == list(DECISIONS) == ["ALLOW", "ESCALATE", "REFUSE"]
 
 
-class _ChatTokenizer:
-    chat_template = "{{ messages }}"
+def test_training_tokenizes_the_plain_prompt_even_when_the_tokenizer_has_a_chat_template(tiny_base_dir):
+    """Head B pools at inference (lm-eval, predict) the same tokens it was trained on: no chat wrapping."""
+    from transformers import AutoTokenizer
 
-    def apply_chat_template(self, messages, tokenize, add_generation_prompt):
-        assert tokenize is False and add_generation_prompt is True
-        return f"<user>{messages[0]['content']}</user><assistant>"
+    from so8t.train.collate import _prompt_ids
 
-
-class _PlainTokenizer:
-    chat_template = None
-
-
-def test_apply_chat_wraps_only_when_the_tokenizer_has_a_chat_template():
-    assert apply_chat(_ChatTokenizer(), "Q") == "<user>Q</user><assistant>"
-    assert apply_chat(_PlainTokenizer(), "Q") == "Q"
-    assert apply_chat(object(), "Q") == "Q"
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base_dir)
+    plain = _prompt_ids(tokenizer, safety_prompt("Delete the audit log."))
+    tokenizer.chat_template = "{% for m in messages %}<|user|>{{ m.content }}{% endfor %}<|assistant|>"
+    assert _prompt_ids(tokenizer, safety_prompt("Delete the audit log.")) == plain
+    assert tokenizer.decode(plain, skip_special_tokens=True).endswith("Decision:")

@@ -1,4 +1,8 @@
-"""The one place for prompt text: training targets, lm-eval tasks and predict all build prompts here."""
+"""The one place for prompt text: training targets, lm-eval tasks and predict all build prompts here.
+
+Prompts are plain text everywhere, never wrapped in a tokenizer's chat template: lm-eval's tasks run without
+one by default, and head B must pool at inference the very token sequence it was trained on.
+"""
 
 from __future__ import annotations
 
@@ -29,12 +33,3 @@ def safety_target(example: Any) -> str:
         if extra:
             text += "\n" + extra
     return text
-
-
-def apply_chat(tokenizer: Any, prompt: str) -> str:
-    """Wrap the prompt as one user turn with the generation prompt when the tokenizer has a chat template."""
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-        )
-    return prompt

@@ -73,10 +73,7 @@ class SampleGenerationCallback(TrainerCallback):
 
     @torch.no_grad()
     def _generate(self, model: Any, prompt: str) -> str:
-        from so8t.data.templates import apply_chat
-
-        text = apply_chat(self.tokenizer, prompt)
-        enc = self.tokenizer(text, return_tensors="pt")
+        enc = self.tokenizer(prompt, return_tensors="pt")
         device = next(model.parameters()).device
         out = model.generate(
             input_ids=enc["input_ids"].to(device),

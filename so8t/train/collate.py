@@ -24,9 +24,7 @@ IGNORE_INDEX = -100
 
 
 def _prompt_ids(tokenizer: Any, prompt: str) -> list[int]:
-    """Token ids of the prompt; the chat template (when present) already carries its special tokens."""
-    if getattr(tokenizer, "chat_template", None):
-        return list(tokenizer(templates.apply_chat(tokenizer, prompt), add_special_tokens=False)["input_ids"])
+    """Token ids of the plain prompt, exactly as lm-eval and predict tokenize it (no chat template)."""
     return list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
 
 
