@@ -311,6 +311,12 @@ class SafetyConfig(_Section):
     mlp_hidden: int | None = Field(
         None, gt=0, description="Hidden width of the MLP head; null uses the model width."
     )
+    init_from_decision_words: bool = Field(
+        True,
+        description="Start a linear head B as the LM head's logits for the words ALLOW, ESCALATE and "
+        "REFUSE at the pooled token (what the base already knows) instead of at random; MLP heads start "
+        "at random.",
+    )
 
     @field_validator("class_weights")
     @classmethod

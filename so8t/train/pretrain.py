@@ -67,6 +67,7 @@ def recipe_hash(tiny_dir: Path, pretrain_cfg: Any, seed: int, max_length: int) -
 
 def _train(tiny_dir: Path, out_dir: Path, pretrain_cfg: Any, seed: int, max_length: int) -> dict[str, float]:
     import torch
+    from tqdm.auto import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer, get_cosine_schedule_with_warmup
 
     torch.manual_seed(seed)
@@ -91,7 +92,8 @@ def _train(tiny_dir: Path, out_dir: Path, pretrain_cfg: Any, seed: int, max_leng
     bs = pretrain_cfg.batch_size
     first = last = math.nan
     order: list[int] = []
-    for step in range(steps):
+    progress = tqdm(range(steps), desc="pretraining the embedded base (cached for later runs)", unit="step")
+    for step in progress:
         if len(order) < bs:
             fresh = list(range(len(encoded)))
             rng.shuffle(fresh)
@@ -115,6 +117,8 @@ def _train(tiny_dir: Path, out_dir: Path, pretrain_cfg: Any, seed: int, max_leng
         if step == 0:
             first = value
         last = value
+        if step % 10 == 0:
+            progress.set_postfix(loss=f"{value:.3f}")
     model.config.use_cache = True
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
