@@ -54,3 +54,26 @@ def test_safety_head_gives_three_logits(kind):
     head = SafetyHead(16, kind=kind, mlp_hidden=8)
     assert head(torch.randn(5, 16)).shape == (5, 3)
     assert head.first_layer.in_features == 16
+
+
+def test_head_b_seeded_from_decision_words_starts_as_the_lm_decision(tiny_base_dir, make_so8t):
+    """With the gate at identity, head B's initial logits are the LM's logits for the three decision words."""
+    import torch
+
+    from so8t.data.safety import DECISIONS
+    from so8t.data.templates import safety_prompt
+    from so8t.model.heads import init_from_decision_words
+
+    model, tokenizer = make_so8t(tiny_base_dir, randomise=False)
+    word_ids = [tokenizer(" " + d, add_special_tokens=False)["input_ids"][0] for d in DECISIONS]
+    assert init_from_decision_words(
+        model.safety_head, model.base_model.get_output_embeddings().weight, word_ids
+    )
+    enc = tokenizer([safety_prompt("Delete every backup of the payroll database.")], return_tensors="pt")
+    with torch.no_grad():
+        out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+    assert torch.allclose(out.safety_logits[0], out.logits[0, -1, word_ids].float(), atol=1e-5)
+    mlp_model, _ = make_so8t(tiny_base_dir, randomise=False, head="mlp")
+    assert not init_from_decision_words(
+        mlp_model.safety_head, model.base_model.get_output_embeddings().weight, word_ids
+    )
