@@ -91,3 +91,31 @@ def test_selected_layers_only_and_unknown_layer_rejected(make_so8t, tiny_base_di
     assert sorted(model.rotations.keys()) == ["1", "3"]
     with pytest.raises(UserError, match="layers"):
         attach_attention_rotations(model.base_model, layers=[9])
+
+
+def test_one_batched_exponential_gives_the_same_rotations_and_gradients():
+    """shared_exponential is only a speed-up: outputs and generator gradients match per-rotation exponentials."""
+    import torch
+
+    from so8t.model.so8 import SO8Rotation, shared_exponential
+
+    torch.manual_seed(0)
+    rotations = [SO8Rotation(16), SO8Rotation(32), SO8Rotation(16)]
+    for r in rotations:
+        torch.nn.init.normal_(r.generators, std=0.3)
+    xs = [torch.randn(3, 5, r.width) for r in rotations]
+
+    def run(shared: bool):
+        for r in rotations:
+            r.generators.grad = None
+        with shared_exponential(rotations if shared else []):
+            outs = [r(x) for r, x in zip(rotations, xs, strict=True)]
+            assert all((r._shared_blocks is not None) == shared for r in rotations)
+        sum((o**2).sum() for o in outs).backward()
+        assert all(r._shared_blocks is None for r in rotations)
+        return outs, [r.generators.grad.clone() for r in rotations]
+
+    outs_a, grads_a = run(shared=False)
+    outs_b, grads_b = run(shared=True)
+    for a, b in zip(outs_a + grads_a, outs_b + grads_b, strict=True):
+        assert torch.allclose(a, b, atol=1e-6)

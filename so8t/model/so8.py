@@ -6,6 +6,9 @@ Row vectors throughout: a rotation acts on the right, `x -> x R`, with `R = diag
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -41,9 +44,12 @@ class SO8Rotation(nn.Module):
         super().__init__()
         self.width = width
         self.generators = nn.Parameter(torch.zeros(_check_width(width, what), BLOCK, BLOCK))
+        self._shared_blocks: torch.Tensor | None = None
 
     def blocks(self) -> torch.Tensor:
         """(k, 8, 8) fp32 rotations `R_j = matrix_exp(A_j - A_j^T)`."""
+        if self._shared_blocks is not None:
+            return self._shared_blocks
         a = self.generators.float()
         return torch.linalg.matrix_exp(a - a.transpose(-1, -2))
 
@@ -56,6 +62,31 @@ class SO8Rotation(nn.Module):
         r = self.blocks().to(device=x.device, dtype=x.dtype)
         xb = x.reshape(*x.shape[:-1], r.shape[0], BLOCK)
         return torch.einsum("...ki,kij->...kj", xb, r).reshape(x.shape)
+
+
+@contextmanager
+def shared_exponential(rotations: list[SO8Rotation]) -> Iterator[None]:
+    """Compute the blocks of many rotations in one batched `matrix_exp` for the duration of a forward pass.
+
+    One call over all layers' generators instead of one per layer saves the per-call overhead of the
+    exponential and its backward, which dominates on small widths. Rotations on different devices (a model
+    split across GPUs) keep computing their own.
+    """
+    devices = {r.generators.device for r in rotations}
+    if len(rotations) < 2 or len(devices) != 1:
+        yield
+        return
+    a = torch.cat([r.generators for r in rotations]).float()
+    blocks = torch.linalg.matrix_exp(a - a.transpose(-1, -2))
+    try:
+        for rotation, part in zip(
+            rotations, blocks.split([r.generators.shape[0] for r in rotations]), strict=True
+        ):
+            rotation._shared_blocks = part
+        yield
+    finally:
+        for rotation in rotations:
+            rotation._shared_blocks = None
 
 
 class SO8Gate(nn.Module):

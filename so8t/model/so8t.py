@@ -25,7 +25,7 @@ from so8t.data.safety import DECISIONS
 from so8t.errors import UserError
 from so8t.model.heads import SafetyHead, pool_last_prompt_token
 from so8t.model.pet import pet_sum
-from so8t.model.so8 import SO8Gate, attach_attention_rotations
+from so8t.model.so8 import SO8Gate, attach_attention_rotations, shared_exponential
 
 IGNORE_INDEX = -100
 CHECKPOINT_FORMAT = "so8t-checkpoint"
@@ -127,7 +127,15 @@ class SO8TModel(nn.Module):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         kwargs.pop("num_items_in_batch", None)
-        out = self.base_model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        # One batched exponential per forward; not under activation checkpointing, whose recomputation in
+        # backward must see the same tensors saved as the first forward did.
+        shared = (
+            []
+            if self._activation_checkpointing()
+            else [*self.rotations.values(), self.gate.R_safe, self.gate.R_cmd]
+        )
+        with shared_exponential(shared):
+            out = self.base_model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
         h, h_safe = self._captured.pop("h"), self._captured.pop("h_safe")
         if pool_index is None:
             pool_index = attention_mask.long().sum(-1) - 1
@@ -151,6 +159,9 @@ class SO8TModel(nn.Module):
             result.safety_loss_sum, result.safety_count = s_sum, s_count
             result.safety_loss = s_sum / s_count if s_count > 0 else s_sum
         return result
+
+    def _activation_checkpointing(self) -> bool:
+        return any(getattr(m, "gradient_checkpointing", False) is True for m in self.base_model.modules())
 
     def _safety_sum(self, safety_logits: torch.Tensor, safety_labels: torch.Tensor):
         valid = safety_labels.ne(IGNORE_INDEX)
