@@ -43,3 +43,17 @@ def test_build_is_cached_by_recipe_and_embedded_name_resolves(tiny_base_dir, so8
     assert resolve_base_path("embedded:tiny") == str(tiny_base_dir)
     assert resolve_base_path("/some/folder") == "/some/folder"
     assert not list(so8t_cache_dir.glob(".tiny-base-*"))  # no temp folders left behind
+
+
+def test_the_embedded_base_runs_on_a_4bit_base_on_the_cpu(tiny_base_dir):
+    """Every projection width of the tiny base suits bitsandbytes' CPU 4-bit kernels (inference included)."""
+    import torch
+
+    from so8t.model.base import load_base
+
+    model, tokenizer = load_base(
+        {"base": str(tiny_base_dir), "quantization": "4bit", "dtype": "float32"}, for_training=False
+    )
+    with torch.no_grad():
+        logits = model(**tokenizer(["Question: 2 + 3?\nAnswer:"], return_tensors="pt")).logits
+    assert logits.shape[-1] == len(tokenizer) and torch.isfinite(logits).all()

@@ -19,7 +19,7 @@ TINY_RECIPE = {
     "version": 1,
     "vocab_size": 2048,
     "hidden_size": 128,
-    "intermediate_size": 344,
+    "intermediate_size": 384,  # multiples of 64 throughout: bitsandbytes CPU 4-bit kernels need them
     "num_hidden_layers": 4,
     "num_attention_heads": 4,
     "num_key_value_heads": 4,
