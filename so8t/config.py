@@ -104,6 +104,12 @@ class PretrainConfig(_Section):
     batch_size: int = Field(16, gt=0, description="Pretraining batch size.")
     learning_rate: float = Field(3e-3, gt=0, description="Pretraining learning rate.")
     examples: int = Field(4000, gt=0, description="Synthetic problems in the pretraining corpus.")
+    safety_examples: int = Field(
+        0,
+        ge=0,
+        description="Synthetic safety requests (with their decisions) in the pretraining corpus, beside the "
+        "bundled safety train split.",
+    )
 
 
 class ModelConfig(_Section):
@@ -196,13 +202,25 @@ class SafetySource(_Section):
     )
 
 
+class SyntheticSafetySource(_Section):
+    builtin: Literal["synthetic_safety"] = Field(
+        description="Generated safety-decision requests (ALLOW / ESCALATE / REFUSE in equal thirds, every "
+        "category of the bundled policy), never equal to a bundled prompt."
+    )
+    n: int = Field(gt=0, description="Number of requests for this split.")
+    seed: int | None = Field(
+        None, description="Generator seed; null uses the run seed. Splits stay disjoint."
+    )
+
+
 SOURCE_FORMS: dict[str, type[_Section]] = {
     "path": PathSource,
     "hub": HubSource,
     "synthetic_gsm8k": SyntheticSource,
     "safety": SafetySource,
+    "synthetic_safety": SyntheticSafetySource,
 }
-BUILTINS = ("synthetic_gsm8k", "safety")
+BUILTINS = ("synthetic_gsm8k", "safety", "synthetic_safety")
 
 
 def _source_form(value: Any) -> str | None:
@@ -228,6 +246,7 @@ DataSource = Annotated[
         Annotated[HubSource, Tag("hub")],
         Annotated[SyntheticSource, Tag("synthetic_gsm8k")],
         Annotated[SafetySource, Tag("safety")],
+        Annotated[SyntheticSafetySource, Tag("synthetic_safety")],
     ],
     Discriminator(
         _source_form,
@@ -872,6 +891,8 @@ def _check_data(data: DataConfig, shown: dict[str, str] | None = None) -> tuple[
                         )
             elif isinstance(source, SyntheticSource):
                 entries.append({"format": "gsm8k", "origin": "synthetic", "count": source.n, "skipped": 0})
+            elif isinstance(source, SyntheticSafetySource):
+                entries.append({"format": "safety", "origin": "synthetic", "count": source.n, "skipped": 0})
             elif isinstance(source, SafetySource):
                 path = bundled_safety_path(split)
                 try:
@@ -918,7 +939,8 @@ def _cross_checks(cfg: RunConfig, report: dict[str, list[dict[str, Any]]]) -> li
     ):
         problems.append(
             f"data.safety_fraction: is {cfg.data.safety_fraction} but data.train has no safety source; "
-            "add {builtin: safety} (or safety files) to data.train, or set data.safety_fraction: 0"
+            "add {builtin: safety}, {builtin: synthetic_safety, n: N} or safety files to data.train, or set "
+            "data.safety_fraction: 0"
         )
     for task, fmt in LOCAL_TASK_FORMATS.items():
         if task in cfg.eval.tasks and cfg.data.test and fmt not in formats["test"] | declared["test"]:
@@ -937,7 +959,7 @@ def _cross_checks(cfg: RunConfig, report: dict[str, list[dict[str, Any]]]) -> li
 def _declared_format(source: Any) -> str | None:
     if isinstance(source, (SyntheticSource,)):
         return "gsm8k"
-    if isinstance(source, SafetySource):
+    if isinstance(source, (SafetySource, SyntheticSafetySource)):
         return "safety"
     if isinstance(source, HubSource):
         return source.format
@@ -1202,6 +1224,7 @@ def config_reference_markdown() -> str:
         ("Hugging Face hub", HubSource),
         ("Synthetic GSM8K", SyntheticSource),
         ("Bundled safety set", SafetySource),
+        ("Synthetic safety decisions", SyntheticSafetySource),
     ):
         lines += [f"### {title}", "", header, *_rows(cls, ""), ""]
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Turn a split's configured sources into examples: files, hub datasets, synthetic problems, the bundled set."""
+"""Turn a split's configured sources into examples: files, hub datasets, synthetic data, the bundled set."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from so8t.data.safety import (
 )
 from so8t.data.shards import detect_format, expand_pattern
 from so8t.data.synthetic import synthetic_split
+from so8t.data.synthetic_safety import synthetic_safety_split
 from so8t.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -94,7 +95,7 @@ def _read_hub(source: Any, split: str, on_bad_record: str, out: SplitData) -> No
 
 def materialize(cfg: RunConfig, split: str) -> SplitData:
     """All examples of `split` ("train", "validation" or "test") from the config's sources, in order."""
-    from so8t.config import HubSource, PathSource, SafetySource, SyntheticSource
+    from so8t.config import HubSource, PathSource, SafetySource, SyntheticSafetySource, SyntheticSource
 
     out = SplitData(split=split)
     on_bad_record = cfg.data.on_bad_record
@@ -104,6 +105,9 @@ def materialize(cfg: RunConfig, split: str) -> SplitData:
         elif isinstance(source, SyntheticSource):
             seed = cfg.seed if source.seed is None else source.seed
             out.gsm8k += synthetic_split(split, source.n, seed)
+        elif isinstance(source, SyntheticSafetySource):
+            seed = cfg.seed if source.seed is None else source.seed
+            out.safety += synthetic_safety_split(split, source.n, seed)
         elif isinstance(source, SafetySource):
             examples, skipped = read_safety_counted(bundled_safety_path(split), "error")
             out.safety += examples

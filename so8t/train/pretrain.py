@@ -24,11 +24,13 @@ def cache_root() -> Path:
     return Path(os.environ.get("SO8T_CACHE_DIR") or Path.home() / ".cache" / "so8t")
 
 
-def corpus_texts(examples: int, seed: int) -> list[str]:
-    """Training texts: synthetic GSM8K train-split problems and the bundled safety train split, templated."""
+def corpus_texts(examples: int, seed: int, safety_examples: int = 0) -> list[str]:
+    """Training texts, templated: synthetic GSM8K train-split problems, the bundled safety train split and
+    `safety_examples` synthetic safety requests (train split only: validation and test stay unseen)."""
     from so8t.data import templates
     from so8t.data.safety import bundled_safety_path, read_safety
     from so8t.data.synthetic import synthetic_split
+    from so8t.data.synthetic_safety import synthetic_safety_split
 
     texts = [
         templates.gsm8k_prompt(e.question) + templates.gsm8k_target(e.answer)
@@ -38,6 +40,11 @@ def corpus_texts(examples: int, seed: int) -> list[str]:
         templates.safety_prompt(e.prompt) + templates.safety_target(e)
         for e in read_safety(bundled_safety_path("train"))
     ]
+    if safety_examples:
+        texts += [
+            templates.safety_prompt(e.prompt) + templates.safety_target(e)
+            for e in synthetic_safety_split("train", safety_examples, seed)
+        ]
     return texts
 
 
@@ -79,7 +86,8 @@ def _train(tiny_dir: Path, out_dir: Path, pretrain_cfg: Any, seed: int, max_leng
     encoded = [
         ids[:max_length]
         for ids in tokenizer(
-            [t + eos for t in corpus_texts(pretrain_cfg.examples, seed)], add_special_tokens=True
+            [t + eos for t in corpus_texts(pretrain_cfg.examples, seed, pretrain_cfg.safety_examples)],
+            add_special_tokens=True,
         )["input_ids"]
     ]
     rng = random.Random(seed)
