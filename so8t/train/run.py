@@ -95,7 +95,7 @@ def training_arguments(cfg: Any, checkpoint_root: Path, report_to: list[str]) ->
         save_total_limit=t.save_total_limit,
         logging_steps=t.logging_steps,
         logging_first_step=True,
-        metric_for_best_model="loss" if evaluate else None,
+        metric_for_best_model="task_loss" if evaluate else None,
         greater_is_better=False if evaluate else None,
         prediction_loss_only=True,
         remove_unused_columns=False,

@@ -224,13 +224,21 @@ class So8tTrainer(Trainer):
     _parts_logged_at = 0
 
     def evaluation_loop(self, *args: Any, **kwargs: Any) -> Any:
-        """Trainer's loop, plus the averaged eval loss parts as `<prefix>_lm_loss`, `_safety_loss`, `_pet`."""
+        """Trainer's loop, plus the averaged eval loss parts (`<prefix>_lm_loss`, `_safety_loss`, `_pet`) and
+        `<prefix>_task_loss`, the loss without PET."""
         self._eval_parts, self._eval_batches = {}, 0
         output = super().evaluation_loop(*args, **kwargs)
         prefix = kwargs.get("metric_key_prefix", args[3] if len(args) > 3 else "eval")
         for key in ("lm_loss", "safety_loss", "pet"):
             if self._eval_batches:
                 output.metrics[f"{prefix}_{key}"] = self._eval_parts.get(key, 0.0) / self._eval_batches
+        if self._eval_batches:
+            # The best checkpoint is chosen on this: PET's weight grows with the step, so a loss that holds it
+            # would favour early checkpoints for no reason of quality.
+            output.metrics[f"{prefix}_task_loss"] = (
+                output.metrics[f"{prefix}_lm_loss"]
+                + self.loss_weights["safety"] * output.metrics[f"{prefix}_safety_loss"]
+            )
         return output
 
     # ---- optimizer -------------------------------------------------------------------------------------
