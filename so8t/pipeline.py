@@ -139,6 +139,7 @@ def run_pipeline(
         gate_report=gate_report,
         timings=clock.timings,
         train_metrics=trained.metrics,
+        evaluated_checkpoint=checkpoint,
     )
     _log_eval_to_wandb(cfg, run_dir, results)
     clock.end("report", t0)

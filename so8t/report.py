@@ -164,6 +164,7 @@ def write_report(
     gate_report: Any = None,
     timings: dict[str, float] | None = None,
     train_metrics: dict | None = None,
+    evaluated_checkpoint: Path | None = None,
 ) -> Path:
     """Write run_dir/report.md (and report/curves.png) and return its path."""
     run_dir = Path(run_dir)
@@ -177,6 +178,11 @@ def write_report(
         f"{cfg.train.per_device_batch_size} x accumulation {cfg.train.gradient_accumulation_steps}",
         f"- decisions from: {cfg.eval.decision_source}; tasks: {', '.join(cfg.eval.tasks)}",
     ]
+    if evaluated_checkpoint is not None:
+        lines.append(
+            f"- evaluated: `{Path(evaluated_checkpoint).name}`, consolidated (the checkpoint with the lowest "
+            "validation loss without PET; the last one when the run does not validate)"
+        )
     if timings:
         lines.append("- stage times (s): " + ", ".join(f"{k} {v}" for k, v in timings.items()))
     lines += ["", "## Metrics", "", *metrics_table(results), ""]

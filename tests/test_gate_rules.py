@@ -165,3 +165,20 @@ def test_different_limits_are_reported_as_warnings():
     assert report.warnings == [
         "so8t_safety: baseline scored 120 documents, the results 50 (different --limit?)"
     ]
+
+
+def test_the_quickstart_baseline_passes_its_suite_and_a_regressed_copy_fails():
+    """The checked-in baseline is a real quickstart result: it meets its own suite; a regression is caught."""
+    from so8t.harness.gate import load_results
+
+    config = load_gate_config(ROOT / "evals" / "suites" / "quickstart.yaml")
+    baseline = load_results(ROOT / "evals" / "baselines" / "quickstart.json")
+    assert evaluate_gates(baseline, baseline, config).passed
+    regressed = copy.deepcopy(baseline)
+    safety = regressed["results"]["so8t_safety_local"]
+    safety["refuse_recall,none"] = 0.3
+    safety["unsafe_allow_rate,none"] = 0.4
+    report = evaluate_gates(regressed, baseline, config)
+    assert not report.passed
+    failed = {c.metric for c in report.checks if not c.passed}
+    assert failed == {"refuse_recall", "unsafe_allow_rate"}

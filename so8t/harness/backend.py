@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from lm_eval.models.huggingface import HFLM
 
+import so8t.model  # noqa: F401  (quiets bitsandbytes' optional-kernel warning before it loads)
 from so8t.data.safety import DECISIONS
 from so8t.errors import UserError
 
