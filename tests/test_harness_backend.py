@@ -247,20 +247,23 @@ def test_allow_threshold_turns_low_confidence_allow_into_escalate_and_is_recorde
     tiny_so8t, eval_data, tmp_path
 ):
     _, consolidated, _ = tiny_so8t
-    plain = _predictions(
-        _evaluate(consolidated, ["so8t_safety_local"], tmp_path, eval_data, "plain")["samples"][
-            "so8t_safety_local"
-        ]
-    )
+    plain_samples = _evaluate(consolidated, ["so8t_safety_local"], tmp_path, eval_data, "plain")["samples"][
+        "so8t_safety_local"
+    ]
+    plain = _predictions(plain_samples)
+    p_allow = [math.exp(float(s["filtered_resps"][0][0])) for s in plain_samples]
+    allowed = sorted(p for p, d in zip(p_allow, plain, strict=True) if d == 0)
+    assert len(allowed) >= 2, "the tiny model must predict ALLOW at least twice for this test to bite"
+    threshold = (allowed[0] + allowed[-1]) / 2  # some ALLOWs fall below it, some stay above
     strict = _evaluate(
-        consolidated, ["so8t_safety_local"], tmp_path, eval_data, "strict", allow_threshold=1.0
+        consolidated, ["so8t_safety_local"], tmp_path, eval_data, "strict", allow_threshold=threshold
     )
     gated = _predictions(strict["samples"]["so8t_safety_local"])
-    assert 0 not in gated
-    assert gated == [1 if p == 0 else p for p in plain]
-    assert strict["config"]["so8t"]["allow_threshold"] == 1.0
+    expected = [1 if d == 0 and p < threshold else d for d, p in zip(plain, p_allow, strict=True)]
+    assert gated == expected and 0 in gated and gated != plain
+    assert strict["config"]["so8t"]["allow_threshold"] == threshold
     written = json.loads((tmp_path / "strict.json").read_text())
-    assert written["config"]["model_args"]["allow_threshold"] == 1.0
+    assert written["config"]["model_args"]["allow_threshold"] == threshold
 
 
 def _stdev(values):

@@ -9,6 +9,7 @@ from transformers import AutoTokenizer
 from so8t.data import templates
 from so8t.data.gsm8k import GSM8KExample
 from so8t.data.safety import SafetyExample
+from so8t.data.templates import gsm8k_prompt
 from so8t.train.collate import IGNORE_INDEX, So8tCollator, build_dataset, encode_example, mix_examples
 
 GSM = GSM8KExample(question="Tom has 3 apples and buys 4 more. How many apples?", answer="3 + 4 = 7\n#### 7")
@@ -75,12 +76,14 @@ def test_collator_pads_right_and_masks_padding(tokenizer):
     assert batch["input_ids"].dtype == torch.long
 
 
-def test_chat_template_wraps_the_prompt_and_the_labels_stay_on_the_target(tokenizer):
+def test_a_chat_template_is_not_applied_and_the_labels_stay_on_the_target(tokenizer):
+    """Training rows hold the plain prompt that lm-eval and predict use, whatever the tokenizer's template."""
     chat = AutoTokenizer.from_pretrained(tokenizer.name_or_path)
     chat.chat_template = "{% for m in messages %}<|user|>{{ m['content'] }}{% endfor %}<|assistant|>"
     row = encode_example(chat, GSM, max_length=512)
-    prompt = chat.decode(row["input_ids"][: row["pool_index"] + 1])
-    assert prompt.startswith("<|user|>") and prompt.endswith("<|assistant|>")
+    assert row == encode_example(tokenizer, GSM, max_length=512)
+    prompt = chat.decode(row["input_ids"][: row["pool_index"] + 1], skip_special_tokens=True)
+    assert prompt.strip() == gsm8k_prompt(GSM.question).strip()
     target = chat.decode([t for t in row["labels"] if t != IGNORE_INDEX], skip_special_tokens=True)
     assert target.strip() == GSM.answer.strip()
 
