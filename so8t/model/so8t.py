@@ -161,7 +161,7 @@ class SO8TModel(nn.Module):
         return result
 
     def _activation_checkpointing(self) -> bool:
-        return any(getattr(m, "gradient_checkpointing", False) is True for m in self.base_model.modules())
+        return bool(getattr(self.base_model, "is_activation_checkpointing", False))
 
     def _safety_sum(self, safety_logits: torch.Tensor, safety_labels: torch.Tensor):
         valid = safety_labels.ne(IGNORE_INDEX)
