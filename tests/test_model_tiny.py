@@ -57,3 +57,16 @@ def test_the_embedded_base_runs_on_a_4bit_base_on_the_cpu(tiny_base_dir):
     with torch.no_grad():
         logits = model(**tokenizer(["Question: 2 + 3?\nAnswer:"], return_tensors="pt")).logits
     assert logits.shape[-1] == len(tokenizer) and torch.isfinite(logits).all()
+
+
+def test_the_tokenizer_learns_from_training_text_only():
+    """Held-out text (bundled validation/test requests, synthetic test problems) never shapes the tokenizer."""
+    from so8t.data.safety import bundled_safety_path, read_safety
+    from so8t.data.synthetic import synthetic_split
+    from so8t.model.tiny import _corpus
+
+    corpus = "\n".join(_corpus())
+    held_out = [e.prompt for split in ("validation", "test") for e in read_safety(bundled_safety_path(split))]
+    held_out += [e.question for e in synthetic_split("test", 200, 0)]
+    assert not [text for text in held_out if text in corpus]
+    assert read_safety(bundled_safety_path("train"))[0].prompt in corpus

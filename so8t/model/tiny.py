@@ -27,6 +27,7 @@ TINY_RECIPE = {
     "tie_word_embeddings": False,
     "seed": 0,
     "corpus_problems": 3000,
+    "corpus_safety_requests": 3000,
 }
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<unk>"]
 
@@ -42,24 +43,22 @@ def _recipe_key() -> str:
 
 
 def _corpus() -> list[str]:
-    """Text the tokenizer learns from: synthetic GSM8K-style problems and the bundled safety sets."""
-    from so8t.data.synthetic import generate_problems
+    """Text the tokenizer learns from: training data only (synthetic GSM8K-style problems, the bundled safety
+    train split and synthetic safety requests), so held-out validation and test text never shapes it."""
+    from so8t.data.safety import bundled_safety_path, read_safety
+    from so8t.data.synthetic import synthetic_split
+    from so8t.data.synthetic_safety import synthetic_safety_split
 
-    texts = []
-    for ex in generate_problems(TINY_RECIPE["corpus_problems"], TINY_RECIPE["seed"]):
-        texts.append(f"Question: {ex.question}\nAnswer: {ex.answer}")
-    bundled = Path(__file__).resolve().parent.parent / "data" / "bundled"
-    for path in sorted(bundled.glob("safety_*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            parts = [f"Request: {rec.get('prompt', '')}\nDecision: {rec.get('decision', '')}"]
-            parts += [str(rec[k]) for k in ("rationale", "response") if rec.get(k)]
-            texts.append("\n".join(parts))
+    texts = [
+        f"Question: {ex.question}\nAnswer: {ex.answer}"
+        for ex in synthetic_split("train", TINY_RECIPE["corpus_problems"], TINY_RECIPE["seed"])
+    ]
+    safety = read_safety(bundled_safety_path("train"))
+    safety += synthetic_safety_split("train", TINY_RECIPE["corpus_safety_requests"], TINY_RECIPE["seed"])
+    for rec in safety:
+        parts = [f"Request: {rec.prompt}\nDecision: {rec.decision}"]
+        parts += [text for text in (rec.rationale, rec.response) if text]
+        texts.append("\n".join(parts))
     texts.append("ALLOW ESCALATE REFUSE Request: Decision: Question: Answer: ####")
     return texts
 
