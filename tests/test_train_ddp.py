@@ -6,9 +6,12 @@ import json
 import subprocess
 import sys
 
+import pytest
 from train_fixtures import REPO, subprocess_env, write_config
 
-from so8t.train.run import last_complete_checkpoint
+from so8t.config import load_config
+from so8t.train.run import build_model, build_trainer, last_complete_checkpoint
+from so8t.train.trainer import load_trainable_state
 
 
 def test_two_process_torchrun_on_cpu_completes_with_one_checkpoint_set(tiny_base_dir, tmp_path):
@@ -59,3 +62,15 @@ def test_two_process_torchrun_on_cpu_completes_with_one_checkpoint_set(tiny_base
     assert state["global_step"] == 4
     assert any("eval_loss" in entry for entry in state["log_history"])
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-2", "checkpoint-4"]
+
+    # The validation loss parts cover the whole validation set, gathered over both ranks: one process
+    # evaluating the same checkpoint on the same batches (68 examples, 17 batches of 2) logs the same figures.
+    logged = next(e for e in state["log_history"] if "eval_lm_loss" in e and e["step"] == 4)
+    cfg = load_config(config)
+    model, tokenizer, _ = build_model(cfg)
+    load_trainable_state(model, str(ckpt))
+    trainer, _ = build_trainer(cfg, tmp_path / "single", model, tokenizer)
+    assert len(trainer.eval_dataset) % 4 == 0, "both ranks must see whole, equal batches for an exact match"
+    single = trainer.evaluate()
+    for key in ("eval_lm_loss", "eval_safety_loss", "eval_task_loss"):
+        assert logged[key] == pytest.approx(single[key], rel=1e-4), key

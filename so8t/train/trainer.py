@@ -228,6 +228,7 @@ class So8tTrainer(Trainer):
         `<prefix>_task_loss`, the loss without PET."""
         self._eval_parts, self._eval_batches = {}, 0
         output = super().evaluation_loop(*args, **kwargs)
+        self._gather_eval_parts()
         prefix = kwargs.get("metric_key_prefix", args[3] if len(args) > 3 else "eval")
         for key in ("lm_loss", "safety_loss", "pet"):
             if self._eval_batches:
@@ -240,6 +241,22 @@ class So8tTrainer(Trainer):
                 + self.loss_weights["safety"] * output.metrics[f"{prefix}_safety_loss"]
             )
         return output
+
+    def _gather_eval_parts(self) -> None:
+        """Sum the eval loss parts and batch counts over DDP ranks, so every rank reports (and picks the best
+        checkpoint on) the loss of the whole validation set, not of its own shard."""
+        if _world_size() <= 1:
+            return
+        keys = ("lm_loss", "safety_loss", "pet")
+        totals = torch.tensor(
+            [self._eval_parts.get(k, 0.0) for k in keys] + [float(self._eval_batches)],
+            dtype=torch.float64,
+            device=self.args.device,
+        )
+        dist.all_reduce(totals)
+        *parts, batches = totals.cpu().tolist()
+        self._eval_parts.update(zip(keys, parts, strict=True))
+        self._eval_batches = int(batches)
 
     # ---- optimizer -------------------------------------------------------------------------------------
 
