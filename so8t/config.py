@@ -161,7 +161,19 @@ class ModelConfig(_Section):
 DataFormat = Literal["auto", "gsm8k", "safety"]
 
 
-class PathSource(_Section):
+class _Source(_Section):
+    """What every data source form shares."""
+
+    repeat: int = Field(
+        1,
+        ge=1,
+        description="Times each record of this source enters the training mix: weighs a small hand-labelled "
+        "set up next to a large generated one. Training sources only (a repeated validation or test record "
+        "would count twice in the metrics).",
+    )
+
+
+class PathSource(_Source):
     path: str = Field(
         description="A JSONL file or glob (`**` recursive); relative to the config file's folder."
     )
@@ -176,7 +188,7 @@ class PathSource(_Section):
         return {"path": value} if isinstance(value, str) else value
 
 
-class HubSource(_Section):
+class HubSource(_Source):
     hub: str = Field(
         description='A dataset on the Hugging Face hub, e.g. "openai/gsm8k" (loaded by `datasets`).'
     )
@@ -188,7 +200,7 @@ class HubSource(_Section):
     format: Literal["gsm8k", "safety"] = Field("gsm8k", description="Record format of the dataset rows.")
 
 
-class SyntheticSource(_Section):
+class SyntheticSource(_Source):
     builtin: Literal["synthetic_gsm8k"] = Field(description="Generated GSM8K-style problems.")
     n: int = Field(gt=0, description="Number of problems for this split.")
     seed: int | None = Field(
@@ -196,13 +208,13 @@ class SyntheticSource(_Section):
     )
 
 
-class SafetySource(_Section):
+class SafetySource(_Source):
     builtin: Literal["safety"] = Field(
         description="The safety set bundled with so8t, for the split of the list key."
     )
 
 
-class SyntheticSafetySource(_Section):
+class SyntheticSafetySource(_Source):
     builtin: Literal["synthetic_safety"] = Field(
         description="Generated safety-decision requests (ALLOW / ESCALATE / REFUSE in equal thirds, every "
         "category of the bundled policy), never equal to a bundled prompt."
@@ -867,6 +879,7 @@ def _check_data(data: DataConfig, shown: dict[str, str] | None = None) -> tuple[
         entries = report.setdefault(split, [])
         for index, source in enumerate(getattr(data, split)):
             key = f"data.{split}[{index}]"
+            first_entry = len(entries)
             if isinstance(source, PathSource):
                 reports, found = check_pattern(
                     source.path,
@@ -918,6 +931,10 @@ def _check_data(data: DataConfig, shown: dict[str, str] | None = None) -> tuple[
                         "hub": f"{source.hub} {source.split or split}",
                     }
                 )
+            for entry in entries[first_entry:]:
+                entry["repeat"] = source.repeat
+                if entry["count"] is not None:
+                    entry["count"] *= source.repeat
     return report, problems
 
 
@@ -948,6 +965,13 @@ def _cross_checks(cfg: RunConfig, report: dict[str, list[dict[str, Any]]]) -> li
                 f"eval.tasks: {task} reads the {fmt} examples of data.test, which has none; add a "
                 f"{fmt} source to data.test or remove {task} from eval.tasks"
             )
+    for split in ("validation", "test"):
+        for index, source in enumerate(getattr(cfg.data, split)):
+            if source.repeat > 1:
+                problems.append(
+                    f"data.{split}[{index}].repeat: got {source.repeat}; repeats weigh the training mix only, "
+                    f"and a repeated {split} record would count twice in the metrics; remove repeat here"
+                )
     if cfg.train.eval_strategy == "steps" and cfg.train.save_steps % cfg.train.eval_steps:
         problems.append(
             f"train.save_steps: got {cfg.train.save_steps}, must be a multiple of train.eval_steps "
@@ -1073,6 +1097,12 @@ def resolved_config_yaml(cfg: RunConfig) -> str:
     return yaml.safe_dump(redact(data), sort_keys=False, allow_unicode=True)
 
 
+def _origin_text(entry: dict[str, Any]) -> str:
+    origin = entry["origin"] if entry["origin"] != "hub" else f"hub {entry['hub']}"
+    repeat = entry.get("repeat", 1)
+    return f"{origin} x{repeat}" if repeat > 1 else origin
+
+
 def _count_text(entries: list[dict[str, Any]]) -> str:
     if not entries:
         return "none"
@@ -1082,7 +1112,7 @@ def _count_text(entries: list[dict[str, Any]]) -> str:
         if not mine:
             continue
         known = sum(e["count"] for e in mine if e["count"] is not None)
-        origins = sorted({e["origin"] if e["origin"] != "hub" else f"hub {e['hub']}" for e in mine})
+        origins = sorted({_origin_text(e) for e in mine})
         hub = any(e["count"] is None for e in mine)
         if hub and not known:
             parts.append(f"{label} ({', '.join(origins)}; counted when loaded)")

@@ -142,3 +142,21 @@ data:
     assert "data.train[2]: got 7; a data source is a path string or a mapping" in text
     assert "data.train[3].n: required key is missing" in text
     assert "data.train[4].fromat: unknown key, did you mean data.train[4].format?" in text
+
+
+def test_repeat_is_for_training_sources_and_the_summary_counts_the_repeats(tmp_path, bundled_safety):
+    body = """
+data:
+  train: [{builtin: synthetic_gsm8k, n: 10}, {builtin: safety, repeat: 3}]
+  validation: [{builtin: synthetic_gsm8k, n: 5, repeat: 2}]
+  test: [{builtin: synthetic_gsm8k, n: 5}, {builtin: safety, repeat: 2}]
+eval: {tasks: [so8t_gsm8k_local]}
+"""
+    errors = _errors(_write(tmp_path, body))
+    assert [e.split(":")[0] for e in errors] == ["data.validation[0].repeat", "data.test[1].repeat"]
+    assert "count twice in the metrics" in errors[0]
+    assert _errors(_write(tmp_path, body.replace("repeat: 3", "repeat: 0")))[0].startswith(
+        "data.train[1].repeat: got 0, must be greater than or equal to 1"
+    )
+    cfg = load_config(_write(tmp_path, body.replace(", repeat: 2", "")))
+    assert f"{3 * len(SAFETY_RECORDS):,} safety (bundled x3)" in summarize(cfg)

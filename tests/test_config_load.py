@@ -162,7 +162,7 @@ def test_resolved_yaml_round_trips_and_holds_no_secret(tmp_path, bundled_safety,
     assert "env-secret-value-1234" not in text
     data = yaml.safe_load(text)
     assert data["seed"] == 3 and data["model"]["lora"]["r"] == 16
-    assert data["data"]["train"][1] == {"builtin": "safety"}
+    assert data["data"]["train"][1] == {"builtin": "safety", "repeat": 1}
     resolved = tmp_path / "resolved.yaml"
     resolved.write_text(resolved_config_yaml(_load(tmp_path, "seed: 3\n")))
     assert resolved_config_yaml(load_config(resolved)) == resolved.read_text()

@@ -126,3 +126,21 @@ data:
     train = materialize(cfg, "train")
     assert calls == [("openai/gsm8k", "main", "train[:95%]"), ("someone/decisions", None, "train")]
     assert (len(train.gsm8k), len(train.safety), train.skipped) == (2, 3, 1)
+
+
+def test_repeat_weighs_a_training_source_up_without_touching_the_others(tmp_path, bundled_safety):
+    write_jsonl(tmp_path / "s.jsonl", SAFETY_RECORDS)
+    cfg = _config(
+        tmp_path,
+        """
+data:
+  train: [{path: s.jsonl, repeat: 4}, {builtin: synthetic_gsm8k, n: 5}, {builtin: safety}]
+  validation: [{builtin: synthetic_gsm8k, n: 3}]
+  test: [{builtin: safety}, {builtin: synthetic_gsm8k, n: 3}]
+""",
+    )
+    train = materialize(cfg, "train")
+    assert len(train.gsm8k) == 5
+    from_file = [e.prompt for e in train.safety[: 4 * len(SAFETY_RECORDS)]]
+    assert from_file == [r["prompt"] for r in SAFETY_RECORDS] * 4
+    assert len(train.safety) == 4 * len(SAFETY_RECORDS) + len(read_safety(bundled_safety_path("train")))

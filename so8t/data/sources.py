@@ -94,29 +94,38 @@ def _read_hub(source: Any, split: str, on_bad_record: str, out: SplitData) -> No
 
 
 def materialize(cfg: RunConfig, split: str) -> SplitData:
-    """All examples of `split` ("train", "validation" or "test") from the config's sources, in order."""
+    """All examples of `split` ("train", "validation" or "test") from the config's sources, in order; a
+    source with `repeat: N` contributes each of its examples N times (the config allows that in train only)."""
+    out = SplitData(split=split)
+    for source in getattr(cfg.data, split):
+        mine = SplitData(split=split)
+        _read_source(cfg, source, split, mine)
+        out.gsm8k += mine.gsm8k * source.repeat
+        out.safety += mine.safety * source.repeat
+        out.skipped += mine.skipped
+    return out
+
+
+def _read_source(cfg: RunConfig, source: Any, split: str, out: SplitData) -> None:
     from so8t.config import HubSource, PathSource, SafetySource, SyntheticSafetySource, SyntheticSource
 
-    out = SplitData(split=split)
     on_bad_record = cfg.data.on_bad_record
-    for source in getattr(cfg.data, split):
-        if isinstance(source, PathSource):
-            _read_files(source, on_bad_record, out)
-        elif isinstance(source, SyntheticSource):
-            seed = cfg.seed if source.seed is None else source.seed
-            out.gsm8k += synthetic_split(split, source.n, seed)
-        elif isinstance(source, SyntheticSafetySource):
-            seed = cfg.seed if source.seed is None else source.seed
-            out.safety += synthetic_safety_split(split, source.n, seed)
-        elif isinstance(source, SafetySource):
-            examples, skipped = read_safety_counted(bundled_safety_path(split), "error")
-            out.safety += examples
-            out.skipped += skipped
-        elif isinstance(source, HubSource):
-            _read_hub(source, split, on_bad_record, out)
-        else:  # pragma: no cover - the config admits only the forms above
-            raise TypeError(f"unknown data source {source!r}")
-    return out
+    if isinstance(source, PathSource):
+        _read_files(source, on_bad_record, out)
+    elif isinstance(source, SyntheticSource):
+        seed = cfg.seed if source.seed is None else source.seed
+        out.gsm8k += synthetic_split(split, source.n, seed)
+    elif isinstance(source, SyntheticSafetySource):
+        seed = cfg.seed if source.seed is None else source.seed
+        out.safety += synthetic_safety_split(split, source.n, seed)
+    elif isinstance(source, SafetySource):
+        examples, skipped = read_safety_counted(bundled_safety_path(split), "error")
+        out.safety += examples
+        out.skipped += skipped
+    elif isinstance(source, HubSource):
+        _read_hub(source, split, on_bad_record, out)
+    else:  # pragma: no cover - the config admits only the forms above
+        raise TypeError(f"unknown data source {source!r}")
 
 
 def write_split_jsonl(split_data: SplitData, out_dir: str | Path) -> dict[str, Path]:
