@@ -161,10 +161,9 @@ class ModelConfig(_Section):
 DataFormat = Literal["auto", "gsm8k", "safety"]
 
 
-class _Source(_Section):
-    """What every data source form shares."""
-
-    repeat: int = Field(
+def _repeat_field() -> Any:
+    """`repeat`, the last key of every data source form."""
+    return Field(
         1,
         ge=1,
         description="Times each record of this source enters the training mix: weighs a small hand-labelled "
@@ -173,7 +172,7 @@ class _Source(_Section):
     )
 
 
-class PathSource(_Source):
+class PathSource(_Section):
     path: str = Field(
         description="A JSONL file or glob (`**` recursive); relative to the config file's folder."
     )
@@ -181,6 +180,7 @@ class PathSource(_Source):
         "auto",
         description="gsm8k ({question, answer}), safety ({prompt, decision}) or auto (from the records).",
     )
+    repeat: int = _repeat_field()
 
     @model_validator(mode="before")
     @classmethod
@@ -188,7 +188,7 @@ class PathSource(_Source):
         return {"path": value} if isinstance(value, str) else value
 
 
-class HubSource(_Source):
+class HubSource(_Section):
     hub: str = Field(
         description='A dataset on the Hugging Face hub, e.g. "openai/gsm8k" (loaded by `datasets`).'
     )
@@ -198,23 +198,26 @@ class HubSource(_Source):
     )
     revision: str | None = Field(None, description="Dataset revision (branch, tag or commit).")
     format: Literal["gsm8k", "safety"] = Field("gsm8k", description="Record format of the dataset rows.")
+    repeat: int = _repeat_field()
 
 
-class SyntheticSource(_Source):
+class SyntheticSource(_Section):
     builtin: Literal["synthetic_gsm8k"] = Field(description="Generated GSM8K-style problems.")
     n: int = Field(gt=0, description="Number of problems for this split.")
     seed: int | None = Field(
         None, description="Generator seed; null uses the run seed. Splits stay disjoint."
     )
+    repeat: int = _repeat_field()
 
 
-class SafetySource(_Source):
+class SafetySource(_Section):
     builtin: Literal["safety"] = Field(
         description="The safety set bundled with so8t, for the split of the list key."
     )
+    repeat: int = _repeat_field()
 
 
-class SyntheticSafetySource(_Source):
+class SyntheticSafetySource(_Section):
     builtin: Literal["synthetic_safety"] = Field(
         description="Generated safety-decision requests (ALLOW / ESCALATE / REFUSE in equal thirds, every "
         "category of the bundled policy), never equal to a bundled prompt."
@@ -223,6 +226,7 @@ class SyntheticSafetySource(_Source):
     seed: int | None = Field(
         None, description="Generator seed; null uses the run seed. Splits stay disjoint."
     )
+    repeat: int = _repeat_field()
 
 
 SOURCE_FORMS: dict[str, type[_Section]] = {
