@@ -111,6 +111,24 @@ def test_cli_consolidates_with_a_base_override(make_so8t, tiny_base_dir, tmp_pat
     assert (tmp_path / "out" / "so8t_safety_head.safetensors").is_file()
 
 
+def test_a_checkpoint_whose_recorded_base_is_gone_names_it_and_the_override(
+    make_so8t, tiny_base_dir, tmp_path
+):
+    model, _ = make_so8t(tiny_base_dir)
+    model.base_reference = str(
+        tmp_path / "elsewhere" / "base"
+    )  # e.g. a checkpoint copied from another machine
+    ckpt = model.save_so8t(tmp_path / "ckpt")
+    with pytest.raises(UserError) as info:
+        consolidate_checkpoint(ckpt, tmp_path / "out")
+    message = str(info.value)
+    assert str(tmp_path / "elsewhere" / "base") in message and str(ckpt / "so8t.json") in message
+    assert "does not exist; pass --base PATH" in message
+    with pytest.raises(UserError, match="does not exist; pass base=PATH"):
+        SO8TModel.load_so8t(ckpt)
+    assert not (tmp_path / "out").exists()
+
+
 def test_folder_without_so8t_json_is_rejected_with_a_readable_error(tmp_path):
     with pytest.raises(UserError, match="so8t.json"):
         consolidate_checkpoint(tmp_path, tmp_path / "out")

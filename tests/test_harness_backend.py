@@ -136,15 +136,15 @@ def test_checkpoints_are_consolidated_once_into_a_content_addressed_cache(tiny_s
 
 
 def test_base_names_are_checked_like_paths_or_hub_ids(tmp_path, monkeypatch):
-    from so8t.harness.backend import check_base
+    from so8t.model.base import check_base
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    check_base("gpt2", "test")  # hub ids are left to the hub
-    check_base("Qwen/Qwen2.5-0.5B", "test")
-    with pytest.raises(UserError, match="does not exist"):
-        check_base(str(tmp_path / "missing" / "base"), "test")
+    check_base("gpt2", "test", fix="pass base=PATH")  # hub ids are left to the hub
+    check_base("Qwen/Qwen2.5-0.5B", "test", fix="pass base=PATH")
+    with pytest.raises(UserError, match=r"\(test\) does not exist; pass base=PATH\.$"):
+        check_base(str(tmp_path / "missing" / "base"), "test", fix="pass base=PATH")
     with pytest.raises(UserError, match="no config.json"):
-        check_base(str(tmp_path), "test")
+        check_base(str(tmp_path), "test", fix="pass base=PATH")
 
 
 def _evaluate(model, tasks, tmp_path, eval_data, name, **model_args):

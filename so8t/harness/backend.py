@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from lm_eval.models.huggingface import HFLM
 
-import so8t.model  # noqa: F401  (quiets bitsandbytes' optional-kernel warning before it loads)
 from so8t.data.safety import DECISIONS
 from so8t.errors import UserError
+from so8t.model.base import check_base
 
 SO8T_JSON = "so8t.json"
 CHECKPOINT_FORMAT = "so8t-checkpoint"
@@ -150,34 +150,6 @@ def locate_so8t_model(path: str | os.PathLike) -> tuple[str, Path, Path]:
     raise UserError(f"pretrained={path} is {_describe(source)}; {EXPECTED}.")
 
 
-def check_base(base: str, where: str) -> None:
-    """A missing local base is a one-line error before any weights load."""
-    if base.startswith("embedded:"):
-        return
-    local = Path(base).expanduser()
-    if local.exists():
-        if not (local / "config.json").is_file():
-            raise UserError(
-                f"base {base} ({where}) has no config.json; expected a Hugging Face model folder."
-            )
-        return
-    looks_like_path = (
-        base.startswith(("/", ".", "~")) or base.count("/") > 1 or (os.sep != "/" and os.sep in base)
-    )
-    if looks_like_path:
-        raise UserError(
-            f"base {base} ({where}) does not exist; pass base=PATH in --model_args to point at the base model."
-        )
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
-        from huggingface_hub import try_to_load_from_cache
-
-        if not isinstance(try_to_load_from_cache(base, "config.json"), str):
-            raise UserError(
-                f"base {base} ({where}) is not in the Hugging Face cache and HF_HUB_OFFLINE is set; "
-                "download it first or pass base=PATH."
-            )
-
-
 def _hash_file(digest: Any, path: Path) -> None:
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -213,7 +185,12 @@ def consolidate_cached(checkpoint: Path, base: str | None = None, cache_dir: Pat
     effective_base = str(base or info.get("base_model") or "")
     if not effective_base:
         raise UserError(f"{checkpoint / SO8T_JSON} records no base_model; pass base=PATH in --model_args.")
-    check_base(effective_base, "given as base=" if base else f"recorded in {checkpoint / SO8T_JSON}")
+    check_base(
+        effective_base,
+        "given as base=" if base else f"recorded in {checkpoint / SO8T_JSON}",
+        fix="point at the base model with base=PATH in --model_args (lm_eval, so8t eval) or --base PATH "
+        "(so8t predict)",
+    )
     root = (cache_dir or cache_root()) / "consolidated"
     out = root / consolidation_key(checkpoint, effective_base)
     if _format_of(out) == CONSOLIDATED_FORMAT:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from so8t.errors import UserError
@@ -38,6 +40,34 @@ def resolve_base_path(base: str) -> str:
 
         return str(build_tiny_base())
     return base
+
+
+def check_base(base: str, where: str, fix: str) -> None:
+    """A missing local base is a one-line error before any weights load (checkpoints record their base by
+    path, and a checkpoint copied to another machine often points nowhere); hub ids are left to the hub.
+    `where` says where the name came from, `fix` how to give another."""
+    if base.startswith("embedded:"):
+        return
+    local = Path(base).expanduser()
+    if local.exists():
+        if not (local / "config.json").is_file():
+            raise UserError(
+                f"base {base} ({where}) has no config.json; expected a Hugging Face model folder."
+            )
+        return
+    looks_like_path = (
+        base.startswith(("/", ".", "~")) or base.count("/") > 1 or (os.sep != "/" and os.sep in base)
+    )
+    if looks_like_path:
+        raise UserError(f"base {base} ({where}) does not exist; {fix}.")
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(base, "config.json"), str):
+            raise UserError(
+                f"base {base} ({where}) is not in the Hugging Face cache and HF_HUB_OFFLINE is set; "
+                f"download it first, or {fix}."
+            )
 
 
 def torch_dtype(name: str | None):
