@@ -144,8 +144,10 @@ class SO8TModel(nn.Module):
         p_sum, p_count = pet_sum(h, attention_mask)
         result.pet_sum, result.pet_count, result.pet = p_sum, p_count, p_sum / p_count.clamp_min(1.0)
         if labels is not None:
-            logits = out.logits[:, :-1].float()
-            shifted = labels[:, 1:].to(logits.device)
+            # Shift the labels, not the logits (as transformers' own loss does): slicing the logits would copy
+            # the largest activation of the step, forward and backward.
+            logits = out.logits.float()
+            shifted = F.pad(labels.to(logits.device), (0, 1), value=IGNORE_INDEX)[:, 1:]
             total = F.cross_entropy(
                 logits.reshape(-1, logits.shape[-1]),
                 shifted.reshape(-1),
