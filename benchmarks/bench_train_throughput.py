@@ -6,6 +6,7 @@ number of steps after a few warm-up steps that are not timed; the order alternat
 median is reported.
 
     python benchmarks/bench_train_throughput.py [--base embedded:tiny] [--steps 30] [--batch-size 8] [--repeats 3]
+    python benchmarks/bench_train_throughput.py --breakdown    # where the SO8T cost goes, without Trainer
 """
 
 from __future__ import annotations
@@ -129,17 +130,76 @@ def _peft_tokens_per_s(cfg: Any, out_dir: str) -> float:
     return timer.tokens / timer.seconds
 
 
+def _breakdown(cfg: Any, batches: int = 10, repeats: int = 3) -> dict[str, float]:
+    """Forward + backward of the same batches, best of `repeats`, for plain peft LoRA, the SO8T model's peft
+    base alone (attention rotations on, gate / head B / PET off) and the whole SO8T model."""
+    from pathlib import Path
+
+    from so8t.model.base import add_lora, load_base
+    from so8t.model.so8 import shared_exponential
+    from so8t.train.run import build_model, build_trainer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model, tokenizer, _ = build_model(cfg)
+        trainer, _ = build_trainer(cfg, Path(tmp), model, tokenizer)
+        data = [b for _, b in zip(range(batches), trainer.get_train_dataloader(), strict=False)]
+    base, _ = load_base(cfg.model, for_training=True)
+    plain = add_lora(base, cfg.model.lora)
+    model.train()
+    plain.train()
+
+    def lm_only(net: Any, rotations: list | None = None) -> Any:
+        def step(b: dict) -> None:
+            with shared_exponential(rotations or []):  # as SO8TModel.forward does: one exponential per pass
+                out = net(input_ids=b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"])
+            out.loss.backward()
+
+        return step
+
+    def whole_so8t(b: dict) -> None:
+        out = model(
+            **{k: b[k] for k in ("input_ids", "attention_mask", "labels", "safety_labels", "pool_index")}
+        )
+        (out.lm_loss_sum + out.safety_loss_sum + out.pet_sum).backward()
+
+    def best_seconds(step: Any) -> float:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for batch in data:
+                step(batch)
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    seconds = {
+        "peft_lora_s": best_seconds(lm_only(plain)),
+        "with_attention_rotations_s": best_seconds(lm_only(model.base_model, list(model.rotations.values()))),
+        "whole_so8t_s": best_seconds(whole_so8t),
+    }
+    return {
+        **seconds,
+        "attention_rotations_time_ratio": seconds["with_attention_rotations_s"] / seconds["peft_lora_s"],
+        "whole_so8t_time_ratio": seconds["whole_so8t_s"] / seconds["peft_lora_s"],
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="embedded:tiny")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--breakdown", action="store_true", help="time forward + backward per part instead of Trainer runs"
+    )
     args = parser.parse_args()
     import os
 
     os.environ.setdefault("WANDB_MODE", "disabled")
     cfg = _config(args.base, args.steps, args.batch_size)
+    if args.breakdown:
+        print(json.dumps({"base": args.base, **_breakdown(cfg, repeats=args.repeats)}, indent=2))
+        return 0
     so8t, peft = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeats):
