@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from so8t.errors import UserError
@@ -34,6 +35,9 @@ def claim_run_dir(run_dir: Path, resolved_yaml: str) -> None:
             )
         return
     run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = resolved_path.with_suffix(".tmp")
-    tmp.write_text(resolved_yaml)
+    # A temporary file of its own per call: under torchrun every rank claims the same directory at once.
+    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".config.resolved.", suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(resolved_yaml)
+    os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; the config is as readable as the rest of the run
     os.replace(tmp, resolved_path)
