@@ -81,6 +81,15 @@ def _world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
+def _sum_over_ranks(values: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """`values` summed over all DDP ranks (unchanged in a single process), in float64 on the CPU."""
+    values = values.to(dtype=torch.float64)
+    if _world_size() > 1:
+        values = values.to(device)
+        dist.all_reduce(values)
+    return values.cpu()
+
+
 class So8tTrainer(Trainer):
     """HF Trainer for an SO8TModel. Extra arguments: the run config sections it reads.
 
@@ -140,12 +149,8 @@ class So8tTrainer(Trainer):
         totals = torch.tensor(
             [[c.lm, c.safety, c.pet] for c in counts] or [[0.0, 0.0, 0.0]], dtype=torch.float64
         )
-        totals = totals.sum(0)
+        totals = _sum_over_ranks(totals.sum(0), device)
         tokens = sum(int(b["attention_mask"].sum()) for b in batch_samples)
-        if _world_size() > 1:
-            totals = totals.to(device)
-            dist.all_reduce(totals)
-            totals = totals.cpu()
         self._step_counts = LossCounts(*totals.tolist())
         self._tokens_in_step = tokens * _world_size()
         self.tokens_seen += self._tokens_in_step
@@ -248,13 +253,8 @@ class So8tTrainer(Trainer):
         if _world_size() <= 1:
             return
         keys = ("lm_loss", "safety_loss", "pet")
-        totals = torch.tensor(
-            [self._eval_parts.get(k, 0.0) for k in keys] + [float(self._eval_batches)],
-            dtype=torch.float64,
-            device=self.args.device,
-        )
-        dist.all_reduce(totals)
-        *parts, batches = totals.cpu().tolist()
+        totals = torch.tensor([self._eval_parts.get(k, 0.0) for k in keys] + [float(self._eval_batches)])
+        *parts, batches = _sum_over_ranks(totals, self.args.device).tolist()
         self._eval_parts.update(zip(keys, parts, strict=True))
         self._eval_batches = int(batches)
 
