@@ -61,22 +61,21 @@ def consolidate_checkpoint(
     from safetensors.torch import load_file, save_file
     from transformers import AutoTokenizer
 
-    from so8t.model.base import check_base, load_base, resolve_base_path
+    from so8t.model.base import checkpoint_base, load_base, resolve_base_path
     from so8t.model.heads import SafetyHead
     from so8t.model.so8 import SO8Gate, SO8Rotation, _layer_index, find_attention_output_projections
     from so8t.model.so8t import STATE_FILE, atomic_directory, read_checkpoint_info
 
     ckpt = Path(checkpoint_dir)
     info = read_checkpoint_info(ckpt)
-    base_path = base or info.get("base_model")
-    if not base_path:
-        raise UserError(f"{ckpt / SO8T_JSON} records no base_model; pass --base PATH.")
-    check_base(
-        str(base_path),
-        "given as --base" if base else f"recorded in {ckpt / SO8T_JSON}",
+    base_path = checkpoint_base(
+        ckpt / SO8T_JSON,
+        info.get("base_model"),
+        base,
+        "--base",
         fix="pass --base PATH (the base model the checkpoint was trained on)",
     )
-    base_path = resolve_base_path(str(base_path))
+    base_path = resolve_base_path(base_path)
     model, tokenizer = load_base(
         {"base": base_path, "dtype": "auto", "quantization": "none"}, for_training=False
     )

@@ -27,7 +27,7 @@ from lm_eval.models.huggingface import HFLM
 
 from so8t.data.safety import DECISIONS
 from so8t.errors import UserError
-from so8t.model.base import check_base
+from so8t.model.base import checkpoint_base
 
 SO8T_JSON = "so8t.json"
 CHECKPOINT_FORMAT = "so8t-checkpoint"
@@ -182,12 +182,11 @@ def consolidate_cached(checkpoint: Path, base: str | None = None, cache_dir: Pat
     from filelock import FileLock
 
     info = read_so8t_json(checkpoint) or {}
-    effective_base = str(base or info.get("base_model") or "")
-    if not effective_base:
-        raise UserError(f"{checkpoint / SO8T_JSON} records no base_model; pass base=PATH in --model_args.")
-    check_base(
-        effective_base,
-        "given as base=" if base else f"recorded in {checkpoint / SO8T_JSON}",
+    effective_base = checkpoint_base(
+        checkpoint / SO8T_JSON,
+        info.get("base_model"),
+        base,
+        "base=",
         fix="point at the base model with base=PATH in --model_args (lm_eval, so8t eval) or --base PATH "
         "(so8t predict)",
     )

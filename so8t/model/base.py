@@ -70,6 +70,18 @@ def check_base(base: str, where: str, fix: str) -> None:
             )
 
 
+def checkpoint_base(
+    info_path: Path, recorded: str | None, override: str | None, override_name: str, fix: str
+) -> str:
+    """The base a checkpoint loads: `override` when given, else the one `info_path` (its so8t.json) records;
+    checked by check_base. `override_name` is how the caller spells the override ("--base", "base=")."""
+    base = override or recorded
+    if not base:
+        raise UserError(f"{info_path} records no base_model; {fix}.")
+    check_base(str(base), f"given as {override_name}" if override else f"recorded in {info_path}", fix)
+    return str(base)
+
+
 def torch_dtype(name: str | None):
     """'auto'/None -> None (the checkpoint's own dtype); 'bf16'/'bfloat16'/... -> torch dtype."""
     import torch

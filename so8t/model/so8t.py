@@ -253,17 +253,16 @@ class SO8TModel(nn.Module):
         from peft import PeftModel
         from safetensors.torch import load_file
 
-        from so8t.model.base import check_base, load_base
+        from so8t.model.base import checkpoint_base, load_base
 
         ckpt = Path(ckpt_dir)
         info = read_checkpoint_info(ckpt)
         model_info = info.get("model") or {}
-        base_path = base or info.get("base_model")
-        if not base_path:
-            raise UserError(f"{ckpt / SO8T_JSON} records no base_model; pass the base model path explicitly.")
-        check_base(
-            str(base_path),
-            "given as base=" if base else f"recorded in {ckpt / SO8T_JSON}",
+        base_path = checkpoint_base(
+            ckpt / SO8T_JSON,
+            info.get("base_model"),
+            base,
+            "base=",
             fix="pass base=PATH (the base model the checkpoint was trained on)",
         )
         cfg = {
