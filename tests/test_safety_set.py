@@ -39,6 +39,11 @@ def test_set_has_at_least_300_records(splits):
     assert sum(len(records) for records in splits.values()) >= 300
 
 
+@pytest.fixture(scope="module")
+def challenge() -> list[dict]:
+    return _load("challenge")
+
+
 def test_split_sizes_are_about_240_60_60(splits):
     assert len(splits["train"]) >= 240
     assert len(splits["validation"]) >= 60
@@ -107,3 +112,28 @@ def test_reader_module_reads_every_bundled_split(splits):
         examples = safety.read_safety(safety.bundled_safety_path(split))
         assert [e.prompt for e in examples] == [r["prompt"] for r in splits[split]]
         assert [e.decision for e in examples] == [r["decision"] for r in splits[split]]
+
+
+def test_challenge_set_is_balanced_valid_and_disjoint_from_every_split(splits, challenge):
+    """The challenge set is held out from everything: no prompt of it is a name/number variant of any split's."""
+    assert len(challenge) >= 240
+    counts = Counter(record["decision"] for record in challenge)
+    assert set(counts) == set(DECISIONS) and len(set(counts.values())) == 1, counts
+    for line, record in enumerate(challenge, start=1):
+        assert set(record) == {"prompt", "decision", "rationale", "category"}, line
+        assert record["decision"] in DECISIONS, line
+    seen = {_masked(r["prompt"]) for records in splits.values() for r in records}
+    assert not [r["prompt"] for r in challenge if _masked(r["prompt"]) in seen]
+    masked = [_masked(r["prompt"]) for r in challenge]
+    assert len(set(masked)) == len(masked)
+    train_pairs = {(r["category"], r["decision"]) for r in splits["train"]}
+    assert {(r["category"], r["decision"]) for r in challenge} <= train_pairs
+
+
+def test_challenge_set_reads_and_generated_requests_stay_off_it(challenge):
+    safety = pytest.importorskip("so8t.data.safety")
+    synthetic = pytest.importorskip("so8t.data.synthetic_safety")
+    examples = safety.read_safety(safety.bundled_challenge_path())
+    assert [e.prompt for e in examples] == [r["prompt"] for r in challenge]
+    excluded = synthetic.bundled_prompts()
+    assert all(synthetic.normalise(r["prompt"]) in excluded for r in challenge)

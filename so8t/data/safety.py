@@ -75,6 +75,12 @@ def read_safety(path: str | Path, on_bad_record: OnBadRecord = "error") -> list[
     return read_safety_counted(path, on_bad_record)[0]
 
 
+def bundled_challenge_path() -> Path:
+    """A second held-out set, written separately from the splits: how far decisions carry to other writers.
+    Never trained on or used to choose a checkpoint (see POLICY.md)."""
+    return BUNDLED_DIR / "safety_challenge.jsonl"
+
+
 def bundled_safety_path(split: str) -> Path:
     """The safety set shipped with so8t for a split (train, validation or test)."""
     if split not in SPLITS:

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from string import Formatter
 
-from so8t.data.safety import DECISIONS, SPLITS, SafetyExample, bundled_safety_path
+from so8t.data.safety import DECISIONS, SPLITS, SafetyExample, bundled_challenge_path, bundled_safety_path
 from so8t.data.synthetic import SPLIT_BUCKETS
 from so8t.errors import DataError
 
@@ -1285,10 +1285,9 @@ def normalise(prompt: str) -> str:
 
 
 def bundled_prompts() -> set[str]:
-    """Normalised prompts of every bundled split (generated prompts must differ from all of them)."""
+    """Normalised prompts of every bundled file (generated prompts must differ from all of them)."""
     prompts: set[str] = set()
-    for split in SPLITS:
-        path = bundled_safety_path(split)
+    for path in [bundled_safety_path(split) for split in SPLITS] + [bundled_challenge_path()]:
         if not path.is_file():
             continue
         for line in path.read_text(encoding="utf-8").splitlines():
