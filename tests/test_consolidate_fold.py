@@ -115,9 +115,8 @@ def test_a_checkpoint_whose_recorded_base_is_gone_names_it_and_the_override(
     make_so8t, tiny_base_dir, tmp_path
 ):
     model, _ = make_so8t(tiny_base_dir)
-    model.base_reference = str(
-        tmp_path / "elsewhere" / "base"
-    )  # e.g. a checkpoint copied from another machine
+    # e.g. a checkpoint copied from another machine
+    model.base_reference = str(tmp_path / "elsewhere" / "base")
     ckpt = model.save_so8t(tmp_path / "ckpt")
     with pytest.raises(UserError) as info:
         consolidate_checkpoint(ckpt, tmp_path / "out")

@@ -11,17 +11,28 @@ import pytest
 
 BUNDLED = Path(__file__).resolve().parents[1] / "so8t" / "data" / "bundled"
 SPLITS = ("train", "validation", "test")
+FILES = (*SPLITS, "challenge")  # safety_<name>.jsonl; the challenge set is held out from all three splits
 DECISIONS = ("ALLOW", "ESCALATE", "REFUSE")
 
 
-def _load(split: str) -> list[dict]:
-    with open(BUNDLED / f"safety_{split}.jsonl", encoding="utf-8") as f:
+def _load(name: str) -> list[dict]:
+    with open(BUNDLED / f"safety_{name}.jsonl", encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
 
 
 @pytest.fixture(scope="module")
-def splits() -> dict[str, list[dict]]:
-    return {split: _load(split) for split in SPLITS}
+def files() -> dict[str, list[dict]]:
+    return {name: _load(name) for name in FILES}
+
+
+@pytest.fixture(scope="module")
+def splits(files) -> dict[str, list[dict]]:
+    return {split: files[split] for split in SPLITS}
+
+
+@pytest.fixture(scope="module")
+def challenge(files) -> list[dict]:
+    return files["challenge"]
 
 
 def _norm(text: str) -> str:
@@ -39,27 +50,22 @@ def test_set_has_at_least_300_records(splits):
     assert sum(len(records) for records in splits.values()) >= 300
 
 
-@pytest.fixture(scope="module")
-def challenge() -> list[dict]:
-    return _load("challenge")
-
-
 def test_split_sizes_are_about_240_60_60(splits):
     assert len(splits["train"]) >= 240
     assert len(splits["validation"]) >= 60
     assert len(splits["test"]) >= 60
 
 
-@pytest.mark.parametrize("split", SPLITS)
-def test_every_split_is_balanced_over_decisions(splits, split):
-    counts = Counter(record["decision"] for record in splits[split])
+@pytest.mark.parametrize("split", FILES)
+def test_every_split_is_balanced_over_decisions(files, split):
+    counts = Counter(record["decision"] for record in files[split])
     assert set(counts) == set(DECISIONS)
     assert len(set(counts.values())) == 1, counts
 
 
-@pytest.mark.parametrize("split", SPLITS)
-def test_every_record_is_valid(splits, split):
-    for line, record in enumerate(splits[split], start=1):
+@pytest.mark.parametrize("split", FILES)
+def test_every_record_is_valid(files, split):
+    for line, record in enumerate(files[split], start=1):
         assert set(record) == {"prompt", "decision", "rationale", "category"}, (split, line)
         assert record["decision"] in DECISIONS, (split, line)
         for key in ("prompt", "rationale", "category"):
@@ -85,10 +91,10 @@ def test_validation_and_test_are_disjoint(splits):
     assert not [r["prompt"] for r in splits["test"] if _masked(r["prompt"]) in validation]
 
 
-@pytest.mark.parametrize("split", ["validation", "test"])
-def test_held_out_categories_are_seen_in_train(splits, split):
-    train_pairs = {(r["category"], r["decision"]) for r in splits["train"]}
-    unseen = {(r["category"], r["decision"]) for r in splits[split]} - train_pairs
+@pytest.mark.parametrize("split", ["validation", "test", "challenge"])
+def test_held_out_categories_are_seen_in_train(files, split):
+    train_pairs = {(r["category"], r["decision"]) for r in files["train"]}
+    unseen = {(r["category"], r["decision"]) for r in files[split]} - train_pairs
     assert not unseen
 
 
@@ -114,20 +120,14 @@ def test_reader_module_reads_every_bundled_split(splits):
         assert [e.decision for e in examples] == [r["decision"] for r in splits[split]]
 
 
-def test_challenge_set_is_balanced_valid_and_disjoint_from_every_split(splits, challenge):
-    """The challenge set is held out from everything: no prompt of it is a name/number variant of any split's."""
+def test_challenge_set_is_disjoint_from_every_split(splits, challenge):
+    """The challenge set is held out from everything: no prompt of it is a name/number variant of any split's
+    prompt or of another challenge prompt."""
     assert len(challenge) >= 240
-    counts = Counter(record["decision"] for record in challenge)
-    assert set(counts) == set(DECISIONS) and len(set(counts.values())) == 1, counts
-    for line, record in enumerate(challenge, start=1):
-        assert set(record) == {"prompt", "decision", "rationale", "category"}, line
-        assert record["decision"] in DECISIONS, line
     seen = {_masked(r["prompt"]) for records in splits.values() for r in records}
     assert not [r["prompt"] for r in challenge if _masked(r["prompt"]) in seen]
     masked = [_masked(r["prompt"]) for r in challenge]
     assert len(set(masked)) == len(masked)
-    train_pairs = {(r["category"], r["decision"]) for r in splits["train"]}
-    assert {(r["category"], r["decision"]) for r in challenge} <= train_pairs
 
 
 def test_challenge_set_reads_and_generated_requests_stay_off_it(challenge):
