@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata as md
 import os
 import shutil
+import site
 import subprocess
 import sys
 import venv
@@ -69,9 +70,23 @@ def test_task_manager_finds_so8t_tasks_without_include_path():
 # ----------------------------------------------------------------------------- a real, non-editable install
 
 
+def _running_environment_site_dirs() -> list[str]:
+    """The site-packages folders of the interpreter running the tests (system Python, virtualenv or conda)."""
+    dirs = list(site.getsitepackages())
+    if site.ENABLE_USER_SITE and os.path.isdir(site.getusersitepackages()):
+        dirs.append(site.getusersitepackages())
+    return [d for d in dict.fromkeys(dirs) if os.path.isdir(d)]
+
+
 @pytest.fixture(scope="session")
 def installed_venv(tmp_path_factory):
-    """A fresh venv (system site packages) with so8t installed non-editable from a copy of the tree."""
+    """A fresh venv with so8t installed non-editable, from a wheel the running interpreter builds.
+
+    The running environment's packages (torch, lm_eval, pip, ...) stay visible through a path file listing its
+    site-packages folders. Folders named in a path file are only appended to sys.path: their own .pth files
+    (the outer editable install's finder, the outer startup hook) do not run, so `so8t` and its hook come from
+    the nested install alone, whatever environment runs the suite.
+    """
     root = tmp_path_factory.mktemp("venv")
     source = root / "src"
     listed = subprocess.run(
@@ -81,19 +96,55 @@ def installed_venv(tmp_path_factory):
         text=True,
     ).stdout.split()
     for name in listed:
-        if name.startswith(("so8t/", "tasks/")) or name in ("pyproject.toml", "setup.py", "README.md"):
+        if name.startswith(("so8t/", "tasks/")) or name in (
+            "pyproject.toml",
+            "setup.py",
+            "README.md",
+            "LICENSE",
+        ):
             if (REPO / name).is_file():
                 (source / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(REPO / name, source / name)
-    env_dir = root / "env"
-    venv.create(env_dir, system_site_packages=True, with_pip=False)  # pip and setuptools from the system
-    python = str(env_dir / "bin" / "python")
-    subprocess.run(
-        [python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(source)],
-        check=True,
+    wheels = root / "wheels"
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(wheels),
+            str(source),
+        ],
         capture_output=True,
+        text=True,
         timeout=600,
     )
+    assert build.returncode == 0, build.stderr[-3000:]
+    env_dir = root / "env"
+    venv.create(env_dir, with_pip=False)
+    python = str(env_dir / "bin" / "python")
+    purelib = _python("import sysconfig; print(sysconfig.get_paths()['purelib'])", python=python)
+    Path(purelib, "_running_environment.pth").write_text("\n".join(_running_environment_site_dirs()) + "\n")
+    install = subprocess.run(
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            *map(str, wheels.glob("so8t-*.whl")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert install.returncode == 0, install.stderr[-3000:]
     return python
 
 
@@ -102,11 +153,11 @@ def test_non_editable_install_ships_the_hook_and_starts_without_torch_or_lm_eval
         "import sys, sysconfig, os\nimport so8t\n"
         "from so8t.harness import plugin\n"
         "print(os.path.exists(os.path.join(sysconfig.get_paths()['purelib'], 'so8t-lm-eval.pth')))\n"
-        "print(so8t.__file__.startswith(sys.prefix))\n"
+        "print(so8t.__file__.startswith(sys.prefix), sys.prefix != sys.base_prefix)\n"
         "print(any(isinstance(f, plugin._PostImportFinder) for f in sys.meta_path))\n"
         "print('torch' in sys.modules, 'lm_eval' in sys.modules)"
     )
-    assert _python(code, python=installed_venv).splitlines() == ["True", "True", "True", "False False"]
+    assert _python(code, python=installed_venv).splitlines() == ["True", "True True", "True", "False False"]
 
 
 def test_stock_lm_eval_cli_runs_so8t_and_hf_in_the_installed_env(

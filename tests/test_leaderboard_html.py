@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from system_deps import system_program
 
 from so8t.cli import main
 
@@ -22,7 +22,6 @@ INPUTS = [
         "vllm_qwen05b_consolidated.json",
     )
 ]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -78,9 +77,14 @@ def page(tmp_path_factory) -> Path:
     return out / "index.html"
 
 
-def _chromium(*args: str, user_data: Path) -> subprocess.CompletedProcess:
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    return system_program("chromium", "chromium-browser", package="chromium")
+
+
+def _chromium(program: str, *args: str, user_data: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={user_data}", *args],
+        [program, *CHROMIUM_FLAGS, f"--user-data-dir={user_data}", *args],
         capture_output=True,
         text=True,
         timeout=180,
@@ -104,12 +108,8 @@ def test_the_page_is_self_contained(page):
     assert "data-sortable" not in dom.table  # set by the script, so its presence proves the script ran
 
 
-@pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="chromium is not installed (Debian package `chromium`); tests/install_system_deps.sh installs it",
-)
-def test_chromium_renders_the_table_charts_and_runs_the_sorting_script(page, tmp_path):
-    dom = _parse(_chromium("--dump-dom", page.as_uri(), user_data=tmp_path / "profile").stdout)
+def test_chromium_renders_the_table_charts_and_runs_the_sorting_script(chromium, page, tmp_path):
+    dom = _parse(_chromium(chromium, "--dump-dom", page.as_uri(), user_data=tmp_path / "profile").stdout)
     assert dom.table.get("data-sortable") == "ready"
     assert dom.table.get("data-sorted-by") == "rank:asc"
     assert dom.rows == [
@@ -124,13 +124,17 @@ def test_chromium_renders_the_table_charts_and_runs_the_sorting_script(page, tmp
 
     # the script sorts on request (#sort=KEY:DIR), here by model name, missing values last
     by_name = _parse(
-        _chromium("--dump-dom", page.as_uri() + "#sort=model:asc", user_data=tmp_path / "profile").stdout
+        _chromium(
+            chromium, "--dump-dom", page.as_uri() + "#sort=model:asc", user_data=tmp_path / "profile"
+        ).stdout
     )
     assert by_name.table.get("data-sorted-by") == "model:asc"
     assert by_name.rows == sorted(dom.rows, key=str.lower)
     arc = next(h["data-key"] for h in dom.headers if h.get("data-column") == "arc_easy/acc,none")
     by_arc = _parse(
-        _chromium("--dump-dom", f"{page.as_uri()}#sort={arc}:desc", user_data=tmp_path / "profile").stdout
+        _chromium(
+            chromium, "--dump-dom", f"{page.as_uri()}#sort={arc}:desc", user_data=tmp_path / "profile"
+        ).stdout
     )
     assert by_arc.rows == [
         "Qwen/Qwen2.5-0.5B",
@@ -141,7 +145,11 @@ def test_chromium_renders_the_table_charts_and_runs_the_sorting_script(page, tmp
 
     shot = tmp_path / "leaderboard.png"
     _chromium(
-        f"--screenshot={shot}", "--window-size=1400,1000", page.as_uri(), user_data=tmp_path / "profile"
+        chromium,
+        f"--screenshot={shot}",
+        "--window-size=1400,1000",
+        page.as_uri(),
+        user_data=tmp_path / "profile",
     )
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 10_000  # a rendered page, not a blank image
