@@ -1,7 +1,7 @@
 """Packaging beyond pyproject.toml: install the lm-eval startup hook (so8t-lm-eval.pth) into site-packages.
 
 The .pth file lets the stock `lm_eval` CLI (0.4.13, no plugin discovery) accept `--model so8t`; see
-so8t/harness/plugin.py. It is copied next to the packages for wheels and into the editable wheel for
+so8t/lmeval/plugin.py. It is copied next to the packages for wheels and into the editable wheel for
 `pip install -e`, so both install modes (and `pip uninstall`) handle it like any other file.
 """
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-PTH_SOURCE = Path(__file__).resolve().parent / "so8t" / "harness" / "so8t-lm-eval.pth"
+PTH_SOURCE = Path(__file__).resolve().parent / "so8t" / "lmeval" / "so8t-lm-eval.pth"
 
 
 class BuildPyWithStartupHook(build_py):

@@ -110,8 +110,8 @@ def in_process_rates(
     """Seconds and requests/s of each backend's request method on the same requests."""
     from lm_eval.models.huggingface import HFLM
 
-    from so8t.harness.backend import So8tLM
-    from so8t.harness.evaluate import task_manager
+    from so8t.lmeval.backend import So8tLM
+    from so8t.lmeval.evaluate import task_manager
 
     manager = task_manager({"data_files": {k: str(v) for k, v in data.items()}})
     requests = {}
@@ -176,7 +176,7 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
-    from so8t.harness.backend import resolve_model
+    from so8t.lmeval.backend import resolve_model
 
     work = Path(tempfile.mkdtemp(prefix="so8t-bench-"))
     os.environ["SO8T_CACHE_DIR"] = str(work / "cache")

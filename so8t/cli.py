@@ -18,9 +18,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("so8t.config", "check a run config and its data without loading any model"),
     "train": ("so8t.train.run", "train an SO8T model from a run config"),
     "consolidate": ("so8t.consolidate", "fold a checkpoint into a plain HF model plus the safety head"),
-    "eval": ("so8t.harness.evaluate", "evaluate a model with lm-evaluation-harness"),
-    "gate": ("so8t.harness.gate", "fail CI when lm-eval results regress against a baseline"),
-    "leaderboard": ("so8t.harness.leaderboard", "build a leaderboard from lm-eval results files"),
+    "eval": ("so8t.lmeval.evaluate", "evaluate a model with lm-evaluation-harness"),
+    "gate": ("so8t.results.gate", "fail CI when lm-eval results regress against a baseline"),
+    "leaderboard": ("so8t.results.leaderboard", "build a leaderboard from lm-eval results files"),
     "predict": ("so8t.predict", "decision-gated generation: head B decides, only ALLOW answers"),
 }
 

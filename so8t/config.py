@@ -36,8 +36,8 @@ from so8t.data.shards import ShardProblem, ShardReport, check_pattern, check_sha
 from so8t.errors import ConfigError
 
 try:  # the gate rules live with the gate; the config only embeds them
-    from so8t.harness.rules import GateConfig
-except ImportError:  # pragma: no cover - only while so8t.harness.rules is not installed
+    from so8t.results.rules import GateConfig
+except ImportError:  # pragma: no cover - only while so8t.results.rules is not installed
     GateConfig = dict[str, Any]  # type: ignore[misc,assignment]
 
 SPLITS = ("train", "validation", "test")

@@ -130,7 +130,7 @@ def run_pipeline(
     clock.end("gate", t0)
 
     t0 = clock.begin("report")
-    from so8t.report import write_report
+    from so8t.results.report import write_report
 
     report_path = write_report(
         run_dir,
@@ -160,7 +160,7 @@ def _prepare_test_data(cfg: Any, run_dir: Path) -> dict[str, Path]:
 
 def _evaluate(cfg: Any, consolidated: Path, results_path: Path, test_files: dict[str, Path]) -> dict:
     """Evaluate the consolidated model with the so8t backend; local tasks read the run's held-out split."""
-    from so8t.harness.evaluate import evaluate
+    from so8t.lmeval.evaluate import evaluate
 
     for task, (env_name, file_name) in LOCAL_TASK_DATA_ENV.items():
         path = next((p for p in test_files.values() if Path(p).name == file_name), None)
@@ -186,7 +186,7 @@ def _gate(cfg: Any, results: dict, run_dir: Path) -> Any:
     """Apply the configured gates (if any); the verdict goes to report.md and the exit code."""
     if cfg.gates is None:
         return None
-    from so8t.harness.gate import evaluate_gates, load_results
+    from so8t.results.gate import evaluate_gates, load_results
 
     baseline = load_results(Path(cfg.gates.baseline)) if cfg.gates.baseline else None
     report = evaluate_gates(results, baseline, cfg.gates)

@@ -72,7 +72,7 @@ class So8tAgent:
         import torch
 
         from so8t.data.templates import safety_prompt
-        from so8t.harness.backend import fail_closed, head_log_probs, last_token_hidden
+        from so8t.lmeval.backend import fail_closed, head_log_probs, last_token_hidden
 
         ids = self.tokenizer(safety_prompt(text), return_tensors="pt")["input_ids"].to(self.device)
         mask = torch.ones_like(ids)
@@ -143,7 +143,7 @@ def load(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from so8t.harness.backend import _check_model_args, bnb_config, load_safety_head, resolve_model
+    from so8t.lmeval.backend import _check_model_args, bnb_config, load_safety_head, resolve_model
 
     _check_model_args("head", quantization, allow_threshold, {})
     folder = resolve_model(path, base=base).folder

@@ -1,6 +1,6 @@
 """Python hooks for the so8t lm-eval tasks: what the YAML files cannot say.
 
-Prompt text comes from so8t.data.templates and scoring from so8t.harness.scoring, so training,
+Prompt text comes from so8t.data.templates and scoring from so8t.lmeval.scoring, so training,
 evaluation and predict share one implementation.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from so8t.data.templates import DECISION_CHOICES, gsm8k_prompt, safety_prompt
 from so8t.errors import DataError
-from so8t.harness import scoring
+from so8t.lmeval import scoring
 
 GSM8K_LOCAL_TASK = "so8t_gsm8k_local"
 SAFETY_LOCAL_TASK = "so8t_safety_local"

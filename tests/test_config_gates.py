@@ -8,7 +8,7 @@ import pytest
 
 from so8t.config import load_config
 from so8t.errors import ConfigError
-from so8t.harness.rules import GateConfig
+from so8t.results.rules import GateConfig
 
 RULES = """
 gates:

@@ -11,7 +11,7 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from so8t.cli import main
-from so8t.harness.gate import BASELINE_KEY, load_results
+from so8t.results.gate import BASELINE_KEY, load_results
 
 FIXTURES = Path(__file__).parent / "fixtures" / "results"
 BASELINE = FIXTURES / "so8t_qwen05b.json"

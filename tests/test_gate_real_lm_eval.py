@@ -11,8 +11,8 @@ import json
 import pytest
 
 from so8t.cli import main
-from so8t.harness.gate import iter_metrics, load_results
-from so8t.harness.leaderboard import build_leaderboard
+from so8t.results.gate import iter_metrics, load_results
+from so8t.results.leaderboard import build_leaderboard
 
 pytestmark = pytest.mark.slow
 

@@ -12,8 +12,8 @@ import pytest
 from pydantic import ValidationError
 
 from so8t.errors import ConfigError
-from so8t.harness.gate import evaluate_gates
-from so8t.harness.rules import GateConfig, GateRule, load_gate_config, load_suite
+from so8t.results.gate import evaluate_gates
+from so8t.results.rules import GateConfig, GateRule, load_gate_config, load_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures" / "results"
@@ -87,7 +87,7 @@ def test_invalid_gate_configs_are_rejected(bad):
 
 
 def test_every_field_has_a_description():
-    from so8t.harness.rules import SuiteConfig
+    from so8t.results.rules import SuiteConfig
 
     for model in (GateRule, GateConfig, SuiteConfig):
         assert all(f.description for f in model.model_fields.values()), model.__name__
@@ -133,7 +133,7 @@ def test_suite_errors_name_the_file_and_key(tmp_path):
 
 def test_rules_and_gate_import_without_torch():
     code = (
-        "import sys, so8t.harness.rules, so8t.harness.gate, so8t.harness.leaderboard; "
+        "import sys, so8t.results.rules, so8t.results.gate, so8t.results.leaderboard; "
         "heavy = [m for m in ('torch', 'transformers', 'lm_eval') if m in sys.modules]; "
         "assert not heavy, heavy"
     )
@@ -169,7 +169,7 @@ def test_different_limits_are_reported_as_warnings():
 
 def test_the_quickstart_baseline_passes_its_suite_and_a_regressed_copy_fails():
     """The checked-in baseline is a real quickstart result: it meets its own suite; a regression is caught."""
-    from so8t.harness.gate import load_results
+    from so8t.results.gate import load_results
 
     config = load_gate_config(ROOT / "evals" / "suites" / "quickstart.yaml")
     baseline = load_results(ROOT / "evals" / "baselines" / "quickstart.json")

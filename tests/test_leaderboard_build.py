@@ -12,7 +12,7 @@ import pytest
 
 from so8t.cli import main
 from so8t.errors import UserError
-from so8t.harness.leaderboard import build_leaderboard, push_to_wandb, to_csv, to_markdown
+from so8t.results.leaderboard import build_leaderboard, push_to_wandb, to_csv, to_markdown
 
 FIXTURES = Path(__file__).parent / "fixtures" / "results"
 MIXED = [str(FIXTURES / n) for n in ("so8t_qwen05b.json", "hf_qwen05b_base.json", "so8t_qwen7b_4bit.json")]

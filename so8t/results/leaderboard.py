@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from so8t.errors import UserError
-from so8t.harness.gate import MetricValue, iter_metrics, load_results
+from so8t.results.gate import MetricValue, iter_metrics, load_results
 
 MISSING = "—"
 # model_args that change how fast an evaluation runs, not what it measures: they do not split rows

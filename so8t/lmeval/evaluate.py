@@ -23,7 +23,7 @@ def task_manager(metadata: dict[str, Any] | None = None) -> Any:
     from lm_eval.tasks import TaskManager
     from lm_eval.tasks._factory import TaskFactory
 
-    from so8t.harness.plugin import tasks_dir
+    from so8t.lmeval.plugin import tasks_dir
 
     if _TASK_MANAGER is None:
         _TASK_MANAGER = TaskManager(include_path=tasks_dir(), metadata={})
@@ -70,7 +70,7 @@ def evaluate(
     from lm_eval.loggers import EvaluationTracker
     from lm_eval.utils import handle_non_serializable
 
-    from so8t.harness.plugin import register_model
+    from so8t.lmeval.plugin import register_model
 
     register_model()
     out = Path(out)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from so8t.harness import scoring
+from so8t.lmeval import scoring
 
 REAL_GSM8K_TEST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "gsm8k" / "test.jsonl"
 

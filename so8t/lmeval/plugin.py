@@ -20,7 +20,7 @@ import sys
 
 # Annotations below use `object`: importing `typing` here would cost every interpreter start.
 MODEL_NAME = "so8t"
-MODEL_TARGET = "so8t.harness.backend:So8tLM"
+MODEL_TARGET = "so8t.lmeval.backend:So8tLM"
 ENTRY_POINT_GROUP = "lm_eval.models"
 HOOK_ENV = "SO8T_LM_EVAL_HOOK"
 

@@ -26,7 +26,7 @@ def _python(code: str, python: str = sys.executable, **env: str) -> str:
 
 def test_registering_after_lm_eval_models_keeps_hf_and_adds_so8t():
     code = (
-        "from so8t.harness import plugin; plugin.install()\n"
+        "from so8t.lmeval import plugin; plugin.install()\n"
         "from lm_eval.api.registry import get_model, model_registry\n"
         "print(get_model('hf').__name__, 'so8t' in model_registry)"
     )
@@ -35,7 +35,7 @@ def test_registering_after_lm_eval_models_keeps_hf_and_adds_so8t():
 
 def test_install_is_idempotent_and_imports_nothing_heavy():
     code = (
-        "import sys\nfrom so8t.harness import plugin\nplugin.install(); plugin.install()\n"
+        "import sys\nfrom so8t.lmeval import plugin\nplugin.install(); plugin.install()\n"
         "print(sum(isinstance(f, plugin._PostImportFinder) for f in sys.meta_path), "
         "'torch' in sys.modules, 'lm_eval' in sys.modules)"
     )
@@ -46,7 +46,7 @@ def test_lazy_registration_and_an_entry_point_registration_do_not_collide():
     """Newer lm-eval registers the `lm_eval.models` entry point itself; either order gives one entry."""
     from lm_eval.api.registry import Registry
 
-    from so8t.harness import plugin
+    from so8t.lmeval import plugin
 
     entry_point = md.EntryPoint(name="so8t", value=plugin.MODEL_TARGET, group=plugin.ENTRY_POINT_GROUP)
     registry = Registry("model")
@@ -57,7 +57,7 @@ def test_lazy_registration_and_an_entry_point_registration_do_not_collide():
 
 def test_task_manager_finds_so8t_tasks_without_include_path():
     code = (
-        "from so8t.harness import plugin; plugin.install()\n"
+        "from so8t.lmeval import plugin; plugin.install()\n"
         "from lm_eval.tasks import TaskManager\n"
         "tm = TaskManager()\nprint(sorted(t for t in tm.all_tasks if t.startswith('so8t_')))\n"
         "tm2 = TaskManager(include_path=plugin.tasks_dir())\nprint(tm2.include_path == plugin.tasks_dir())"
@@ -151,7 +151,7 @@ def installed_venv(tmp_path_factory):
 def test_non_editable_install_ships_the_hook_and_starts_without_torch_or_lm_eval(installed_venv):
     code = (
         "import sys, sysconfig, os\nimport so8t\n"
-        "from so8t.harness import plugin\n"
+        "from so8t.lmeval import plugin\n"
         "print(os.path.exists(os.path.join(sysconfig.get_paths()['purelib'], 'so8t-lm-eval.pth')))\n"
         "print(so8t.__file__.startswith(sys.prefix), sys.prefix != sys.base_prefix)\n"
         "print(any(isinstance(f, plugin._PostImportFinder) for f in sys.meta_path))\n"
@@ -169,7 +169,7 @@ def test_stock_lm_eval_cli_runs_so8t_and_hf_in_the_installed_env(
         pytest.skip("the bundled safety test split is not in the tree yet")
     checkpoint, consolidated, _ = tiny_so8t
     tasks_dir = _python(
-        "from so8t.harness.plugin import tasks_dir; print(tasks_dir())", python=installed_venv
+        "from so8t.lmeval.plugin import tasks_dir; print(tasks_dir())", python=installed_venv
     )
     common = [
         "--include_path",

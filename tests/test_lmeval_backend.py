@@ -18,7 +18,7 @@ BOOTSTRAP_ITERS = 50
 
 
 def _backend_error(**model_args) -> str:
-    from so8t.harness.backend import So8tLM
+    from so8t.lmeval.backend import So8tLM
 
     with pytest.raises(UserError) as info:
         So8tLM(**model_args)
@@ -76,7 +76,7 @@ def test_bad_decision_source_and_quantization_values(tmp_path):
 
 
 def test_run_directory_resolves_to_the_best_checkpoint_by_eval_loss(tmp_path):
-    from so8t.harness.backend import locate_so8t_model
+    from so8t.lmeval.backend import locate_so8t_model
 
     for step in (10, 20, 30):
         folder = tmp_path / "checkpoints" / f"checkpoint-{step}"
@@ -101,7 +101,7 @@ def test_run_directory_resolves_to_the_best_checkpoint_by_eval_loss(tmp_path):
 def test_allow_threshold_moves_low_confidence_allow_to_escalate():
     import torch
 
-    from so8t.harness.backend import fail_closed
+    from so8t.lmeval.backend import fail_closed
 
     probs = torch.tensor([[0.6, 0.1, 0.3], [0.9, 0.05, 0.05], [0.2, 0.3, 0.5]])
     decisions, scores = fail_closed(probs.log(), allow_threshold=0.7)
@@ -116,7 +116,7 @@ def test_allow_threshold_moves_low_confidence_allow_to_escalate():
 
 def test_checkpoints_are_consolidated_once_into_a_content_addressed_cache(tiny_so8t, tmp_path, monkeypatch):
     import so8t.consolidate
-    from so8t.harness.backend import consolidate_cached, resolve_model
+    from so8t.lmeval.backend import consolidate_cached, resolve_model
 
     checkpoint, _, run_dir = tiny_so8t
     first = consolidate_cached(checkpoint, cache_dir=tmp_path)
@@ -148,7 +148,7 @@ def test_base_names_are_checked_like_paths_or_hub_ids(tmp_path, monkeypatch):
 
 
 def _evaluate(model, tasks, tmp_path, eval_data, name, **model_args):
-    from so8t.harness.evaluate import evaluate
+    from so8t.lmeval.evaluate import evaluate
 
     metadata = {
         "data_files": {
@@ -327,7 +327,7 @@ def test_quantization_reaches_hf_as_a_bitsandbytes_config():
     import torch
     from transformers import BitsAndBytesConfig
 
-    from so8t.harness.backend import bnb_config
+    from so8t.lmeval.backend import bnb_config
 
     four = bnb_config("4bit", "float32")
     assert (

@@ -26,7 +26,7 @@ def test_local_gsm8k_task_uses_the_training_template_and_stop_sequences(task_man
 def test_hub_gsm8k_task_is_five_shot_from_train_with_lm_evals_format(task_manager_factory):
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    from so8t.harness.plugin import tasks_dir
+    from so8t.lmeval.plugin import tasks_dir
 
     config = load_yaml(f"{tasks_dir()}/so8t_gsm8k.yaml", resolve_func=False)
     assert (config["dataset_path"], config["dataset_name"], config["test_split"]) == (

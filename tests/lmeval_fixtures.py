@@ -22,7 +22,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 @pytest.fixture(scope="session")
 def _task_manager_base():
-    from so8t.harness.evaluate import task_manager
+    from so8t.lmeval.evaluate import task_manager
 
     return task_manager
 
