@@ -176,7 +176,7 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
-    from so8t.lmeval.backend import resolve_model
+    from so8t.consolidate import resolve_model
 
     work = Path(tempfile.mkdtemp(prefix="so8t-bench-"))
     os.environ["SO8T_CACHE_DIR"] = str(work / "cache")

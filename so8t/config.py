@@ -34,6 +34,7 @@ from pydantic import (
 from so8t.data.safety import bundled_safety_path
 from so8t.data.shards import ShardProblem, ShardReport, check_pattern, check_shard
 from so8t.errors import ConfigError
+from so8t.layout import LOCAL_TASK_FORMATS, RESOLVED_CONFIG
 
 try:  # the gate rules live with the gate; the config only embeds them
     from so8t.results.rules import GateConfig
@@ -42,7 +43,6 @@ except ImportError:  # pragma: no cover - only while so8t.results.rules is not i
 
 SPLITS = ("train", "validation", "test")
 EMBEDDED_BASES = ("embedded:tiny",)
-LOCAL_TASK_FORMATS = {"so8t_gsm8k_local": "gsm8k", "so8t_safety_local": "safety"}
 DTYPES = Literal["auto", "float32", "bfloat16", "float16"]
 LR_SCHEDULERS = Literal[
     "linear",
@@ -465,7 +465,7 @@ _WANDB_KEY_RE = re.compile(r"[0-9a-fA-F]{40}")
 _REVISION_KEYS = {"revision"}  # a 40-hex commit id is the normal value of a revision
 LEGACY_QUANT_KEYS = ("load_in_8bit", "load_in_4bit")
 SECRET_FIX = (
-    "secrets never go in a config file (it is copied to config.resolved.yaml); remove it and set "
+    f"secrets never go in a config file (it is copied to {RESOLVED_CONFIG}); remove it and set "
     "WANDB_API_KEY (or HF_TOKEN for the hub) in the environment instead"
 )
 

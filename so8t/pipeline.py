@@ -15,15 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from so8t.rundir import claim_run_dir
+from so8t.layout import LOCAL_TASKS, RunDir, claim_run_dir, last_complete_checkpoint
 
 # Exit codes of `so8t run` beyond the CLI's 0 / 1 (gate) / 2 (bad input).
 EXIT_EVAL_FAILED = 3
-
-LOCAL_TASK_DATA_ENV = {
-    "so8t_gsm8k_local": ("SO8T_GSM8K_DATA", "gsm8k_test.jsonl"),
-    "so8t_safety_local": ("SO8T_SAFETY_DATA", "safety_test.jsonl"),
-}
 
 
 @dataclass
@@ -86,6 +81,7 @@ def run_pipeline(
     t0 = clock.begin("validate")
     cfg = load_config(config_path, overrides)
     run_dir = Path(cfg.output_dir)
+    run = RunDir(run_dir)
     resolved = resolved_config_yaml(cfg)
     claim_run_dir(run_dir, resolved)
     clock.console.print(summarize(cfg))
@@ -96,9 +92,9 @@ def run_pipeline(
     clock.end("data", t0)
 
     t0 = clock.begin("train", f"{cfg.model.base}")
-    from so8t.train.run import CHECKPOINTS, last_complete_checkpoint, train_from_config
+    from so8t.train.run import train_from_config
 
-    resume = last_complete_checkpoint(run_dir / CHECKPOINTS)
+    resume = last_complete_checkpoint(run.checkpoints)
     if resume is not None:
         clock.console.print(f"resuming from {resume}")
     trained = train_from_config(cfg, run_dir)
@@ -108,11 +104,11 @@ def run_pipeline(
     from so8t.consolidate import consolidate_checkpoint
 
     checkpoint = trained.best_checkpoint or trained.checkpoint_dir
-    consolidated = consolidate_checkpoint(checkpoint, run_dir / "consolidated")
+    consolidated = consolidate_checkpoint(checkpoint, run.consolidated)
     clock.end("consolidate", t0)
 
     t0 = clock.begin("evaluate", ", ".join(cfg.eval.tasks))
-    results_path = run_dir / "eval" / "results.json"
+    results_path = run.results
     try:
         results = _evaluate(cfg, consolidated, results_path, test_files)
     except Exception as exc:  # keep training; say how to resume the evaluation alone
@@ -155,17 +151,17 @@ def _prepare_test_data(cfg: Any, run_dir: Path) -> dict[str, Path]:
     from so8t.data.sources import materialize, write_split_jsonl
 
     split = materialize(cfg, "test")
-    return write_split_jsonl(split, run_dir / "data")
+    return write_split_jsonl(split, RunDir(run_dir).data)
 
 
 def _evaluate(cfg: Any, consolidated: Path, results_path: Path, test_files: dict[str, Path]) -> dict:
     """Evaluate the consolidated model with the so8t backend; local tasks read the run's held-out split."""
     from so8t.lmeval.evaluate import evaluate
 
-    for task, (env_name, file_name) in LOCAL_TASK_DATA_ENV.items():
-        path = next((p for p in test_files.values() if Path(p).name == file_name), None)
+    for task, spec in LOCAL_TASKS.items():
+        path = test_files.get(spec.data_format)
         if task in cfg.eval.tasks and path is not None:
-            os.environ[env_name] = str(Path(path).resolve())
+            os.environ[spec.env_var] = str(Path(path).resolve())
     model_args: dict[str, Any] = {"decision_source": cfg.eval.decision_source}
     if cfg.eval.allow_threshold is not None:
         model_args["allow_threshold"] = cfg.eval.allow_threshold
@@ -191,7 +187,7 @@ def _gate(cfg: Any, results: dict, run_dir: Path) -> Any:
     baseline = load_results(Path(cfg.gates.baseline)) if cfg.gates.baseline else None
     report = evaluate_gates(results, baseline, cfg.gates)
     report.print()
-    (run_dir / "eval" / "gate.md").write_text(report.to_markdown())
+    RunDir(run_dir).gate_markdown.write_text(report.to_markdown())
     return report
 
 

@@ -143,7 +143,8 @@ def load(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from so8t.lmeval.backend import _check_model_args, bnb_config, load_safety_head, resolve_model
+    from so8t.consolidate import resolve_model
+    from so8t.lmeval.backend import _check_model_args, bnb_config, load_safety_head
 
     _check_model_args("head", quantization, allow_threshold, {})
     folder = resolve_model(path, base=base).folder

@@ -12,12 +12,8 @@ from typing import Any
 
 from so8t.data.templates import DECISION_CHOICES, gsm8k_prompt, safety_prompt
 from so8t.errors import DataError
+from so8t.layout import GSM8K_LOCAL_TASK, LOCAL_TASKS, SAFETY_LOCAL_TASK
 from so8t.lmeval import scoring
-
-GSM8K_LOCAL_TASK = "so8t_gsm8k_local"
-SAFETY_LOCAL_TASK = "so8t_safety_local"
-LOCAL_DATA_ENV = {GSM8K_LOCAL_TASK: "SO8T_GSM8K_DATA", SAFETY_LOCAL_TASK: "SO8T_SAFETY_DATA"}
-
 
 # ----------------------------------------------------------------------------- data
 
@@ -32,7 +28,7 @@ def local_data_path(task: str, metadata: dict[str, Any]) -> Path:
         if len(given) != 1:
             raise DataError(f"{task}: data_files names {len(given)} files; give exactly one JSONL path.")
         given = given[0]
-    env_name = LOCAL_DATA_ENV[task]
+    env_name = LOCAL_TASKS[task].env_var
     source = "--metadata data_files"
     if not given:
         given, source = os.environ.get(env_name), f"${env_name}"

@@ -72,7 +72,10 @@ def tiny_so8t(tmp_path_factory):
     shutil.copytree(checkpoint, run_dir / "checkpoints" / "checkpoint-20")
     state = {
         "best_model_checkpoint": None,
-        "log_history": [{"step": 10, "eval_loss": 1.0}, {"step": 20, "eval_loss": 2.0}],
+        "log_history": [
+            {"step": 10, "eval_loss": 1.0, "eval_task_loss": 0.9},
+            {"step": 20, "eval_loss": 2.0, "eval_task_loss": 1.9},
+        ],
     }
     (run_dir / "checkpoints" / "checkpoint-20" / "trainer_state.json").write_text(json.dumps(state))
     return checkpoint, Path(consolidated), run_dir

@@ -75,14 +75,19 @@ def test_bad_decision_source_and_quantization_values(tmp_path):
     assert "quantization" in _backend_error(pretrained=str(tmp_path), quantization="3bit")
 
 
-def test_run_directory_resolves_to_the_best_checkpoint_by_eval_loss(tmp_path):
-    from so8t.lmeval.backend import locate_so8t_model
+def test_run_directory_resolves_to_the_best_checkpoint_by_task_loss(tmp_path):
+    from so8t.layout import locate_so8t_model
 
     for step in (10, 20, 30):
         folder = tmp_path / "checkpoints" / f"checkpoint-{step}"
         folder.mkdir(parents=True)
         (folder / "so8t.json").write_text(json.dumps({"format": "so8t-checkpoint"}))
-    history = [{"step": 10, "eval_loss": 0.9}, {"step": 20, "eval_loss": 0.5}, {"step": 30, "eval_loss": 0.7}]
+    # eval_loss (with PET) would pick checkpoint-30; the rule is the task loss without PET
+    history = [
+        {"step": 10, "eval_loss": 0.9, "eval_task_loss": 0.85},
+        {"step": 20, "eval_loss": 0.8, "eval_task_loss": 0.5},
+        {"step": 30, "eval_loss": 0.7, "eval_task_loss": 0.6},
+    ]
     (tmp_path / "checkpoints" / "checkpoint-30" / "trainer_state.json").write_text(
         json.dumps({"log_history": history})
     )
@@ -115,8 +120,8 @@ def test_allow_threshold_moves_low_confidence_allow_to_escalate():
 
 
 def test_checkpoints_are_consolidated_once_into_a_content_addressed_cache(tiny_so8t, tmp_path, monkeypatch):
-    import so8t.consolidate
-    from so8t.lmeval.backend import consolidate_cached, resolve_model
+    import so8t.consolidate.fold
+    from so8t.consolidate import consolidate_cached, resolve_model
 
     checkpoint, _, run_dir = tiny_so8t
     first = consolidate_cached(checkpoint, cache_dir=tmp_path)
@@ -125,13 +130,13 @@ def test_checkpoints_are_consolidated_once_into_a_content_addressed_cache(tiny_s
     def must_not_run(*args, **kwargs):
         raise AssertionError("a cached checkpoint was consolidated again")
 
-    monkeypatch.setattr(so8t.consolidate, "consolidate_checkpoint", must_not_run)
+    monkeypatch.setattr(so8t.consolidate.fold, "consolidate_checkpoint", must_not_run)
     assert consolidate_cached(checkpoint, cache_dir=tmp_path) == first
     copy = tmp_path / "copy"
     shutil.copytree(checkpoint, copy)  # same content elsewhere: same cache entry
     assert consolidate_cached(copy, cache_dir=tmp_path) == first
     monkeypatch.undo()
-    via_run = resolve_model(run_dir)  # best by eval loss: checkpoint-10
+    via_run = resolve_model(run_dir)  # best by task loss: checkpoint-10
     assert via_run.kind == "run directory" and via_run.checkpoint.name == "checkpoint-10"
 
 

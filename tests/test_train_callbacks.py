@@ -10,6 +10,7 @@ import pytest
 from train_fixtures import run_config
 
 from so8t.errors import UserError
+from so8t.layout import best_checkpoint, complete_checkpoints
 from so8t.train.callbacks import configure_wandb
 from so8t.train.run import train_from_config
 
@@ -47,6 +48,11 @@ def test_training_logs_loss_parts_learning_rates_throughput_and_memory(tiny_base
     eval_logs = [e for e in history if "eval_loss" in e]
     assert {"eval_lm_loss", "eval_safety_loss", "eval_pet"} <= set(eval_logs[-1])
     assert result.best_checkpoint is not None and result.best_checkpoint.is_dir()
+    # the discovery fallback, given the same state without the trainer's record, picks the same checkpoint
+    state_path = result.checkpoint_dir / "trainer_state.json"
+    state = json.loads(state_path.read_text())
+    state_path.write_text(json.dumps({**state, "best_model_checkpoint": None}))
+    assert best_checkpoint(complete_checkpoints(tmp_path / "checkpoints")) == result.best_checkpoint
     samples = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
     assert {s["kind"] for s in samples} == {"gsm8k", "safety"}
     assert {s["step"] for s in samples} == {2, 4}

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from so8t.errors import DataError
+from so8t.layout import atomic_write_text
 
 OnBadRecord = Literal["error", "skip"]
 
@@ -65,11 +66,6 @@ def read_jsonl_records(
 
 def write_jsonl(records: list[dict], path: str | Path) -> Path:
     """Write records one per line (UTF-8, no ASCII escaping), atomically via a temporary file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    tmp.replace(path)
-    return path
+    return atomic_write_text(
+        path, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    )

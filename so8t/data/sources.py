@@ -19,6 +19,7 @@ from so8t.data.shards import detect_format, expand_pattern
 from so8t.data.synthetic import synthetic_split
 from so8t.data.synthetic_safety import synthetic_safety_split
 from so8t.errors import DataError
+from so8t.layout import split_file_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from so8t.config import RunConfig
@@ -135,6 +136,6 @@ def write_split_jsonl(split_data: SplitData, out_dir: str | Path) -> dict[str, P
     for fmt, examples in (("gsm8k", split_data.gsm8k), ("safety", split_data.safety)):
         if examples:
             written[fmt] = write_jsonl(
-                [e.to_record() for e in examples], out_dir / f"{fmt}_{split_data.split}.jsonl"
+                [e.to_record() for e in examples], out_dir / split_file_name(fmt, split_data.split)
             )
     return written

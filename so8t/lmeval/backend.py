@@ -11,13 +11,8 @@ ALLOW / ESCALATE / REFUSE. Everything else goes to HFLM unchanged.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
-import shutil
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,208 +20,15 @@ import torch
 import torch.nn.functional as F
 from lm_eval.models.huggingface import HFLM
 
+from so8t.consolidate import resolve_model
 from so8t.data.safety import DECISIONS
 from so8t.errors import UserError
-from so8t.model.base import checkpoint_base
+from so8t.layout import SAFETY_HEAD_FILE
 
-SO8T_JSON = "so8t.json"
-CHECKPOINT_FORMAT = "so8t-checkpoint"
-CONSOLIDATED_FORMAT = "so8t-consolidated"
-SAFETY_HEAD_FILE = "so8t_safety_head.safetensors"
 DECISION_SOURCES = ("head", "lm")
 QUANTIZATIONS = ("none", "8bit", "4bit")
 ESCALATE = DECISIONS.index("ESCALATE")
 ALLOW = DECISIONS.index("ALLOW")
-# Trainer-only files that do not change the consolidated model (left out of the cache key).
-_NOT_MODEL_FILES = re.compile(
-    r"^(optimizer\.pt|scheduler\.pt|scaler\.pt|rng_state.*\.pth|trainer_state\.json|training_args\.bin)$"
-)
-_CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
-
-
-# ----------------------------------------------------------------------------- resolution
-
-
-def cache_root() -> Path:
-    """Where consolidated checkpoints are cached: $SO8T_CACHE_DIR or ~/.cache/so8t."""
-    return Path(os.environ.get("SO8T_CACHE_DIR") or Path.home() / ".cache" / "so8t").expanduser()
-
-
-def read_so8t_json(folder: Path) -> dict | None:
-    path = folder / SO8T_JSON
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(
-            f"{path} is not readable JSON ({exc}); re-save the model or point at another folder."
-        ) from exc
-
-
-@dataclass
-class ResolvedModel:
-    """A so8t model found at a user path: what it was, and the plain HF folder to load."""
-
-    source: Path
-    kind: str  # "consolidated" | "checkpoint" | "run directory"
-    checkpoint: Path | None
-    folder: Path
-    consolidation_seconds: float = 0.0
-
-
-EXPECTED = (
-    "expected a so8t consolidated folder (so8t.json format so8t-consolidated), a training checkpoint "
-    "(so8t.json format so8t-checkpoint) or a run directory (holding consolidated/ or checkpoints/checkpoint-N/)"
-)
-
-
-def _describe(folder: Path) -> str:
-    names = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
-    if "config.json" in names:
-        return "a plain Hugging Face model (config.json, no so8t.json): evaluate it with --model hf"
-    if "adapter_config.json" in names:
-        return "a PEFT adapter without so8t.json: evaluate it with --model hf,peft=..."
-    if not names:
-        return "an empty folder"
-    shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
-    return f"a folder with {shown}"
-
-
-def _format_of(folder: Path) -> str | None:
-    info = read_so8t_json(folder)
-    return None if info is None else str(info.get("format"))
-
-
-def _checkpoints_in(run_dir: Path) -> list[Path]:
-    found = []
-    for parent in (run_dir / "checkpoints", run_dir):
-        if parent.is_dir():
-            for child in parent.iterdir():
-                if _CHECKPOINT_DIR.match(child.name) and _format_of(child) == CHECKPOINT_FORMAT:
-                    found.append(child)
-    return sorted(found, key=lambda p: int(_CHECKPOINT_DIR.match(p.name).group(1)))
-
-
-def best_checkpoint(checkpoints: list[Path]) -> Path:
-    """The checkpoint with the best eval loss in trainer_state.json, else the latest one."""
-    latest = checkpoints[-1]
-    state_path = latest / "trainer_state.json"
-    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
-    by_name = {p.name: p for p in checkpoints}
-    recorded = state.get("best_model_checkpoint")
-    if recorded and Path(recorded).name in by_name:
-        return by_name[Path(recorded).name]
-    losses = {
-        int(entry["step"]): float(entry["eval_loss"])
-        for entry in state.get("log_history", [])
-        if "eval_loss" in entry and "step" in entry
-    }
-    scored = [(losses[step], step) for step in losses if f"checkpoint-{step}" in by_name]
-    if scored:
-        return by_name[f"checkpoint-{min(scored)[1]}"]
-    return latest
-
-
-def locate_so8t_model(path: str | os.PathLike) -> tuple[str, Path, Path]:
-    """(kind, what the user named, the consolidated folder or checkpoint to use) without loading anything."""
-    source = Path(path).expanduser()
-    if not source.exists():
-        raise UserError(f"pretrained={path}: nothing exists there; {EXPECTED}.")
-    if not source.is_dir():
-        raise UserError(f"pretrained={path} is a file; {EXPECTED}.")
-    fmt = _format_of(source)
-    if fmt == CONSOLIDATED_FORMAT:
-        return "consolidated", source, source
-    if fmt == CHECKPOINT_FORMAT:
-        return "checkpoint", source, source
-    if fmt is not None:
-        raise UserError(f"pretrained={path}: so8t.json has format {fmt!r}; {EXPECTED}.")
-    if _format_of(source / "consolidated") == CONSOLIDATED_FORMAT:
-        return "run directory", source, source / "consolidated"
-    checkpoints = _checkpoints_in(source)
-    if checkpoints:
-        return "run directory", source, best_checkpoint(checkpoints)
-    raise UserError(f"pretrained={path} is {_describe(source)}; {EXPECTED}.")
-
-
-def _hash_file(digest: Any, path: Path) -> None:
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-
-
-def consolidation_key(checkpoint: Path, base: str) -> str:
-    """Content hash of the checkpoint's model files plus the base (its files' names, sizes, mtimes)."""
-    digest = hashlib.sha256(b"so8t-consolidated-cache-v1\0")
-    for path in sorted(p for p in checkpoint.rglob("*") if p.is_file()):
-        if _NOT_MODEL_FILES.match(path.name):
-            continue
-        digest.update(str(path.relative_to(checkpoint)).encode() + b"\0")
-        _hash_file(digest, path)
-    digest.update(b"base\0" + base.encode() + b"\0")
-    local_base = Path(base).expanduser()
-    if base.startswith("embedded:"):  # the built-in base lives in the so8t cache; key on its files too
-        from so8t.model.base import resolve_base_path
-
-        local_base = Path(resolve_base_path(base))
-    if local_base.is_dir():
-        for path in sorted(p for p in local_base.rglob("*") if p.is_file()):
-            stat = path.stat()
-            digest.update(f"{path.relative_to(local_base)}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
-    return digest.hexdigest()[:32]
-
-
-def consolidate_cached(checkpoint: Path, base: str | None = None, cache_dir: Path | None = None) -> Path:
-    """Consolidate a checkpoint once into $SO8T_CACHE_DIR/consolidated/<hash>; later calls reuse it."""
-    from filelock import FileLock
-
-    info = read_so8t_json(checkpoint) or {}
-    effective_base = checkpoint_base(
-        checkpoint / SO8T_JSON,
-        info.get("base_model"),
-        base,
-        "base=",
-        fix="point at the base model with base=PATH in --model_args (lm_eval, so8t eval) or --base PATH "
-        "(so8t predict)",
-    )
-    root = (cache_dir or cache_root()) / "consolidated"
-    out = root / consolidation_key(checkpoint, effective_base)
-    if _format_of(out) == CONSOLIDATED_FORMAT:
-        return out
-    root.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(out) + ".lock"):
-        if _format_of(out) == CONSOLIDATED_FORMAT:  # another process finished it meanwhile
-            return out
-        from so8t.consolidate import consolidate_checkpoint
-
-        tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        consolidate_checkpoint(checkpoint, tmp, base=base)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    return out
-
-
-def resolve_model(path: str | os.PathLike, base: str | None = None) -> ResolvedModel:
-    """Find the so8t model at `path` and return the plain HF folder to load (consolidating if needed)."""
-    kind, source, target = locate_so8t_model(path)
-    if _format_of(target) == CONSOLIDATED_FORMAT:
-        if base is not None:
-            raise UserError(
-                f"base={base} was given, but pretrained={path} is already consolidated ({target}) and needs "
-                "no base; drop base= or point at a training checkpoint."
-            )
-        return ResolvedModel(source, kind, None, target)
-    started = time.perf_counter()
-    folder = consolidate_cached(target, base=base)
-    return ResolvedModel(source, kind, target, folder, round(time.perf_counter() - started, 3))
-
-
-def resolve_pretrained(path: str | os.PathLike, base: str | None = None) -> Path:
-    """Consolidated folder for a consolidated folder, training checkpoint or run directory."""
-    return resolve_model(path, base=base).folder
 
 
 # ----------------------------------------------------------------------------- head B

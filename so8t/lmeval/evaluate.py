@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from so8t.errors import UserError
+from so8t.layout import atomic_write_json
 
 _TASK_MANAGER: Any = None
 
@@ -109,12 +110,7 @@ def evaluate(
     from dataclasses import asdict
 
     written.update(asdict(tracker.general_config_tracker))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(
-        json.dumps(written, indent=2, default=handle_non_serializable, ensure_ascii=False), encoding="utf-8"
-    )
-    tmp.replace(out)
+    atomic_write_json(out, written, default=handle_non_serializable)
     if samples:
         from datetime import datetime
 

@@ -8,10 +8,7 @@ the activation dtype, head B reads h_safe in fp32, so 8/4-bit and bf16 bases nee
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,14 +20,21 @@ from transformers.utils import ModelOutput
 
 from so8t.data.safety import DECISIONS
 from so8t.errors import UserError
+from so8t.layout import (
+    ADAPTER_CONFIG,
+    CHECKPOINT_FORMAT,
+    FORMAT_VERSION,
+    SO8T_JSON,
+    STATE_FILE,
+    read_checkpoint_info,
+    so8t_version,
+    write_so8t_json,
+)
 from so8t.model.heads import SafetyHead, pool_last_prompt_token
 from so8t.model.pet import pet_sum
 from so8t.model.so8 import SO8Gate, attach_attention_rotations, shared_exponential
 
 IGNORE_INDEX = -100
-CHECKPOINT_FORMAT = "so8t-checkpoint"
-SO8T_JSON = "so8t.json"
-STATE_FILE = "so8t_state.safetensors"
 _STATE_PREFIXES = ("rotations.", "gate.", "safety_head.")
 
 
@@ -51,15 +55,6 @@ class SO8TOutput(ModelOutput):
     safety_count: torch.Tensor | None = None
     pet_sum: torch.Tensor | None = None
     pet_count: torch.Tensor | None = None
-
-
-def _so8t_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("so8t")
-    except Exception:  # not installed (source tree)
-        return "0+unknown"
 
 
 class SO8TModel(nn.Module):
@@ -211,7 +206,7 @@ class SO8TModel(nn.Module):
         dtype = getattr(cfg, "dtype", None) or getattr(cfg, "torch_dtype", None)
         return {
             "format": CHECKPOINT_FORMAT,
-            "version": 1,
+            "version": FORMAT_VERSION,
             "classes": list(DECISIONS),
             "pooling": "last_prompt_token",
             "base_model": self.base_reference or getattr(cfg, "_name_or_path", None),
@@ -224,7 +219,7 @@ class SO8TModel(nn.Module):
             "rotated_layers": self.rotated_layers,
             "safety_head": {"kind": self.safety_head.kind, "mlp_hidden": self.safety_head.mlp_hidden},
             "safety_class_weights": self.safety_class_weights,
-            "so8t_version": _so8t_version(),
+            "so8t_version": so8t_version(),
         }
 
     def save_so8t(self, out_dir: str | os.PathLike) -> Path:
@@ -236,7 +231,7 @@ class SO8TModel(nn.Module):
         if hasattr(self.base_model, "peft_config"):
             self.base_model.save_pretrained(str(out), safe_serialization=True)
         save_file(self.so8t_state_dict(), str(out / STATE_FILE))
-        (out / SO8T_JSON).write_text(json.dumps(self.checkpoint_info(), indent=2) + "\n")
+        write_so8t_json(out, self.checkpoint_info())
         return out
 
     @classmethod
@@ -271,7 +266,7 @@ class SO8TModel(nn.Module):
             "quantization": quantization or "none",
         }
         hf, _ = load_base(cfg, for_training=for_training, device_map=device_map)
-        if (ckpt / "adapter_config.json").is_file():
+        if (ckpt / ADAPTER_CONFIG).is_file():
             hf = PeftModel.from_pretrained(hf, str(ckpt), is_trainable=for_training)
         head = info.get("safety_head") or {}
         model = cls(
@@ -286,29 +281,3 @@ class SO8TModel(nn.Module):
         if missing.unexpected_keys:
             raise UserError(f"{ckpt / STATE_FILE}: keys {missing.unexpected_keys[:5]} do not fit this model.")
         return model.train(for_training)
-
-
-def read_checkpoint_info(ckpt: Path) -> dict[str, Any]:
-    """so8t.json of a training checkpoint; UserError when missing or of another format."""
-    path = Path(ckpt) / SO8T_JSON
-    if not path.is_file():
-        raise UserError(
-            f"{ckpt} is not a so8t checkpoint: {SO8T_JSON} is missing. Point to checkpoints/checkpoint-N."
-        )
-    info = json.loads(path.read_text())
-    if info.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{path}: format is {info.get('format')!r}, expected {CHECKPOINT_FORMAT!r}.")
-    return info
-
-
-def atomic_directory(target: Path) -> tuple[Path, Any]:
-    """(temp dir beside target, finish()) where finish renames the temp dir onto target."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-
-    def finish() -> None:
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-
-    return tmp, finish

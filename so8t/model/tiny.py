@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
+
+from so8t.cache import cache_root
+from so8t.layout import atomic_directory
 
 TINY_RECIPE = {
     "version": 1,
@@ -30,12 +31,6 @@ TINY_RECIPE = {
     "corpus_safety_requests": 3000,
 }
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<unk>"]
-
-
-def default_cache_dir() -> Path:
-    """`$SO8T_CACHE_DIR`, else `~/.cache/so8t`."""
-    env = os.environ.get("SO8T_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "so8t"
 
 
 def _recipe_key() -> str:
@@ -115,7 +110,7 @@ def build_tiny_base(cache_dir: str | os.PathLike | None = None) -> Path:
     """Build (once, cached by recipe hash) and return the tiny base folder: tokenizer + LlamaForCausalLM."""
     from filelock import FileLock
 
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    root = Path(cache_dir) if cache_dir is not None else cache_root()
     root.mkdir(parents=True, exist_ok=True)
     target = root / f"tiny-base-{_recipe_key()}"
     if (target / "config.json").is_file():
@@ -123,13 +118,9 @@ def build_tiny_base(cache_dir: str | os.PathLike | None = None) -> Path:
     with FileLock(str(root / f"tiny-base-{_recipe_key()}.lock")):
         if (target / "config.json").is_file():
             return target
-        tmp = Path(tempfile.mkdtemp(prefix=".tiny-base-", dir=root))
-        try:
+        with atomic_directory(target) as tmp:
             tokenizer = _build_tokenizer(_corpus())
             tokenizer.save_pretrained(tmp)
             _build_model(tokenizer).save_pretrained(tmp, safe_serialization=True)
             (tmp / "so8t_tiny_recipe.json").write_text(json.dumps(TINY_RECIPE, indent=1))
-            os.replace(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     return target

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from so8t.errors import UserError
+from so8t.layout import CONSOLIDATED_DIR, SO8T_JSON
 from so8t.results.gate import MetricValue, iter_metrics, load_results
 
 MISSING = "—"
@@ -146,7 +147,7 @@ def _so8t_metadata(pretrained: str, results_dir: Path) -> dict:
     if not pretrained:
         return {}
     for folder in (Path(pretrained), results_dir / pretrained):
-        for candidate in (folder / "so8t.json", folder / "consolidated" / "so8t.json"):
+        for candidate in (folder / SO8T_JSON, folder / CONSOLIDATED_DIR / SO8T_JSON):
             try:
                 if candidate.is_file():
                     meta = json.loads(candidate.read_text(encoding="utf-8"))

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from so8t.data.safety import DECISIONS
+from so8t.layout import BEST_CHECKPOINT_RULE, BEST_METRIC_KEY, RunDir, log_history
 
-CURVE_KEYS = ("loss", "lm_loss", "safety_loss", "pet", "pet_weight", "eval_loss")
+CURVE_KEYS = ("loss", "lm_loss", "safety_loss", "pet", "pet_weight", "eval_loss", BEST_METRIC_KEY)
 
 
 def _fmt(value: Any) -> str:
@@ -109,19 +110,9 @@ def generation_samples(samples: list[dict], limit: int = 5) -> list[str]:
     ]
 
 
-def _log_history(run_dir: Path) -> list[dict]:
-    states = sorted(
-        (run_dir / "checkpoints").glob("checkpoint-*/trainer_state.json"),
-        key=lambda p: int(p.parent.name.rsplit("-", 1)[-1]),
-    )
-    final = run_dir / "trainer_state.json"
-    source = final if final.exists() else (states[-1] if states else None)
-    return json.loads(source.read_text()).get("log_history", []) if source else []
-
-
 def plot_training_curves(run_dir: Path, out_png: Path) -> Path | None:
     """One panel per loss part over the global step; None when nothing was logged."""
-    history = _log_history(run_dir)
+    history = log_history(run_dir)
     series = {k: [(h["step"], h[k]) for h in history if k in h and "step" in h] for k in CURVE_KEYS}
     series = {k: v for k, v in series.items() if v}
     if not series:
@@ -168,8 +159,9 @@ def write_report(
 ) -> Path:
     """Write run_dir/report.md (and report/curves.png) and return its path."""
     run_dir = Path(run_dir)
-    samples = load_samples(run_dir / "eval")
-    curves = plot_training_curves(run_dir, run_dir / "report" / "curves.png")
+    run = RunDir(run_dir)
+    samples = load_samples(run.eval)
+    curves = plot_training_curves(run_dir, run.curves)
     lines = [
         f"# so8t run report: {run_dir.name}",
         "",
@@ -180,8 +172,7 @@ def write_report(
     ]
     if evaluated_checkpoint is not None:
         lines.append(
-            f"- evaluated: `{Path(evaluated_checkpoint).name}`, consolidated (the checkpoint with the lowest "
-            "validation loss without PET; the last one when the run does not validate)"
+            f"- evaluated: `{Path(evaluated_checkpoint).name}`, consolidated ({BEST_CHECKPOINT_RULE})"
         )
     if timings:
         lines.append("- stage times (s): " + ", ".join(f"{k} {v}" for k, v in timings.items()))
@@ -209,6 +200,5 @@ def write_report(
     gens = generation_samples(samples)
     if gens:
         lines += ["## Generations", "", *gens, ""]
-    path = run_dir / "report.md"
-    path.write_text("\n".join(lines))
-    return path
+    run.report.write_text("\n".join(lines))
+    return run.report

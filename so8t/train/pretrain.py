@@ -11,17 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import random
 import shutil
 from pathlib import Path
 from typing import Any
 
+from so8t.cache import cache_root
+from so8t.layout import replace_directory, staging_path
+
 PRETRAIN_FORMAT_VERSION = 1
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("SO8T_CACHE_DIR") or Path.home() / ".cache" / "so8t")
 
 
 def corpus_texts(examples: int, seed: int, safety_examples: int = 0) -> list[str]:
@@ -152,10 +150,9 @@ def pretrained_tiny_base(pretrain_cfg: Any, seed: int = 0, max_length: int = 256
     with FileLock(str(root / f"tiny-{key}.lock")):
         if (out_dir / "so8t_pretrain.json").is_file():
             return out_dir
-        staging = root / f".staging-tiny-{key}"
+        staging = staging_path(out_dir)
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         _train(tiny_dir, staging, pretrain_cfg, seed, max_length)
-        shutil.rmtree(out_dir, ignore_errors=True)
-        os.replace(staging, out_dir)
+        replace_directory(staging, out_dir)
     return out_dir

@@ -7,20 +7,28 @@ train (resuming from the last complete checkpoint of the run) -> TrainResult.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from so8t.errors import UserError
+from so8t.layout import (
+    BEST_METRIC,
+    BEST_METRIC_GREATER_IS_BETTER,
+    BEST_METRIC_KEY,
+    RunDir,
+    checkpoint_name,
+    claim_run_dir,
+    is_complete_checkpoint,
+    last_complete_checkpoint,
+    read_trainer_state,
+)
 
 logger = logging.getLogger(__name__)
 
 EMBEDDED_TINY = "embedded:tiny"
-CHECKPOINTS = "checkpoints"
 SAMPLE_PROMPTS = 4  # GSM8K + safety prompts generated at each evaluation
 
 
@@ -31,29 +39,6 @@ class TrainResult:
     checkpoint_dir: Path
     best_checkpoint: Path | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
-
-
-def is_complete_checkpoint(path: Path) -> bool:
-    """A checkpoint folder with everything resume and consolidation read (saves are atomic renames)."""
-    return all(
-        (path / name).is_file() for name in ("so8t.json", "so8t_state.safetensors", "trainer_state.json")
-    )
-
-
-def last_complete_checkpoint(checkpoint_root: Path) -> Path | None:
-    """The highest-step complete `checkpoint-N` in the folder (staging leftovers of a crash are removed)."""
-    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
-
-    if not checkpoint_root.is_dir():
-        return None
-    for leftover in checkpoint_root.glob(".staging-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
-    steps = []
-    for path in checkpoint_root.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
-        suffix = path.name.rsplit("-", 1)[-1]
-        if suffix.isdigit() and is_complete_checkpoint(path):
-            steps.append((int(suffix), path))
-    return max(steps)[1] if steps else None
 
 
 def _precision_flags(precision: str) -> dict[str, bool]:
@@ -95,8 +80,8 @@ def training_arguments(cfg: Any, checkpoint_root: Path, report_to: list[str]) ->
         save_total_limit=t.save_total_limit,
         logging_steps=t.logging_steps,
         logging_first_step=True,
-        metric_for_best_model="task_loss" if evaluate else None,
-        greater_is_better=False if evaluate else None,
+        metric_for_best_model=BEST_METRIC if evaluate else None,
+        greater_is_better=BEST_METRIC_GREATER_IS_BETTER if evaluate else None,
         prediction_loss_only=True,
         remove_unused_columns=False,
         label_names=["labels"],
@@ -203,10 +188,10 @@ def build_trainer(cfg: Any, output_dir: Path, model: Any, tokenizer: Any) -> tup
     signal_cb = SignalCheckpointCallback()
     callbacks = [signal_cb]
     if samples:
-        callbacks.append(SampleGenerationCallback(samples, tokenizer, output_dir / "samples.jsonl"))
+        callbacks.append(SampleGenerationCallback(samples, tokenizer, RunDir(output_dir).samples))
     trainer = So8tTrainer(
         model=model,
-        args=training_arguments(cfg, output_dir / CHECKPOINTS, report_to),
+        args=training_arguments(cfg, RunDir(output_dir).checkpoints, report_to),
         train_dataset=train_ds,
         eval_dataset=eval_ds,
         data_collator=So8tCollator(pad_token_id=tokenizer.pad_token_id),
@@ -231,7 +216,7 @@ def train_from_config(cfg: Any, output_dir: str | Path) -> TrainResult:
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    resume = last_complete_checkpoint(output_dir / CHECKPOINTS)
+    resume = last_complete_checkpoint(RunDir(output_dir).checkpoints)
     if resume is not None and (finished := _finished_result(resume)) is not None:
         logger.info("training already finished at %s", resume)
         return finished
@@ -254,13 +239,13 @@ def train_from_config(cfg: Any, output_dir: str | Path) -> TrainResult:
         step = trainer.state.global_step
         logger.warning("stopped by signal %s; checkpoint-%s saved, rerun to resume", signal_cb.received, step)
         raise SystemExit(128 + int(signal_cb.received))
-    final = output_dir / CHECKPOINTS / f"checkpoint-{trainer.state.global_step}"
+    final = RunDir(output_dir).checkpoints / checkpoint_name(trainer.state.global_step)
     if not is_complete_checkpoint(final):
         trainer.save_emergency_checkpoint()
     best = trainer.state.best_model_checkpoint
     metrics = dict(output.metrics)
     if trainer.state.best_metric is not None:
-        metrics["best_eval_loss"] = trainer.state.best_metric
+        metrics[f"best_{BEST_METRIC_KEY}"] = trainer.state.best_metric
     metrics["global_step"] = trainer.state.global_step
     for entry in reversed(trainer.state.log_history):
         if "eval_loss" in entry:
@@ -272,14 +257,14 @@ def train_from_config(cfg: Any, output_dir: str | Path) -> TrainResult:
 
 def _finished_result(checkpoint: Path) -> TrainResult | None:
     """The result of a run whose last checkpoint already reached its planned steps (nothing left to train)."""
-    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    state = read_trainer_state(checkpoint)
     if not state.get("max_steps") or state["global_step"] < state["max_steps"]:
         return None
     metrics: dict[str, Any] = {}
     for entry in state.get("log_history", []):
         metrics.update({k: v for k, v in entry.items() if k.startswith(("eval_", "train_"))})
     if state.get("best_metric") is not None:
-        metrics["best_eval_loss"] = state["best_metric"]
+        metrics[f"best_{BEST_METRIC_KEY}"] = state["best_metric"]
     metrics["global_step"] = state["global_step"]
     best = state.get("best_model_checkpoint")
     best_path = Path(best) if best and is_complete_checkpoint(Path(best)) else None
@@ -311,7 +296,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_cli(args: argparse.Namespace) -> int:
     from so8t.config import load_config, resolved_config_yaml
-    from so8t.rundir import claim_run_dir
 
     overrides = list(args.overrides) + ([f"output_dir={args.output_dir}"] if args.output_dir else [])
     cfg = load_config(args.config, overrides)

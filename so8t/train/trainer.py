@@ -20,13 +20,21 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from transformers import Trainer
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from so8t.errors import UserError
+from so8t.layout import (
+    ADAPTER_WEIGHTS,
+    BEST_METRIC,
+    CHECKPOINTS_DIR,
+    STATE_FILE,
+    TRAINER_STATE,
+    checkpoint_name,
+    replace_directory,
+    staging_path,
+)
 from so8t.train.callbacks import ThroughputMetrics
 
 IGNORE_INDEX = -100
-STAGING_PREFIX = ".staging-"  # never matches HF's ^checkpoint-N$ pattern, so resume can't pick a partial save
 
 
 class NonFiniteLossError(UserError):
@@ -63,13 +71,13 @@ def load_trainable_state(model: nn.Module, checkpoint_dir: str) -> None:
     from peft import PeftModel, set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    adapter_file = os.path.join(checkpoint_dir, "adapter_model.safetensors")
+    adapter_file = os.path.join(checkpoint_dir, ADAPTER_WEIGHTS)
     peft_model = next((m for m in model.modules() if isinstance(m, PeftModel)), None)
     if peft_model is not None and os.path.isfile(adapter_file):
         result = set_peft_model_state_dict(peft_model, load_file(adapter_file))
         if result.unexpected_keys:
             raise RuntimeError(f"{adapter_file}: unexpected adapter keys {result.unexpected_keys[:5]}")
-    state = load_file(os.path.join(checkpoint_dir, "so8t_state.safetensors"))
+    state = load_file(os.path.join(checkpoint_dir, STATE_FILE))
     loaded = model.load_state_dict(state, strict=False)
     if loaded.unexpected_keys:
         raise RuntimeError(
@@ -184,7 +192,7 @@ class So8tTrainer(Trainer):
                 raise NonFiniteLossError(
                     f"The training loss became {loss.item()} at step {self.state.global_step} (lm {lm.item():.4g}, "
                     f"safety {safety.item():.4g}, pet {pet.item():.4g}); training stopped before applying it. The "
-                    "last good checkpoint is kept in the run's checkpoints/ folder. Lower train.learning_rate or "
+                    f"last good checkpoint is kept in the run's {CHECKPOINTS_DIR}/ folder. Lower train.learning_rate or "
                     "train.safety_learning_rate, use precision: fp32 or bf16 instead of fp16, or check the data."
                 )
             self._accumulate(self._log_parts, lm, safety, pet, pet_w)
@@ -230,7 +238,7 @@ class So8tTrainer(Trainer):
 
     def evaluation_loop(self, *args: Any, **kwargs: Any) -> Any:
         """Trainer's loop, plus the averaged eval loss parts (`<prefix>_lm_loss`, `_safety_loss`, `_pet`) and
-        `<prefix>_task_loss`, the loss without PET."""
+        `<prefix>_task_loss` (layout.BEST_METRIC), the loss without PET."""
         self._eval_parts, self._eval_batches = {}, 0
         output = super().evaluation_loop(*args, **kwargs)
         self._gather_eval_parts()
@@ -241,7 +249,7 @@ class So8tTrainer(Trainer):
         if self._eval_batches:
             # The best checkpoint is chosen on this: PET's weight grows with the step, so a loss that holds it
             # would favour early checkpoints for no reason of quality.
-            output.metrics[f"{prefix}_task_loss"] = (
+            output.metrics[f"{prefix}_{BEST_METRIC}"] = (
                 output.metrics[f"{prefix}_lm_loss"]
                 + self.loss_weights["safety"] * output.metrics[f"{prefix}_safety_loss"]
             )
@@ -314,9 +322,9 @@ class So8tTrainer(Trainer):
     def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
         """Trainer's checkpoint, written into a staging folder and renamed to checkpoint-N when complete."""
         run_dir = super()._get_output_dir(trial)
-        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        name = checkpoint_name(self.state.global_step)
         final = os.path.join(run_dir, name)
-        staging_root = os.path.join(run_dir, f"{STAGING_PREFIX}{name}")
+        staging_root = str(staging_path(final))
         if self.args.should_save:
             shutil.rmtree(staging_root, ignore_errors=True)
         self._staging_dir = staging_root
@@ -327,17 +335,15 @@ class So8tTrainer(Trainer):
         if _world_size() > 1:  # every rank has written its own RNG state into the staging folder
             dist.barrier()
         if self.args.should_save:
-            staged = os.path.join(staging_root, name)
-            if os.path.isdir(final):  # the same step saved again (emergency save after a regular one)
-                shutil.rmtree(final)
-            os.replace(staged, final)
+            # the same step may be saved again (an emergency save after a regular one): the new one wins
+            replace_directory(os.path.join(staging_root, name), final)
             shutil.rmtree(staging_root, ignore_errors=True)
             best = self.state.best_model_checkpoint
             if best and best.startswith(staging_root):
                 self.state.best_model_checkpoint = final
-                self.state.save_to_json(os.path.join(final, "trainer_state.json"))
+                self.state.save_to_json(os.path.join(final, TRAINER_STATE))
             if self.state.best_global_step and self.state.best_model_checkpoint is None:
-                best_dir = os.path.join(run_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.best_global_step}")
+                best_dir = os.path.join(run_dir, checkpoint_name(self.state.best_global_step))
                 if os.path.isdir(best_dir):
                     self.state.best_model_checkpoint = best_dir
             from transformers.trainer_utils import rotate_checkpoints
@@ -360,6 +366,4 @@ class So8tTrainer(Trainer):
         self._save_checkpoint(self.model_wrapped, trial=None)
         if not self.args.should_save:
             return None
-        return os.path.join(
-            super()._get_output_dir(None), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-        )
+        return os.path.join(super()._get_output_dir(None), checkpoint_name(self.state.global_step))

@@ -9,16 +9,26 @@ head B's first layer (W_B' = W_B R_safe^T). `AutoModelForCausalLM.from_pretraine
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from so8t.errors import UserError
-
-CONSOLIDATED_FORMAT = "so8t-consolidated"
-SAFETY_HEAD_FILE = "so8t_safety_head.safetensors"
-SO8T_JSON = "so8t.json"
+from so8t.layout import (
+    ADAPTER_CONFIG,
+    CHECKPOINT_PREFIX,
+    CHECKPOINTS_DIR,
+    CONSOLIDATED_FORMAT,
+    FORMAT_VERSION,
+    SAFETY_HEAD_FILE,
+    SO8T_JSON,
+    STATE_FILE,
+    TOKENIZER_MARKERS,
+    atomic_directory,
+    read_checkpoint_info,
+    read_consolidated_info,
+    write_so8t_json,
+)
 
 
 def _fold_linear_input(module: Any, rotation) -> None:
@@ -64,7 +74,6 @@ def consolidate_checkpoint(
     from so8t.model.base import checkpoint_base, load_base, resolve_base_path
     from so8t.model.heads import SafetyHead
     from so8t.model.so8 import SO8Gate, SO8Rotation, _layer_index, find_attention_output_projections
-    from so8t.model.so8t import STATE_FILE, atomic_directory, read_checkpoint_info
 
     ckpt = Path(checkpoint_dir)
     info = read_checkpoint_info(ckpt)
@@ -79,7 +88,7 @@ def consolidate_checkpoint(
     model, tokenizer = load_base(
         {"base": base_path, "dtype": "auto", "quantization": "none"}, for_training=False
     )
-    if (ckpt / "adapter_config.json").is_file():
+    if (ckpt / ADAPTER_CONFIG).is_file():
         model = PeftModel.from_pretrained(model, str(ckpt)).merge_and_unload()
     state = load_file(str(ckpt / STATE_FILE))
 
@@ -111,22 +120,28 @@ def consolidate_checkpoint(
         )
         _fold_linear_input(head.first_layer, gate.R_safe.dense())
 
-    if any((ckpt / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json")):
+    if any((ckpt / name).is_file() for name in TOKENIZER_MARKERS):
         tokenizer = AutoTokenizer.from_pretrained(str(ckpt))
     target = Path(out_dir)
-    tmp, finish = atomic_directory(target)
-    model.save_pretrained(str(tmp), safe_serialization=True)
-    tokenizer.save_pretrained(str(tmp))
-    save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(tmp / SAFETY_HEAD_FILE))
-    meta = {
+    with atomic_directory(target) as tmp:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        tokenizer.save_pretrained(str(tmp))
+        save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(tmp / SAFETY_HEAD_FILE))
+        write_so8t_json(tmp, _consolidated_info(ckpt, info, head, gate.R_safe.width, base_path))
+    return target
+
+
+def _consolidated_info(ckpt: Path, info: dict, head: Any, hidden_size: int, base_path: str) -> dict:
+    """so8t.json of the consolidated folder: what head B reads and where the model came from."""
+    return {
         "format": CONSOLIDATED_FORMAT,
-        "version": 1,
+        "version": FORMAT_VERSION,
         "classes": info.get("classes"),
         "pooling": info.get("pooling", "last_prompt_token"),
         "safety_head": {
             "kind": head.kind,
             "mlp_hidden": head.mlp_hidden,
-            "hidden_size": gate.R_safe.width,
+            "hidden_size": hidden_size,
             "reads": "lm_head_input",
         },
         "source_checkpoint": str(ckpt.resolve()),
@@ -135,9 +150,6 @@ def consolidate_checkpoint(
         "rotated_layers": info.get("rotated_layers"),
         "so8t_version": info.get("so8t_version"),
     }
-    (tmp / SO8T_JSON).write_text(json.dumps(meta, indent=2) + "\n")
-    finish()
-    return target
 
 
 def load_consolidated_safety_head(folder: str | os.PathLike):
@@ -153,7 +165,7 @@ def load_consolidated_safety_head(folder: str | os.PathLike):
             f"{folder} has no {SAFETY_HEAD_FILE}: it is not a so8t consolidated folder. "
             f"Run `so8t consolidate CHECKPOINT --out DIR` first."
         )
-    meta = json.loads((folder / SO8T_JSON).read_text()) if (folder / SO8T_JSON).is_file() else {}
+    meta = read_consolidated_info(folder)
     head_info = meta.get("safety_head") or {}
     state = load_file(str(path))
     hidden = int(state["net.0.weight"].shape[1])
@@ -164,15 +176,17 @@ def load_consolidated_safety_head(folder: str | os.PathLike):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="training checkpoint folder (checkpoints/checkpoint-N)")
+    parser.add_argument(
+        "checkpoint", help=f"training checkpoint folder ({CHECKPOINTS_DIR}/{CHECKPOINT_PREFIX}-N)"
+    )
     parser.add_argument("--out", required=True, help="folder to write the consolidated model into")
-    parser.add_argument("--base", default=None, help="base model path overriding the one in so8t.json")
+    parser.add_argument("--base", default=None, help=f"base model path overriding the one in {SO8T_JSON}")
 
 
 def run_cli(args: argparse.Namespace) -> int:
     if not Path(args.checkpoint).is_dir():
         raise UserError(
-            f"checkpoint {args.checkpoint} is not a folder; give checkpoints/checkpoint-N of a run."
+            f"checkpoint {args.checkpoint} is not a folder; give {CHECKPOINTS_DIR}/{CHECKPOINT_PREFIX}-N of a run."
         )
     out = consolidate_checkpoint(args.checkpoint, args.out, base=args.base)
     print(out)

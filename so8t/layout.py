@@ -1,0 +1,490 @@
+"""The file contract of run directories, training checkpoints and consolidated folders, defined once.
+
+Every name and format below, checkpoint discovery, the best-checkpoint rule, atomic writes and so8t.json
+reading/writing live here; training, consolidation, the lm-eval backend, predict, the pipeline and the
+report import them, and a test fails when one of these literals appears anywhere else in the package.
+Nothing here imports torch or transformers, so the torch-free config checks (`so8t validate`) can use it.
+
+    runs/<name>/                          a run directory (`so8t run`, `so8t train`)
+      config.resolved.yaml                the config as run, claimed once (claim_run_dir)
+      data/{gsm8k,safety}_test.jsonl      the held-out split the local lm-eval tasks read (LOCAL_TASKS)
+      checkpoints/checkpoint-N/           peft adapter, so8t_state.safetensors, so8t.json (so8t-checkpoint),
+                                          tokenizer and Trainer's files (trainer_state.json, optimizer, RNG)
+      checkpoints/.staging-checkpoint-N/  a checkpoint being written; renamed to checkpoint-N when complete
+      consolidated/                       plain HF model + tokenizer + so8t_safety_head.safetensors +
+                                          so8t.json (so8t-consolidated)
+      eval/results.json, eval/gate.md     lm-eval's results file and the gate's verdict
+      samples.jsonl, report.md, report/curves.png
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from so8t.errors import UserError
+
+# ----------------------------------------------------------------------------- names and formats
+
+SO8T_JSON = "so8t.json"
+STATE_FILE = "so8t_state.safetensors"
+SAFETY_HEAD_FILE = "so8t_safety_head.safetensors"
+CHECKPOINT_FORMAT = "so8t-checkpoint"
+CONSOLIDATED_FORMAT = "so8t-consolidated"
+FORMATS = (CHECKPOINT_FORMAT, CONSOLIDATED_FORMAT)
+FORMAT_VERSION = 1
+
+# Names other libraries own, restated because this module imports neither (a test pins them to theirs).
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+TRAINER_STATE = "trainer_state.json"
+CHECKPOINT_PREFIX = "checkpoint"
+HF_CONFIG = "config.json"
+# Either of these in a checkpoint means it carries its own tokenizer (else consolidation takes the base's).
+TOKENIZER_MARKERS = ("tokenizer.json", "tokenizer_config.json")
+
+# What a consolidation reads from a checkpoint: a change to any of these files changes the consolidated
+# model, a change to anything else (Trainer's optimizer and RNG state, a notes.txt) does not.
+CONSOLIDATION_INPUTS = (
+    SO8T_JSON,
+    STATE_FILE,
+    ADAPTER_CONFIG,
+    "adapter_model.*",
+    "tokenizer*",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "chat_template*",
+    "vocab.*",
+    "merges.txt",
+    "*.model",
+)
+
+RESOLVED_CONFIG = "config.resolved.yaml"
+CHECKPOINTS_DIR = "checkpoints"
+CONSOLIDATED_DIR = "consolidated"
+DATA_DIR = "data"
+EVAL_DIR = "eval"
+RESULTS_FILE = "results.json"
+GATE_MARKDOWN = "gate.md"
+SAMPLES_FILE = "samples.jsonl"
+REPORT_FILE = "report.md"
+CURVES_FILE = "report/curves.png"
+# Never matches ^checkpoint-N$, so discovery cannot pick a half-written save.
+STAGING_PREFIX = ".staging-"
+_CHECKPOINT_NAME = re.compile(rf"^{CHECKPOINT_PREFIX}-(\d+)$")
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """The paths of one run directory."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def resolved_config(self) -> Path:
+        return self.root / RESOLVED_CONFIG
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / CHECKPOINTS_DIR
+
+    @property
+    def consolidated(self) -> Path:
+        return self.root / CONSOLIDATED_DIR
+
+    @property
+    def data(self) -> Path:
+        return self.root / DATA_DIR
+
+    @property
+    def eval(self) -> Path:
+        return self.root / EVAL_DIR
+
+    @property
+    def results(self) -> Path:
+        return self.eval / RESULTS_FILE
+
+    @property
+    def gate_markdown(self) -> Path:
+        return self.eval / GATE_MARKDOWN
+
+    @property
+    def samples(self) -> Path:
+        return self.root / SAMPLES_FILE
+
+    @property
+    def report(self) -> Path:
+        return self.root / REPORT_FILE
+
+    @property
+    def curves(self) -> Path:
+        return self.root / CURVES_FILE
+
+
+# ----------------------------------------------------------------------------- local evaluation data
+
+
+def split_file_name(data_format: str, split: str) -> str:
+    """`gsm8k_test.jsonl`: how a split's examples of one format are written into a run's data/ folder."""
+    return f"{data_format}_{split}.jsonl"
+
+
+@dataclass(frozen=True)
+class LocalTask:
+    """An so8t lm-eval task that reads a JSONL file: its data format and the variable naming the file."""
+
+    data_format: str
+    env_var: str
+
+    @property
+    def file_name(self) -> str:
+        """The file of the run's test split this task reads in `so8t run`."""
+        return split_file_name(self.data_format, "test")
+
+
+GSM8K_LOCAL_TASK = "so8t_gsm8k_local"
+SAFETY_LOCAL_TASK = "so8t_safety_local"
+LOCAL_TASKS = {
+    GSM8K_LOCAL_TASK: LocalTask("gsm8k", "SO8T_GSM8K_DATA"),
+    SAFETY_LOCAL_TASK: LocalTask("safety", "SO8T_SAFETY_DATA"),
+}
+LOCAL_TASK_FORMATS = {task: spec.data_format for task, spec in LOCAL_TASKS.items()}
+
+
+# ----------------------------------------------------------------------------- atomic writes
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write `text` (UTF-8) to `path` through a temporary file of its own beside it, then rename it.
+
+    Readers see the old file or the new one, never half of one, and writers racing on the same path (every
+    torchrun rank claiming the run directory) each rename a whole file. The file is made 0644, as readable
+    as the rest of the run (a temporary file starts owner-only).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_json(path: str | os.PathLike, value: Any, **dumps_kwargs: Any) -> Path:
+    """`value` as indented JSON (UTF-8, no ASCII escaping) written with atomic_write_text."""
+    return atomic_write_text(path, json.dumps(value, indent=2, ensure_ascii=False, **dumps_kwargs) + "\n")
+
+
+def staging_path(target: str | os.PathLike) -> Path:
+    """The fixed staging folder of `target` (`.staging-<name>` beside it), for writers that clean up after a
+    crash by name: checkpoint saves and the pretrained-base cache."""
+    target = Path(target)
+    return target.with_name(f"{STAGING_PREFIX}{target.name}")
+
+
+def remove_staging_leftovers(folder: str | os.PathLike) -> None:
+    """Delete the staging folders a crashed writer left in `folder`."""
+    for leftover in Path(folder).glob(f"{STAGING_PREFIX}*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def replace_directory(source: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Move the finished folder `source` onto `target` by a rename, removing an older `target` first."""
+    target = Path(target)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(source, target)
+    return target
+
+
+@contextmanager
+def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a fresh staging folder beside `target`; when the block ends it replaces `target` in one rename.
+
+    If the block raises, the staging folder is removed and `target` is left as it was.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{target.name}-", dir=target.parent))
+    try:
+        yield tmp
+        # mkdtemp makes it owner-only; the folder is as readable as the rest of the run
+        os.chmod(tmp, 0o755)
+        replace_directory(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- so8t.json
+
+
+def so8t_version() -> str:
+    """The installed so8t version, recorded in so8t.json and part of the consolidation cache key."""
+    try:
+        from importlib.metadata import version
+
+        return version("so8t")
+    except Exception:  # not installed (a bare source tree)
+        return "0+unknown"
+
+
+def read_so8t_json(folder: str | os.PathLike) -> dict | None:
+    """The so8t.json of `folder`, or None when it has none; UserError when it is not a JSON object."""
+    path = Path(folder) / SO8T_JSON
+    if not path.is_file():
+        return None
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(
+            f"{path} is not readable JSON ({exc}); re-save the model or point at another folder."
+        ) from exc
+    if not isinstance(info, dict):
+        raise UserError(
+            f"{path} holds a JSON {type(info).__name__}, not an object; re-save the model or point at "
+            "another folder."
+        )
+    return info
+
+
+def so8t_format(folder: str | os.PathLike) -> str | None:
+    """The `format` recorded in the folder's so8t.json (None without one)."""
+    info = read_so8t_json(folder)
+    return None if info is None else str(info.get("format"))
+
+
+def read_checkpoint_info(checkpoint: str | os.PathLike) -> dict[str, Any]:
+    """so8t.json of a training checkpoint; UserError when it is missing or of another format."""
+    path = Path(checkpoint) / SO8T_JSON
+    info = read_so8t_json(checkpoint)
+    if info is None:
+        raise UserError(
+            f"{checkpoint} is not a so8t checkpoint: {SO8T_JSON} is missing. Point to "
+            f"{CHECKPOINTS_DIR}/{CHECKPOINT_PREFIX}-N."
+        )
+    if info.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path}: format is {info.get('format')!r}, expected {CHECKPOINT_FORMAT!r}.")
+    return info
+
+
+def read_consolidated_info(folder: str | os.PathLike) -> dict[str, Any]:
+    """so8t.json of a consolidated folder, {} when it has none (its defaults then apply)."""
+    return read_so8t_json(folder) or {}
+
+
+def write_so8t_json(folder: str | os.PathLike, info: dict[str, Any]) -> Path:
+    """Write `info` as the folder's so8t.json (atomically); it must name one of the two formats."""
+    if info.get("format") not in FORMATS:
+        raise ValueError(f"so8t.json format {info.get('format')!r} is none of {FORMATS}")
+    return atomic_write_json(Path(folder) / SO8T_JSON, info)
+
+
+# ----------------------------------------------------------------------------- the run directory's claim
+
+
+def claim_run_dir(run_dir: str | os.PathLike, resolved_yaml: str) -> None:
+    """Record the resolved config; an existing run directory is resumed only with the same config."""
+    resolved_path = RunDir(Path(run_dir)).resolved_config
+    if resolved_path.exists():
+        previous = resolved_path.read_text()
+        if previous != resolved_yaml:
+            raise UserError(
+                f"{run_dir} holds a run made with a different config, so it cannot be resumed:\n"
+                f"{_changed_lines(previous, resolved_yaml)}\n"
+                f"Use another --output-dir, restore the previous config, or delete {run_dir} to start over."
+            )
+        return
+    atomic_write_text(resolved_path, resolved_yaml)
+
+
+def _changed_lines(previous: str, current: str) -> str:
+    import difflib
+
+    diff = difflib.unified_diff(
+        previous.splitlines(), current.splitlines(), "previous run", "this run", lineterm="", n=0
+    )
+    return "\n".join(line for line in diff if line[:1] in "+-" and not line.startswith(("+++", "---")))
+
+
+# ----------------------------------------------------------------------------- checkpoint discovery
+
+
+def checkpoint_name(step: int) -> str:
+    """`checkpoint-N`, Trainer's name for the checkpoint of step N."""
+    return f"{CHECKPOINT_PREFIX}-{step}"
+
+
+def checkpoint_step(path: str | os.PathLike) -> int | None:
+    """N for a folder named checkpoint-N, else None."""
+    match = _CHECKPOINT_NAME.match(Path(path).name)
+    return int(match.group(1)) if match else None
+
+
+def checkpoint_dirs(folder: str | os.PathLike) -> list[Path]:
+    """The checkpoint-N folders directly in `folder`, by step (their contents unchecked)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if p.is_dir() and checkpoint_step(p) is not None]
+    return sorted(found, key=checkpoint_step)
+
+
+def is_complete_checkpoint(path: str | os.PathLike) -> bool:
+    """A checkpoint folder with everything resume and consolidation read (saves are atomic renames)."""
+    return all((Path(path) / name).is_file() for name in (SO8T_JSON, STATE_FILE, TRAINER_STATE))
+
+
+def is_consolidation_input(name: str) -> bool:
+    """Whether a checkpoint file of this name is read by consolidation (CONSOLIDATION_INPUTS)."""
+    return any(fnmatch(name, pattern) for pattern in CONSOLIDATION_INPUTS)
+
+
+def complete_checkpoints(folder: str | os.PathLike) -> list[Path]:
+    """The complete checkpoint-N folders in `folder`, by step."""
+    return [path for path in checkpoint_dirs(folder) if is_complete_checkpoint(path)]
+
+
+def last_complete_checkpoint(checkpoint_root: str | os.PathLike) -> Path | None:
+    """The highest-step complete checkpoint-N in the folder (staging leftovers of a crash are removed)."""
+    if not Path(checkpoint_root).is_dir():
+        return None
+    remove_staging_leftovers(checkpoint_root)
+    found = complete_checkpoints(checkpoint_root)
+    return found[-1] if found else None
+
+
+def run_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """The so8t checkpoints of a run directory (in checkpoints/, or the folder itself when it is Trainer's
+    output folder), by step: checkpoint-N folders whose so8t.json has the checkpoint format."""
+    run_dir = Path(run_dir)
+    found = [
+        path
+        for parent in (RunDir(run_dir).checkpoints, run_dir)
+        for path in checkpoint_dirs(parent)
+        if so8t_format(path) == CHECKPOINT_FORMAT
+    ]
+    return sorted(found, key=checkpoint_step)
+
+
+def read_trainer_state(checkpoint: str | os.PathLike) -> dict[str, Any]:
+    """Trainer's trainer_state.json of a checkpoint ({} when it has none)."""
+    path = Path(checkpoint) / TRAINER_STATE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def log_history(run_dir: str | os.PathLike) -> list[dict]:
+    """Trainer's log history of a run: the one in its latest checkpoint's trainer_state.json."""
+    run_dir = Path(run_dir)
+    final = run_dir / TRAINER_STATE
+    states = [p for p in checkpoint_dirs(RunDir(run_dir).checkpoints) if (p / TRAINER_STATE).is_file()]
+    source = run_dir if final.is_file() else (states[-1] if states else None)
+    return read_trainer_state(source).get("log_history", []) if source else []
+
+
+# ----------------------------------------------------------------------------- the best checkpoint
+
+# The metric Trainer selects the best checkpoint on (TrainingArguments.metric_for_best_model), lower is
+# better; Trainer logs it with the `eval_` prefix.
+BEST_METRIC = "task_loss"
+BEST_METRIC_GREATER_IS_BETTER = False
+BEST_METRIC_KEY = f"eval_{BEST_METRIC}"
+BEST_CHECKPOINT_RULE = (
+    "the checkpoint with the lowest validation task loss (eval_task_loss: the LM loss plus the weighted "
+    "safety loss, without PET, whose weight grows with the step); the last one when the run does not validate"
+)
+
+
+def best_checkpoint(checkpoints: list[Path]) -> Path:
+    """The best of `checkpoints` (one run's, sorted by step, not empty) by BEST_CHECKPOINT_RULE.
+
+    Trainer applies the rule while it trains (metric_for_best_model=BEST_METRIC) and records its choice as
+    `best_model_checkpoint` in trainer_state.json; that record is used when it names one of `checkpoints`.
+    Without it the rule is applied here to the latest checkpoint's log history, exactly as Trainer does:
+    the lowest BEST_METRIC_KEY among the evaluations that have a checkpoint, a tie going to the earlier
+    step (Trainer replaces its best only on a strictly lower value). No evaluation: the last checkpoint.
+    """
+    latest = checkpoints[-1]
+    state = read_trainer_state(latest)
+    by_step = {checkpoint_step(path): path for path in checkpoints}
+    recorded = state.get("best_model_checkpoint")
+    if recorded and checkpoint_step(recorded) in by_step:
+        return by_step[checkpoint_step(recorded)]
+    scored = [
+        (float(entry[BEST_METRIC_KEY]), int(entry["step"]))
+        for entry in state.get("log_history", [])
+        if BEST_METRIC_KEY in entry and "step" in entry and int(entry["step"]) in by_step
+    ]
+    return by_step[min(scored)[1]] if scored else latest
+
+
+# ----------------------------------------------------------------------------- what a user path is
+
+EXPECTED = (
+    f"expected a so8t consolidated folder ({SO8T_JSON} format {CONSOLIDATED_FORMAT}), a training checkpoint "
+    f"({SO8T_JSON} format {CHECKPOINT_FORMAT}) or a run directory (holding {CONSOLIDATED_DIR}/ or "
+    f"{CHECKPOINTS_DIR}/{CHECKPOINT_PREFIX}-N/)"
+)
+
+
+class LocatedModel(NamedTuple):
+    """A so8t model found at a user path: what it is, what the user named, and the folder to use (a
+    consolidated folder or a training checkpoint)."""
+
+    kind: str  # "consolidated" | "checkpoint" | "run directory"
+    source: Path
+    target: Path
+
+
+def describe_folder(folder: Path) -> str:
+    """What a folder that is no so8t model looks like, and how to evaluate it instead."""
+    names = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    if HF_CONFIG in names:
+        return f"a plain Hugging Face model ({HF_CONFIG}, no {SO8T_JSON}): evaluate it with --model hf"
+    if ADAPTER_CONFIG in names:
+        return f"a PEFT adapter without {SO8T_JSON}: evaluate it with --model hf,peft=..."
+    if not names:
+        return "an empty folder"
+    shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+    return f"a folder with {shown}"
+
+
+def locate_so8t_model(path: str | os.PathLike) -> LocatedModel:
+    """Classify a user path without loading anything: a consolidated folder or a checkpoint is used as it
+    is; a run directory gives its consolidated/ folder, else its best checkpoint (best_checkpoint)."""
+    source = Path(path).expanduser()
+    if not source.exists():
+        raise UserError(f"pretrained={path}: nothing exists there; {EXPECTED}.")
+    if not source.is_dir():
+        raise UserError(f"pretrained={path} is a file; {EXPECTED}.")
+    fmt = so8t_format(source)
+    if fmt == CONSOLIDATED_FORMAT:
+        return LocatedModel("consolidated", source, source)
+    if fmt == CHECKPOINT_FORMAT:
+        return LocatedModel("checkpoint", source, source)
+    if fmt is not None:
+        raise UserError(f"pretrained={path}: {SO8T_JSON} has format {fmt!r}; {EXPECTED}.")
+    run = RunDir(source)
+    if so8t_format(run.consolidated) == CONSOLIDATED_FORMAT:
+        return LocatedModel("run directory", source, run.consolidated)
+    checkpoints = run_checkpoints(source)
+    if checkpoints:
+        return LocatedModel("run directory", source, best_checkpoint(checkpoints))
+    raise UserError(f"pretrained={path} is {describe_folder(source)}; {EXPECTED}.")

@@ -1,0 +1,216 @@
+"""The file contract (so8t.layout): the run directory's claim, discovery, the best-checkpoint rule, atomic
+writes, so8t.json, and the names other libraries own."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import so8t.layout as layout
+from so8t.errors import UserError
+from so8t.layout import claim_run_dir
+
+
+def test_first_claim_writes_the_config_and_the_same_config_claims_again(tmp_path):
+    run = tmp_path / "run"
+    claim_run_dir(run, "seed: 0\n")
+    assert (run / "config.resolved.yaml").read_text() == "seed: 0\n"
+    assert oct((run / "config.resolved.yaml").stat().st_mode & 0o777) == oct(0o644)
+    claim_run_dir(run, "seed: 0\n")
+    assert sorted(p.name for p in run.iterdir()) == ["config.resolved.yaml"]  # no temporary file left
+
+
+def test_a_changed_config_is_refused_with_the_difference_and_the_ways_out(tmp_path):
+    claim_run_dir(tmp_path, "seed: 0\nlr: 1\n")
+    with pytest.raises(UserError) as info:
+        claim_run_dir(tmp_path, "seed: 0\nlr: 2\n")
+    message = str(info.value)
+    assert "-lr: 1" in message and "+lr: 2" in message and "another --output-dir" in message
+    assert (tmp_path / "config.resolved.yaml").read_text() == "seed: 0\nlr: 1\n"
+
+
+def test_ranks_claiming_the_same_directory_at_once_all_succeed(tmp_path, monkeypatch):
+    """Under torchrun every rank claims the run directory at the same moment: here a second claim runs
+    between the first one's write and its rename, as another rank would."""
+    real_replace = layout.os.replace
+    calls = []
+
+    def replace_after_another_rank(src, dst):
+        calls.append(src)
+        if len(calls) == 1:
+            claim_run_dir(tmp_path / "run", "seed: 0\n")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(layout.os, "replace", replace_after_another_rank)
+    claim_run_dir(tmp_path / "run", "seed: 0\n")
+    assert len(calls) == 2 and calls[0] != calls[1]
+    assert (tmp_path / "run" / "config.resolved.yaml").read_text() == "seed: 0\n"
+
+
+# ----------------------------------------------------------------------------- names other libraries own
+
+
+def test_names_owned_by_peft_and_transformers_match_theirs():
+    from peft.utils.constants import CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME
+    from transformers.trainer import TRAINER_STATE_NAME
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    assert layout.ADAPTER_CONFIG == CONFIG_NAME
+    assert layout.ADAPTER_WEIGHTS == SAFETENSORS_WEIGHTS_NAME
+    assert layout.TRAINER_STATE == TRAINER_STATE_NAME
+    assert layout.CHECKPOINT_PREFIX == PREFIX_CHECKPOINT_DIR
+
+
+def test_the_local_tasks_read_the_files_the_pipeline_writes_for_the_test_split(tmp_path):
+    from data_fixtures import GSM8K_RECORDS, SAFETY_RECORDS
+
+    from so8t.data.gsm8k import GSM8KExample
+    from so8t.data.safety import SafetyExample
+    from so8t.data.sources import SplitData, write_split_jsonl
+
+    split = SplitData(
+        split="test",
+        gsm8k=[GSM8KExample(**r) for r in GSM8K_RECORDS],
+        safety=[SafetyExample(**r) for r in SAFETY_RECORDS],
+    )
+    written = write_split_jsonl(split, layout.RunDir(tmp_path).data)
+    for spec in layout.LOCAL_TASKS.values():
+        assert written[spec.data_format] == tmp_path / layout.DATA_DIR / spec.file_name
+    assert layout.LOCAL_TASK_FORMATS == {t: s.data_format for t, s in layout.LOCAL_TASKS.items()}
+
+
+# ----------------------------------------------------------------------------- discovery and the best checkpoint
+
+
+def _checkpoint(root, step: int, state: dict | None = None):
+    folder = root / layout.checkpoint_name(step)
+    folder.mkdir(parents=True)
+    layout.write_so8t_json(folder, {"format": layout.CHECKPOINT_FORMAT})
+    (folder / layout.STATE_FILE).write_bytes(b"")
+    (folder / layout.TRAINER_STATE).write_text(json.dumps(state or {}))
+    return folder
+
+
+def test_discovery_lists_complete_checkpoints_by_step_not_by_name(tmp_path):
+    for step in (5, 40, 100):
+        _checkpoint(tmp_path, step)
+    (tmp_path / "checkpoint-7").mkdir()  # a folder without the files of a checkpoint
+    (tmp_path / "checkpoint-final").mkdir()
+    assert [p.name for p in layout.complete_checkpoints(tmp_path)] == [
+        "checkpoint-5",
+        "checkpoint-40",
+        "checkpoint-100",
+    ]
+    assert layout.last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-100"
+    assert layout.last_complete_checkpoint(tmp_path / "missing") is None
+
+
+def test_a_run_directory_is_also_found_as_trainers_own_output_folder(tmp_path):
+    _checkpoint(tmp_path, 3)
+    located = layout.locate_so8t_model(tmp_path)
+    assert located.kind == "run directory" and located.target == tmp_path / "checkpoint-3"
+
+
+def _trainers_choice(history: list[dict], tmp_path) -> int | None:
+    """The step Trainer itself records as best: its own _determine_best_metric over each evaluation, with
+    the TrainingArguments so8t trains with."""
+    from types import SimpleNamespace
+
+    from train_fixtures import run_config
+    from transformers import Trainer
+    from transformers.trainer_callback import TrainerState
+
+    from so8t.train.run import training_arguments
+
+    train = {"eval_strategy": "steps", "eval_steps": 10, "save_steps": 10, "max_steps": 40}
+    args = training_arguments(run_config("embedded:tiny", train=train), tmp_path / "args", report_to=[])
+    trainer = SimpleNamespace(args=args, state=TrainerState())
+    for entry in history:
+        trainer.state.global_step = entry["step"]
+        metrics = {key: value for key, value in entry.items() if key != "step"}
+        Trainer._determine_best_metric(trainer, metrics, trial=None)
+    return trainer.state.best_global_step
+
+
+def test_without_a_recorded_best_discovery_picks_the_checkpoint_the_trainer_picks(tmp_path):
+    """PET's weight grows late in training, so the loss that holds it (eval_loss) keeps falling where the task
+    loss does not: the lowest eval_loss (the old fallback) is checkpoint-40, the trainer's best is
+    checkpoint-20 (checkpoint-30 ties it, and a tie keeps the earlier one)."""
+    history = [
+        {"step": 10, "eval_loss": 0.90, "eval_task_loss": 0.80},
+        {"step": 20, "eval_loss": 0.70, "eval_task_loss": 0.60},
+        {"step": 30, "eval_loss": 0.65, "eval_task_loss": 0.60},
+        {"step": 40, "eval_loss": 0.60, "eval_task_loss": 0.62},
+    ]
+    root = tmp_path / layout.CHECKPOINTS_DIR
+    for entry in history:
+        _checkpoint(root, entry["step"], {"log_history": [e for e in history if e["step"] <= entry["step"]]})
+    trainer_step = _trainers_choice(history, tmp_path)
+    assert trainer_step == 20
+    assert min(history, key=lambda e: e["eval_loss"])["step"] == 40
+    assert layout.best_checkpoint(layout.complete_checkpoints(root)) == root / layout.checkpoint_name(20)
+    assert layout.locate_so8t_model(tmp_path).target == root / layout.checkpoint_name(20)
+
+
+def test_the_recorded_best_wins_and_no_evaluation_means_the_last_checkpoint(tmp_path):
+    history = [{"step": 1, "eval_task_loss": 0.1}, {"step": 2, "eval_task_loss": 0.5}]
+    _checkpoint(tmp_path, 1)
+    _checkpoint(tmp_path, 2, {"best_model_checkpoint": "/moved/checkpoint-2", "log_history": history})
+    assert layout.best_checkpoint(layout.complete_checkpoints(tmp_path)).name == "checkpoint-2"
+    (tmp_path / "checkpoint-2" / layout.TRAINER_STATE).write_text(json.dumps({"log_history": [{"loss": 1}]}))
+    assert layout.best_checkpoint(layout.complete_checkpoints(tmp_path)).name == "checkpoint-2"
+
+
+def test_the_trainer_selects_on_the_metric_the_rule_names(tmp_path):
+    from train_fixtures import run_config
+
+    from so8t.train.run import training_arguments
+
+    train = {"eval_strategy": "steps", "eval_steps": 10, "save_steps": 10}
+    args = training_arguments(run_config("embedded:tiny", train=train), tmp_path, report_to=[])
+    assert args.metric_for_best_model == layout.BEST_METRIC and args.greater_is_better is False
+    assert layout.BEST_METRIC_KEY in layout.BEST_CHECKPOINT_RULE
+
+
+# ----------------------------------------------------------------------------- atomic writes and so8t.json
+
+
+def test_a_failed_text_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    path = layout.atomic_write_json(tmp_path / "x.json", {"a": 1})
+
+    def fail(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(layout.os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        layout.atomic_write_text(path, "new")
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_a_failed_directory_write_leaves_the_old_folder_and_no_staging(tmp_path):
+    target = tmp_path / "out"
+    with layout.atomic_directory(target) as tmp:
+        (tmp / "a").write_text("old")
+    with pytest.raises(RuntimeError), layout.atomic_directory(target) as tmp:
+        (tmp / "a").write_text("half")
+        raise RuntimeError("crash")
+    assert (target / "a").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    with layout.atomic_directory(target) as tmp:
+        (tmp / "b").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["b"]
+
+
+def test_so8t_json_is_checked_when_written_and_when_read(tmp_path):
+    with pytest.raises(ValueError, match="format"):
+        layout.write_so8t_json(tmp_path, {"format": "so8t-other"})
+    with pytest.raises(UserError, match=r"so8t\.json is missing\. Point to checkpoints/checkpoint-N\.$"):
+        layout.read_checkpoint_info(tmp_path)
+    layout.write_so8t_json(tmp_path, {"format": layout.CONSOLIDATED_FORMAT})
+    with pytest.raises(UserError, match="format is 'so8t-consolidated', expected 'so8t-checkpoint'"):
+        layout.read_checkpoint_info(tmp_path)
+    (tmp_path / layout.SO8T_JSON).write_text("{oops")
+    with pytest.raises(UserError, match="not readable JSON"):
+        layout.so8t_format(tmp_path)
