@@ -168,9 +168,7 @@ def test_stock_lm_eval_cli_runs_so8t_and_hf_in_the_installed_env(
     if not bundled_safety_path("test").is_file():
         pytest.skip("the bundled safety test split is not in the tree yet")
     checkpoint, consolidated, _ = tiny_so8t
-    tasks_dir = _python(
-        "from so8t.lmeval.plugin import tasks_dir; print(tasks_dir())", python=installed_venv
-    )
+    tasks_dir = _python("from so8t.lmeval.plugin import tasks_dir; print(tasks_dir())", python=installed_venv)
     common = [
         "--include_path",
         tasks_dir,
