@@ -17,7 +17,6 @@ from typing import Any
 from so8t.errors import UserError
 
 CONSOLIDATED_FORMAT = "so8t-consolidated"
-SAFETY_HEAD_FILE = "so8t_safety_head.safetensors"
 SO8T_JSON = "so8t.json"
 
 
@@ -63,6 +62,7 @@ def consolidate_checkpoint(
 
     from so8t.model.base import checkpoint_base, load_base, resolve_base_path
     from so8t.model.heads import SafetyHead
+    from so8t.model.inference import SAFETY_HEAD_FILE
     from so8t.model.so8 import SO8Gate, SO8Rotation, _layer_index, find_attention_output_projections
     from so8t.model.so8t import STATE_FILE, atomic_directory, read_checkpoint_info
 
@@ -138,29 +138,6 @@ def consolidate_checkpoint(
     (tmp / SO8T_JSON).write_text(json.dumps(meta, indent=2) + "\n")
     finish()
     return target
-
-
-def load_consolidated_safety_head(folder: str | os.PathLike):
-    """Head B of a consolidated folder (fp32, eval mode); it reads the LM head's input h directly."""
-    from safetensors.torch import load_file
-
-    from so8t.model.heads import SafetyHead
-
-    folder = Path(folder)
-    path = folder / SAFETY_HEAD_FILE
-    if not path.is_file():
-        raise UserError(
-            f"{folder} has no {SAFETY_HEAD_FILE}: it is not a so8t consolidated folder. "
-            f"Run `so8t consolidate CHECKPOINT --out DIR` first."
-        )
-    meta = json.loads((folder / SO8T_JSON).read_text()) if (folder / SO8T_JSON).is_file() else {}
-    head_info = meta.get("safety_head") or {}
-    state = load_file(str(path))
-    hidden = int(state["net.0.weight"].shape[1])
-    classes = meta.get("classes") or ["ALLOW", "ESCALATE", "REFUSE"]
-    head = SafetyHead(hidden, len(classes), head_info.get("kind", "linear"), head_info.get("mlp_hidden"))
-    head.load_state_dict(state)
-    return head.eval()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
