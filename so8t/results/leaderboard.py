@@ -94,8 +94,8 @@ def expand_inputs(patterns: Sequence[str]) -> list[Path]:
     return found
 
 
-def parse_model_args(model_args: Any) -> dict[str, Any]:
-    """lm-eval's model_args (a "k=v,k=v" string or a dict, as simple_evaluate records it) as a dict."""
+def recorded_model_args(model_args: Any) -> dict[str, Any]:
+    """A results file's config.model_args as a dict: simple_evaluate records a "k=v,k=v" string or a dict."""
     if isinstance(model_args, dict):
         return dict(model_args)
     if not model_args:
@@ -169,7 +169,7 @@ def _describe_model(data: dict, source: Path) -> tuple[tuple, dict[str, Any]]:
     """(row key, row fields) for one results file."""
     config = data.get("config") if isinstance(data.get("config"), dict) else {}
     backend = str(config.get("model") or data.get("model_source") or "unknown")
-    args = parse_model_args(config.get("model_args"))
+    args = recorded_model_args(config.get("model_args"))
     pretrained = str(args.get("pretrained") or args.get("model") or data.get("model_name") or source.stem)
     meta = _so8t_metadata(pretrained, source.parent)
     parameters = config.get("model_num_parameters")
