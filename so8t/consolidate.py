@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+# Imported first so bitsandbytes is quieted before peft imports it (see so8t/model/__init__.py).
+import so8t.model  # noqa: F401
 from so8t.errors import UserError
 
 CONSOLIDATED_FORMAT = "so8t-consolidated"
