@@ -1,4 +1,4 @@
-"""Python start-up time with the lm-eval startup hook (so8t-lm-eval.pth) on, against the same start with it off.
+"""Python start-up time with the lm-eval startup hook (so8t-lm-eval.pth) on, against a start with it off.
 
 The hook runs at every interpreter start in the environment (pip, pytest, any script), so it must cost next to
 nothing. Both timings are fresh `python -c pass` subprocesses of the running interpreter, interleaved and
@@ -48,7 +48,8 @@ def main() -> int:
         )
     on = {k: v for k, v in os.environ.items() if k != HOOK_ENV}
     off = {**on, HOOK_ENV: "0"}
-    _seconds(on)  # warm the file cache for both
+    # warm the file cache for both
+    _seconds(on)
     _seconds(off)
     on_s: list[float] = []
     off_s: list[float] = []
@@ -56,9 +57,9 @@ def main() -> int:
         on_s.append(_seconds(on))
         off_s.append(_seconds(off))
     hook_on, hook_off = statistics.median(on_s), statistics.median(off_s)
-    print(
-        f"interpreter: {sys.executable} (PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')})"
-    )
+    # without cached bytecode every start also compiles the hook's modules: say which case was measured
+    no_pyc = os.environ.get("PYTHONDONTWRITEBYTECODE", "")
+    print(f"interpreter: {sys.executable} (PYTHONDONTWRITEBYTECODE={no_pyc})")
     print(
         f"python -c pass, hook on:              median {hook_on * 1000:.1f} ms over {args.runs} runs "
         f"(min {min(on_s) * 1000:.1f}, max {max(on_s) * 1000:.1f})"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from so8t.errors import UserError
@@ -53,3 +55,42 @@ def test_auto_compute_dtype_is_bf16_on_a_gpu_that_supports_it_else_fp32(monkeypa
     assert bnb_config("4bit", dtype="auto", compute_dtype=None).bnb_4bit_compute_dtype == getattr(
         torch, expected
     )
+
+
+# Records the bitsandbytes CPU-ops logger's level at the moment bitsandbytes is first imported.
+_LEVEL_AT_BITSANDBYTES_IMPORT = """
+import logging, sys
+levels = []
+class Watch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "bitsandbytes" and not levels:
+            levels.append(logging.getLogger("bitsandbytes.backends.cpu.ops").level)
+        return None
+sys.meta_path.insert(0, Watch())
+{imports}
+print(levels[0] if levels else "not imported")
+"""
+
+
+@pytest.mark.parametrize(
+    "imports",
+    [
+        # transformers' Trainer imports peft, which imports bitsandbytes
+        "import so8t.train.trainer",
+        # consolidate_checkpoint imports peft before any so8t.model module
+        "import so8t.consolidate\nimport peft",
+    ],
+)
+def test_bitsandbytes_optional_kernel_warning_is_quieted_before_bitsandbytes_loads(imports):
+    """bitsandbytes warns on AVX512-BF16 CPUs about a missing optional kernel: so8t runs never print it."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        pytest.skip("bitsandbytes is not installed")
+    code = _LEVEL_AT_BITSANDBYTES_IMPORT.format(imports=imports)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split()[-1] == str(logging.ERROR)
+    assert "kernels" not in result.stderr

@@ -1,8 +1,9 @@
 """Head-B inference on a consolidated model: load head B, pool h at the last token, decide.
 
-Shared by the lm-eval backend and `so8t predict` (so predict never imports lm_eval). A consolidated folder keeps
-head B beside the plain HF model; head B reads the LM head's input h (R_safe is folded into its first layer).
-`fail_closed` is the one decision rule: every caller turns head B's probabilities into a decision through it.
+Shared by the lm-eval backend and `so8t predict` (so predict never imports lm_eval). A consolidated folder
+keeps head B beside the plain HF model; head B reads the LM head's input h (R_safe is folded into its first
+layer). `fail_closed` is the one decision rule: every caller turns head B's probabilities into a decision
+through it.
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ def check_inference_args(
             raise UserError(f"allow_threshold={allow_threshold!r}; expected a probability in (0, 1].")
         if decision_source == "lm":
             raise UserError(
-                "allow_threshold applies to head B's probabilities, but decision_source=lm scores the decision "
-                "words with the LM; drop allow_threshold or use decision_source=head."
+                "allow_threshold applies to head B's probabilities, but decision_source=lm scores the "
+                "decision words with the LM; drop allow_threshold or use decision_source=head."
             )
     bare = [k for k in ("load_in_4bit", "load_in_8bit", "quantization_config") if hf_kwargs.get(k)]
     if bare and quantization != "none":
@@ -119,7 +120,8 @@ def head_log_probs(head: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
 
 
 def fail_closed(log_probs: torch.Tensor, allow_threshold: float | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The decision rule. (decisions (B,), log-scores (B, 3)): an ALLOW below `allow_threshold` becomes ESCALATE.
+    """The decision rule: (decisions (B,), log-scores (B, 3)); an ALLOW below `allow_threshold` becomes
+    ESCALATE.
 
     The thresholded rows move ALLOW's probability mass to ESCALATE, so the scores stay a distribution
     and their argmax is the decision.
@@ -139,8 +141,8 @@ def fail_closed(log_probs: torch.Tensor, allow_threshold: float | None) -> tuple
 
 @dataclass
 class HeadDecisions:
-    """Head B on a batch: `decisions` (B,) after the decision rule, `scores` (B, 3) the log-scores whose argmax
-    is the decision, `log_probs` (B, 3) head B's own log-softmax (before the rule)."""
+    """Head B on a batch: `decisions` (B,) after the decision rule, `scores` (B, 3) the log-scores whose
+    argmax is the decision, `log_probs` (B, 3) head B's own log-softmax (before the rule)."""
 
     decisions: torch.Tensor
     scores: torch.Tensor
@@ -154,7 +156,7 @@ def decide(
     attention_mask: torch.Tensor,
     allow_threshold: float | None,
 ) -> HeadDecisions:
-    """Head B's decisions for right-padded prompts: pool h at each row's last token, score, apply fail_closed."""
+    """Head B's decisions for right-padded prompts: h at each row's last token, head B, then fail_closed."""
     log_probs = head_log_probs(head, last_token_hidden(model, input_ids, attention_mask))
     decisions, scores = fail_closed(log_probs, allow_threshold)
     return HeadDecisions(decisions, scores, log_probs)

@@ -497,7 +497,8 @@ PAGE_ASSETS = "leaderboard_page"
 
 
 def _chart(board: Leaderboard, group: str) -> dict[str, Any]:
-    """Geometry of one task's horizontal grouped bar chart: a block per metric, a bar per model, stderr whiskers."""
+    """Geometry of one task's horizontal grouped bar chart (a block per metric, a bar per model, stderr
+    whiskers), drawn by the page template."""
     columns = [c for c in board.columns if c.group == group]
     n_models = len(board.rows)
     values = [
