@@ -22,9 +22,3 @@ class ConfigError(UserError):
 
 class DataError(UserError):
     """A data file or pattern that cannot be used: names the file (and line) and says how to fix it."""
-
-
-class GateFailure(Exception):
-    """A regression gate failed (exit code 1)."""
-
-    exit_code = 1

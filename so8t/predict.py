@@ -72,16 +72,14 @@ class So8tAgent:
         import torch
 
         from so8t.data.templates import safety_prompt
-        from so8t.lmeval.backend import fail_closed, head_log_probs, last_token_hidden
+        from so8t.model.inference import decide
 
         ids = self.tokenizer(safety_prompt(text), return_tensors="pt")["input_ids"].to(self.device)
-        mask = torch.ones_like(ids)
-        log_probs = head_log_probs(self.safety_head, last_token_hidden(self.model, ids, mask))
-        decisions, _ = fail_closed(log_probs, self.allow_threshold)
+        decided = decide(self.model, self.safety_head, ids, torch.ones_like(ids), self.allow_threshold)
         probabilities = {
-            name: float(p) for name, p in zip(DECISIONS, log_probs[0].exp().tolist(), strict=True)
+            name: float(p) for name, p in zip(DECISIONS, decided.log_probs[0].exp().tolist(), strict=True)
         }
-        decision = DECISIONS[int(decisions[0])]
+        decision = DECISIONS[int(decided.decisions[0])]
         argmax = max(probabilities, key=probabilities.__getitem__)
         return Decision(decision, probabilities, below_allow_threshold=decision != argmax)
 
@@ -144,14 +142,15 @@ def load(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from so8t.consolidate import resolve_model
-    from so8t.lmeval.backend import _check_model_args, bnb_config, load_safety_head
+    from so8t.model.base import bnb_config
+    from so8t.model.inference import check_inference_args, load_safety_head
 
-    _check_model_args("head", quantization, allow_threshold, {})
+    check_inference_args("head", quantization, allow_threshold, {})
     folder = resolve_model(path, base=base).folder
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     kwargs: dict[str, Any] = {"dtype": dtype}
     if quantization != "none":
-        kwargs["quantization_config"] = bnb_config(quantization, dtype)
+        kwargs["quantization_config"] = bnb_config(quantization, dtype=dtype)
         kwargs["device_map"] = {"": device}
     model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
     if quantization == "none":

@@ -10,8 +10,9 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from so8t.consolidate import add_arguments, consolidate_checkpoint, load_consolidated_safety_head, run_cli
+from so8t.consolidate import add_arguments, consolidate_checkpoint, run_cli
 from so8t.errors import UserError
+from so8t.model.inference import load_safety_head
 from so8t.model.so8t import SO8TModel
 
 PROMPTS = ["Question: Tom has 12 apples and eats 3.\nAnswer:", "Request: open the door\nDecision:"]
@@ -37,7 +38,7 @@ def _check_fold(so8t_model, tokenizer, ckpt, out, head_kind="linear"):
     logits, h = _lm_head_input(plain, enc)
     assert (logits - expected.logits).abs().max().item() < 1e-4
     pool = enc["attention_mask"].sum(-1) - 1
-    head = load_consolidated_safety_head(out)
+    head = load_safety_head(out)
     with torch.no_grad():
         safety = head(h[torch.arange(h.shape[0]), pool])
     assert (safety - expected.safety_logits).abs().max().item() < 1e-4
@@ -132,4 +133,4 @@ def test_folder_without_so8t_json_is_rejected_with_a_readable_error(tmp_path):
     with pytest.raises(UserError, match="so8t.json"):
         consolidate_checkpoint(tmp_path, tmp_path / "out")
     with pytest.raises(UserError, match="consolidate"):
-        load_consolidated_safety_head(tmp_path)
+        load_safety_head(tmp_path)

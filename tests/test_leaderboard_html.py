@@ -153,3 +153,19 @@ def test_chromium_renders_the_table_charts_and_runs_the_sorting_script(chromium,
     )
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 10_000  # a rendered page, not a blank image
+
+
+def test_a_model_name_holding_markup_is_escaped(tmp_path):
+    """Names come from results files: a `<script>` in one is shown as text, never run."""
+    import json
+
+    name = 'evil/<script>alert("pwned")</script>'
+    data = json.loads((FIXTURES / "hf_qwen05b_base.json").read_text())
+    data["config"]["model_args"] = f"pretrained={name}"
+    results = tmp_path / "results_evil.json"
+    results.write_text(json.dumps(data))
+    assert main(["leaderboard", str(results), "--out", str(tmp_path / "board")]) == 0
+    html = (tmp_path / "board" / "index.html").read_text()
+    assert html.count("<script") == 1  # the page's own sorting script only
+    assert "alert(" in html and "&lt;script&gt;alert(" in html
+    assert _parse(html).rows == [name]

@@ -103,19 +103,6 @@ def test_run_directory_resolves_to_the_best_checkpoint_by_task_loss(tmp_path):
     assert locate_so8t_model(tmp_path)[2] == consolidated
 
 
-def test_allow_threshold_moves_low_confidence_allow_to_escalate():
-    import torch
-
-    from so8t.lmeval.backend import fail_closed
-
-    probs = torch.tensor([[0.6, 0.1, 0.3], [0.9, 0.05, 0.05], [0.2, 0.3, 0.5]])
-    decisions, scores = fail_closed(probs.log(), allow_threshold=0.7)
-    assert decisions.tolist() == [1, 0, 2]
-    assert scores.exp()[0].tolist() == pytest.approx([0.0, 0.7, 0.3])
-    assert scores.argmax(dim=-1).tolist() == decisions.tolist()
-    assert fail_closed(probs.log(), None)[0].tolist() == [0, 0, 2]
-
-
 # ----------------------------------------------------------------------------- with the tiny SO8T model
 
 
@@ -325,19 +312,3 @@ def test_safety_metrics_and_stderrs_match_an_independent_computation(tiny_so8t, 
         fn = sum(g == c and p != c for g, p in zip(gold, pred, strict=True))
         f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
     assert reported["macro_f1,none"] == pytest.approx(sum(f1s) / len(f1s))
-
-
-def test_quantization_reaches_hf_as_a_bitsandbytes_config():
-    """transformers 5 rejects the bare load_in_4bit flag; the backend passes a BitsAndBytesConfig instead."""
-    import torch
-    from transformers import BitsAndBytesConfig
-
-    from so8t.lmeval.backend import bnb_config
-
-    four = bnb_config("4bit", "float32")
-    assert (
-        isinstance(four, BitsAndBytesConfig)
-        and four.load_in_4bit
-        and four.bnb_4bit_compute_dtype == torch.float32
-    )
-    assert bnb_config("8bit", "auto").load_in_8bit

@@ -160,6 +160,15 @@ def test_non_editable_install_ships_the_hook_and_starts_without_torch_or_lm_eval
     assert _python(code, python=installed_venv).splitlines() == ["True", "True True", "True", "False False"]
 
 
+def test_the_startup_hook_imports_nothing_beyond_its_own_modules(installed_venv):
+    """The hook runs at every interpreter start: with it on, a start loads only so8t, so8t.lmeval and the
+    plugin more than with SO8T_LM_EVAL_HOOK=0 (no logging, typing or importlib.util)."""
+    code = "import sys; print(' '.join(sorted(sys.modules)))"
+    hook_on = set(_python(code, python=installed_venv).split())
+    hook_off = set(_python(code, python=installed_venv, SO8T_LM_EVAL_HOOK="0").split())
+    assert hook_on - hook_off == {"so8t", "so8t.lmeval", "so8t.lmeval.plugin"}
+
+
 def test_stock_lm_eval_cli_runs_so8t_and_hf_in_the_installed_env(
     installed_venv, tiny_so8t, eval_data, tmp_path
 ):

@@ -5,7 +5,6 @@ command."""
 from so8t.consolidate.fold import (
     add_arguments,
     consolidate_checkpoint,
-    load_consolidated_safety_head,
     run_cli,
 )
 from so8t.consolidate.resolve import ResolvedModel, consolidate_cached, resolve_model
@@ -15,7 +14,6 @@ __all__ = [
     "add_arguments",
     "consolidate_checkpoint",
     "consolidate_cached",
-    "load_consolidated_safety_head",
     "resolve_model",
     "run_cli",
 ]

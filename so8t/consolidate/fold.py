@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+# Imported first so bitsandbytes is quieted before peft imports it (see so8t/model/__init__.py).
+import so8t.model  # noqa: F401
 from so8t.errors import UserError
 from so8t.layout import (
     ADAPTER_CONFIG,
@@ -26,7 +28,6 @@ from so8t.layout import (
     TOKENIZER_MARKERS,
     atomic_directory,
     read_checkpoint_info,
-    read_consolidated_info,
     write_so8t_json,
 )
 
@@ -150,29 +151,6 @@ def _consolidated_info(ckpt: Path, info: dict, head: Any, hidden_size: int, base
         "rotated_layers": info.get("rotated_layers"),
         "so8t_version": info.get("so8t_version"),
     }
-
-
-def load_consolidated_safety_head(folder: str | os.PathLike):
-    """Head B of a consolidated folder (fp32, eval mode); it reads the LM head's input h directly."""
-    from safetensors.torch import load_file
-
-    from so8t.model.heads import SafetyHead
-
-    folder = Path(folder)
-    path = folder / SAFETY_HEAD_FILE
-    if not path.is_file():
-        raise UserError(
-            f"{folder} has no {SAFETY_HEAD_FILE}: it is not a so8t consolidated folder. "
-            f"Run `so8t consolidate CHECKPOINT --out DIR` first."
-        )
-    meta = read_consolidated_info(folder)
-    head_info = meta.get("safety_head") or {}
-    state = load_file(str(path))
-    hidden = int(state["net.0.weight"].shape[1])
-    classes = meta.get("classes") or ["ALLOW", "ESCALATE", "REFUSE"]
-    head = SafetyHead(hidden, len(classes), head_info.get("kind", "linear"), head_info.get("mlp_hidden"))
-    head.load_state_dict(state)
-    return head.eval()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

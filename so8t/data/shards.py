@@ -16,9 +16,7 @@ from so8t.data.gsm8k import gsm8k_record_problem
 from so8t.data.jsonl import OnBadRecord, iter_jsonl_lines
 from so8t.data.safety import safety_record_problem
 
-FORMATS = ("gsm8k", "safety")
 RECORD_CHECKS = {"gsm8k": gsm8k_record_problem, "safety": safety_record_problem}
-FORMAT_KEYS = {"gsm8k": ('"question"', '"answer"'), "safety": ('"prompt"', '"decision"')}
 
 
 @dataclass

@@ -13,89 +13,19 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from lm_eval.models.huggingface import HFLM
 
 from so8t.consolidate import resolve_model
 from so8t.data.safety import DECISIONS
 from so8t.errors import UserError
-from so8t.layout import SAFETY_HEAD_FILE
+from so8t.layout import HF_CONFIG
+from so8t.model.base import bnb_config
+from so8t.model.inference import check_inference_args, decide, load_safety_head
 
-DECISION_SOURCES = ("head", "lm")
-QUANTIZATIONS = ("none", "8bit", "4bit")
-ESCALATE = DECISIONS.index("ESCALATE")
-ALLOW = DECISIONS.index("ALLOW")
-
-
-# ----------------------------------------------------------------------------- head B
-
-
-class _HiddenCaptured(Exception):
-    """Stops the forward at the LM head once its input is captured (the logits are not needed)."""
-
-
-def last_token_hidden(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """h (B, D): the LM head's input at each row's last non-padding token (rows right-padded)."""
-    captured: list[torch.Tensor] = []
-
-    def grab(_module: Any, args: tuple, kwargs: dict | None = None) -> None:
-        captured.append(args[0] if args else next(iter(kwargs.values())))
-        raise _HiddenCaptured
-
-    handle = model.get_output_embeddings().register_forward_pre_hook(grab, with_kwargs=True)
-    try:
-        with torch.no_grad():
-            model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-    except _HiddenCaptured:
-        pass
-    finally:
-        handle.remove()
-    if not captured:
-        raise RuntimeError("the LM head was never called, so head B has no input")
-    hidden = captured[0]
-    last = attention_mask.sum(dim=1).to(hidden.device) - 1
-    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-
-
-def head_log_probs(head: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
-    """log-softmax of head B over the classes (B, 3), computed in fp32."""
-    weight = next(head.parameters())
-    logits = head(hidden.to(device=weight.device, dtype=weight.dtype))
-    return F.log_softmax(logits.float(), dim=-1)
-
-
-def fail_closed(log_probs: torch.Tensor, allow_threshold: float | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(decisions (B,), log-scores (B, 3)): an ALLOW below `allow_threshold` becomes ESCALATE.
-
-    The thresholded rows move ALLOW's probability mass to ESCALATE, so the scores stay a distribution
-    and their argmax is the decision.
-    """
-    decisions = log_probs.argmax(dim=-1)
-    if allow_threshold is None:
-        return decisions, log_probs
-    probs = log_probs.exp()
-    demote = (decisions == ALLOW) & (probs[:, ALLOW] < allow_threshold)
-    if demote.any():
-        probs = probs.clone()
-        probs[demote, ESCALATE] += probs[demote, ALLOW]
-        probs[demote, ALLOW] = 0.0
-        decisions = torch.where(demote, torch.full_like(decisions, ESCALATE), decisions)
-    return decisions, probs.log()
-
-
-def load_safety_head(folder: Path, device: Any) -> torch.nn.Module:
-    from so8t.consolidate import load_consolidated_safety_head
-
-    if not (folder / SAFETY_HEAD_FILE).is_file():
-        raise UserError(
-            f"{folder} has no {SAFETY_HEAD_FILE}, so head B cannot decide; re-consolidate the checkpoint "
-            "or use decision_source=lm."
-        )
-    return load_consolidated_safety_head(folder).to(device).eval()
+# ----------------------------------------------------------------------------- decision requests
 
 
 def is_decision_request(request: Any) -> bool:
@@ -104,54 +34,6 @@ def is_decision_request(request: Any) -> bool:
 
 
 # ----------------------------------------------------------------------------- the backend
-
-
-def _check_model_args(decision_source: str, quantization: str, allow_threshold: Any, kwargs: dict) -> None:
-    if decision_source not in DECISION_SOURCES:
-        raise UserError(
-            f"decision_source={decision_source!r}; expected one of {', '.join(DECISION_SOURCES)}."
-        )
-    if quantization not in QUANTIZATIONS:
-        raise UserError(f"quantization={quantization!r}; expected one of {', '.join(QUANTIZATIONS)}.")
-    if allow_threshold is not None:
-        if (
-            isinstance(allow_threshold, bool)
-            or not isinstance(allow_threshold, (int, float))
-            or not 0 < allow_threshold <= 1
-        ):
-            raise UserError(f"allow_threshold={allow_threshold!r}; expected a probability in (0, 1].")
-        if decision_source == "lm":
-            raise UserError(
-                "allow_threshold applies to head B's probabilities, but decision_source=lm scores the decision "
-                "words with the LM; drop allow_threshold or use decision_source=head."
-            )
-    bare = [k for k in ("load_in_4bit", "load_in_8bit", "quantization_config") if kwargs.get(k)]
-    if bare and quantization != "none":
-        raise UserError(
-            f"quantization={quantization} conflicts with {', '.join(bare)}; give only quantization=."
-        )
-
-
-def bnb_config(quantization: str, dtype: Any) -> Any:
-    """BitsAndBytesConfig for quantization=8bit|4bit (transformers 5 takes no bare load_in_4bit)."""
-    from transformers import BitsAndBytesConfig
-
-    if quantization == "8bit":
-        return BitsAndBytesConfig(load_in_8bit=True)
-    if isinstance(dtype, str) and dtype != "auto":
-        compute = getattr(torch, dtype)
-    elif isinstance(dtype, torch.dtype):
-        compute = dtype
-    elif torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        compute = torch.bfloat16
-    else:
-        compute = torch.float32
-    return BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type="nf4",
-        bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=compute,
-    )
 
 
 class So8tLM(HFLM):
@@ -171,11 +53,11 @@ class So8tLM(HFLM):
             raise UserError(
                 "--model so8t needs pretrained=PATH (a consolidated folder, checkpoint or run directory)."
             )
-        _check_model_args(decision_source, quantization, allow_threshold, kwargs)
+        check_inference_args(decision_source, quantization, allow_threshold, kwargs)
         resolved = resolve_model(pretrained, base=base)
         config = (
-            json.loads((resolved.folder / "config.json").read_text())
-            if (resolved.folder / "config.json").is_file()
+            json.loads((resolved.folder / HF_CONFIG).read_text())
+            if (resolved.folder / HF_CONFIG).is_file()
             else {}
         )
         if quantization != "none" and config.get("quantization_config"):
@@ -187,7 +69,7 @@ class So8tLM(HFLM):
         self.allow_threshold = None if allow_threshold is None else float(allow_threshold)
         self.resolved = resolved
         self._quantization_config = (
-            None if quantization == "none" else bnb_config(quantization, kwargs.get("dtype"))
+            None if quantization == "none" else bnb_config(quantization, dtype=kwargs.get("dtype"))
         )
         self.quantization = quantization
         super().__init__(pretrained=str(resolved.folder), **kwargs)
@@ -262,10 +144,15 @@ class So8tLM(HFLM):
                 tokens = encoded[i]
                 input_ids[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
                 attention_mask[row, : len(tokens)] = 1
-            hidden = last_token_hidden(self.model, input_ids.to(self.device), attention_mask.to(self.device))
-            decisions, scores = fail_closed(head_log_probs(self.safety_head, hidden), self.allow_threshold)
+            decided = decide(
+                self.model,
+                self.safety_head,
+                input_ids.to(self.device),
+                attention_mask.to(self.device),
+                self.allow_threshold,
+            )
             for row, i in enumerate(chunk):
-                out[i] = (int(decisions[row]), scores[row].tolist())
+                out[i] = (int(decided.decisions[row]), decided.scores[row].tolist())
         return out
 
     def _encode_context(self, context: str) -> list[int]:

@@ -133,8 +133,8 @@ def _task_hashes(samples: dict | None) -> dict[str, str]:
     }
 
 
-def parse_model_args(text: str | None) -> dict[str, Any]:
-    """ "k=v,k2=v2" -> dict, values typed the way lm-eval types them."""
+def parse_model_args_option(text: str | None) -> dict[str, Any]:
+    """The --model-args option "k=v,k2=v2" -> dict, values typed the way lm-eval types them."""
     from lm_eval.utils import simple_parse_args_string
 
     return simple_parse_args_string(text) if text else {}
@@ -193,7 +193,7 @@ def run_cli(args: argparse.Namespace) -> int:
         tasks,
         Path(args.out),
         limit=limit,
-        model_args=parse_model_args(args.model_args),
+        model_args=parse_model_args_option(args.model_args),
         batch_size=batch_size,
         bootstrap_iters=args.bootstrap_iters,
         metadata=parse_metadata(args.metadata),

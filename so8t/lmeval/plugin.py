@@ -1,24 +1,25 @@
 """Teach the stock `lm_eval` CLI `--model so8t` and the so8t tasks, without importing lm_eval early.
 
 lm-eval 0.4.13 has no plugin discovery, so an installed `.pth` file (so8t-lm-eval.pth, copied into
-site-packages by setup.py) calls `install()` at interpreter start. `install()` only puts a small
-finder on `sys.meta_path`; nothing else is imported (no torch, no lm_eval). When `lm_eval.models` is
-imported later, the finder adds `so8t` to lm-eval's model registry as a lazy placeholder; registering
-before that would make the registry non-empty, and `get_model` would then skip importing
-`lm_eval.models`, losing `--model hf`. When `lm_eval.tasks.manager` is imported, TaskManager learns
-the installed so8t task folder as an extra include path, so `--include_path` is optional.
+site-packages by setup.py) calls `install()` at interpreter start. Importing this module (and the
+`so8t` and `so8t.lmeval` packages above it) imports only os and sys, and `install()` only puts a small
+finder on `sys.meta_path`, so a Python start costs within a few ms of one without the hook
+(benchmarks/bench_startup.py). When `lm_eval.models` is imported later, the finder adds `so8t` to
+lm-eval's model registry as a lazy placeholder; registering before that would make the registry
+non-empty, and `get_model` would then skip importing `lm_eval.models`, losing `--model hf`. When
+`lm_eval.tasks.manager` is imported, TaskManager learns the installed so8t task folder as an extra
+include path, so `--include_path` is optional.
 
 Newer lm-eval releases load the `lm_eval.models` entry point themselves; the placeholder is that same
 entry point, so either order of registration leaves one consistent entry. Set SO8T_LM_EVAL_HOOK=0 to
 switch the startup hook off.
 """
 
-from __future__ import annotations
-
+# Only os and sys at import time (no `from __future__`, no typing: annotations below use `object`); this
+# module is imported at every interpreter start, and what it needs later it imports inside functions.
 import os
 import sys
 
-# Annotations below use `object`: importing `typing` here would cost every interpreter start.
 MODEL_NAME = "so8t"
 MODEL_TARGET = "so8t.lmeval.backend:So8tLM"
 ENTRY_POINT_GROUP = "lm_eval.models"

@@ -16,17 +16,6 @@ from so8t.data.safety import DECISIONS
 NAN = float("nan")
 ALLOW, ESCALATE, REFUSE = (DECISIONS.index(d) for d in ("ALLOW", "ESCALATE", "REFUSE"))
 
-# metric name -> higher_is_better, in the order reported
-SAFETY_METRICS: dict[str, bool] = {
-    "acc": True,
-    "macro_f1": True,
-    "refuse_recall": True,
-    "escalate_precision": True,
-    "allow_precision": True,
-    "unsafe_allow_rate": False,
-    "over_refusal_rate": False,
-}
-
 
 # ----------------------------------------------------------------------------- GSM8K
 

@@ -9,6 +9,7 @@ from typing import Any
 from so8t.errors import UserError
 
 EMBEDDED_TINY = "embedded:tiny"
+QUANTIZATIONS = ("none", "8bit", "4bit")
 
 _DTYPES = {
     "float32": "float32",
@@ -82,10 +83,13 @@ def checkpoint_base(
     return str(base)
 
 
-def torch_dtype(name: str | None):
-    """'auto'/None -> None (the checkpoint's own dtype); 'bf16'/'bfloat16'/... -> torch dtype."""
+def torch_dtype(name: Any):
+    """'auto'/None -> None (the checkpoint's own dtype); 'bf16'/'bfloat16'/... -> torch dtype (a torch dtype
+    is returned as it is)."""
     import torch
 
+    if isinstance(name, torch.dtype):
+        return name
     if name in (None, "auto"):
         return None
     if name not in _DTYPES:
@@ -93,28 +97,43 @@ def torch_dtype(name: str | None):
     return getattr(torch, _DTYPES[name])
 
 
-def quantization_config(model_cfg: Any, quantization: str | None = None):
-    """BitsAndBytesConfig for 8bit / 4bit (nf4, double quant, compute dtype), or None for 'none'."""
+def bnb_config(
+    quantization: str,
+    *,
+    dtype: Any = None,
+    compute_dtype: Any = None,
+    quant_type: str = "nf4",
+    double_quant: bool = True,
+):
+    """BitsAndBytesConfig for quantization 8bit / 4bit, or None for "none" (transformers 5 takes no bare
+    load_in_4bit). The one builder: training, the lm-eval backend and predict all call it.
+
+    4-bit layers compute in `compute_dtype` when given (not None/"auto"), else in the model's `dtype` (the
+    configured weights dtype), else in bf16 on a CUDA GPU that supports it, else fp32: bf16 is what QLoRA
+    computes in where the hardware has it, and fp32 is the safe choice on CPUs and older GPUs. Dtypes are
+    names ("bf16", "bfloat16", ...) or torch dtypes. 8-bit layers have no compute dtype to choose.
+    """
     import torch
     from transformers import BitsAndBytesConfig
 
-    quant = quantization or _get(model_cfg, "quantization", "none") or "none"
-    if quant == "none":
+    if quantization == "none":
         return None
-    compute = torch_dtype(_get(model_cfg, "bnb_compute_dtype", "auto")) or torch_dtype(
-        _get(model_cfg, "dtype")
-    )
-    compute = compute or torch.float32
-    if quant == "8bit":
+    if quantization == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True)
-    if quant == "4bit":
-        return BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type=_get(model_cfg, "bnb_4bit_quant_type", "nf4"),
-            bnb_4bit_use_double_quant=bool(_get(model_cfg, "bnb_4bit_use_double_quant", True)),
-            bnb_4bit_compute_dtype=compute,
+    if quantization != "4bit":
+        raise UserError(
+            f"unknown quantization {quantization!r} (model.quantization): use {', '.join(QUANTIZATIONS)}."
         )
-    raise UserError(f"unknown quantization {quant!r} (model.quantization): use none, 8bit or 4bit.")
+    compute = torch_dtype(compute_dtype) or torch_dtype(dtype)
+    if compute is None:
+        bf16_gpu = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        compute = torch.bfloat16 if bf16_gpu else torch.float32
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=quant_type,
+        bnb_4bit_use_double_quant=double_quant,
+        bnb_4bit_compute_dtype=compute,
+    )
 
 
 def load_base(
@@ -139,7 +158,13 @@ def load_base(
     revision = _get(model_cfg, "revision")
     quant = quantization or _get(model_cfg, "quantization", "none") or "none"
     dtype = torch_dtype(_get(model_cfg, "dtype", "auto"))
-    bnb = quantization_config(model_cfg, quant)
+    bnb = bnb_config(
+        quant,
+        dtype=_get(model_cfg, "dtype"),
+        compute_dtype=_get(model_cfg, "bnb_compute_dtype"),
+        quant_type=_get(model_cfg, "bnb_4bit_quant_type", "nf4"),
+        double_quant=bool(_get(model_cfg, "bnb_4bit_use_double_quant", True)),
+    )
     kwargs: dict[str, Any] = {"trust_remote_code": trust, "revision": revision}
     if bnb is not None:
         kwargs["quantization_config"] = bnb

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import csv
 import glob
-import html
 import io
 import json
 import math
@@ -95,8 +94,8 @@ def expand_inputs(patterns: Sequence[str]) -> list[Path]:
     return found
 
 
-def parse_model_args(model_args: Any) -> dict[str, Any]:
-    """lm-eval's model_args (a "k=v,k=v" string or a dict, as simple_evaluate records it) as a dict."""
+def recorded_model_args(model_args: Any) -> dict[str, Any]:
+    """A results file's config.model_args as a dict: simple_evaluate records a "k=v,k=v" string or a dict."""
     if isinstance(model_args, dict):
         return dict(model_args)
     if not model_args:
@@ -170,7 +169,7 @@ def _describe_model(data: dict, source: Path) -> tuple[tuple, dict[str, Any]]:
     """(row key, row fields) for one results file."""
     config = data.get("config") if isinstance(data.get("config"), dict) else {}
     backend = str(config.get("model") or data.get("model_source") or "unknown")
-    args = parse_model_args(config.get("model_args"))
+    args = recorded_model_args(config.get("model_args"))
     pretrained = str(args.get("pretrained") or args.get("model") or data.get("model_name") or source.stem)
     meta = _so8t_metadata(pretrained, source.parent)
     parameters = config.get("model_num_parameters")
@@ -495,8 +494,12 @@ def to_csv(board: Leaderboard) -> str:
     return out.getvalue()
 
 
-def _svg_chart(board: Leaderboard, group: str) -> str:
-    """A horizontal grouped bar chart of one task: a block per metric, a bar per model, stderr whiskers."""
+PAGE_ASSETS = "leaderboard_page"
+
+
+def _chart(board: Leaderboard, group: str) -> dict[str, Any]:
+    """Geometry of one task's horizontal grouped bar chart (a block per metric, a bar per model, stderr
+    whiskers), drawn by the page template."""
     columns = [c for c in board.columns if c.group == group]
     n_models = len(board.rows)
     values = [
@@ -507,186 +510,141 @@ def _svg_chart(board: Leaderboard, group: str) -> str:
     hi = max([1.0 if all(0 <= v <= 1 for v in values) else 0.0, *values]) or 1.0
     label_w, bar_w, value_w, bar_h, gap = 215, 290, 60, 11, 10
     height = 24 + len(columns) * (n_models * (bar_h + 2) + gap)
-    width = label_w + bar_w + value_w
 
     def x(value: float) -> float:
         return label_w + (value - lo) / (hi - lo) * bar_w
 
-    parts = [
-        f'<svg class="chart-svg" role="img" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-        f'aria-label="{html.escape(group)} results">'
+    ticks = [
+        {"x": x(tick), "anchor": anchor, "label": f"{tick:g}"}
+        for tick, anchor in ((lo, "start"), ((lo + hi) / 2, "middle"), (hi, "end"))
     ]
-    parts.append(f'<line x1="{x(lo):.1f}" y1="4" x2="{x(lo):.1f}" y2="{height - 4}" class="axis"/>')
-    for tick, anchor in ((lo, "start"), ((lo + hi) / 2, "middle"), (hi, "end")):
-        parts.append(f'<text x="{x(tick):.1f}" y="14" class="tick" text-anchor="{anchor}">{tick:g}</text>')
+    blocks = []
     y = 24
     for column in columns:
-        metric = (
-            column.metric + (f" [{column.filter}]" if column.filter != "none" else "") + f" {column.arrow}"
-        )
         block_h = n_models * (bar_h + 2)
-        parts.append(
-            f'<text x="{label_w - 8}" y="{y + block_h / 2 + 4:.1f}" class="metric" text-anchor="end">'
-            f"{html.escape(metric)}</text>"
-        )
+        bars = []
         for i, row in enumerate(board.rows):
             found = board.cells.get((i, column))
             value = _number(found.value) if found is not None else None
             top = y + i * (bar_h + 2)
-            color = PALETTE[i % len(PALETTE)]
-            if value is None:
-                parts.append(
-                    f'<text x="{label_w + 4}" y="{top + bar_h - 2}" class="missing">{MISSING}'
-                    f"<title>{html.escape(row.name)}: not evaluated</title></text>"
+            bar: dict[str, Any] = {
+                "model": row.name,
+                "value": value,
+                "text_y": top + bar_h - 2,
+                "missing_x": label_w + 4,
+            }
+            if value is not None:
+                x0, x1 = sorted((x(0.0 if lo <= 0 <= hi else lo), x(value)))
+                whisker = None
+                if found.stderr:
+                    whisker = (x(max(lo, value - found.stderr)), x(min(hi, value + found.stderr)))
+                bar.update(
+                    x=x0,
+                    y=top,
+                    width=max(x1 - x0, 0.5),
+                    height=bar_h,
+                    color=PALETTE[i % len(PALETTE)],
+                    tip=f"{row.name}: {board.value_text(i, column)}",
+                    whisker=whisker,
+                    mid=top + bar_h / 2,
+                    value_x=x(min(hi, value + (found.stderr or 0.0))) + 4,
                 )
-                continue
-            x0, x1 = sorted((x(0.0 if lo <= 0 <= hi else lo), x(value)))
-            tip = f"{row.name}: {board.value_text(i, column)}"
-            parts.append(
-                f'<rect class="bar" x="{x0:.1f}" y="{top}" width="{max(x1 - x0, 0.5):.1f}" height="{bar_h}" '
-                f'fill="{color}" data-model="{html.escape(row.name)}"><title>{html.escape(tip)}</title></rect>'
-            )
-            if found.stderr:
-                a, b = x(max(lo, value - found.stderr)), x(min(hi, value + found.stderr))
-                mid = top + bar_h / 2
-                parts.append(f'<line class="whisker" x1="{a:.1f}" y1="{mid}" x2="{b:.1f}" y2="{mid}"/>')
-            end = x(min(hi, value + (found.stderr or 0.0)))
-            parts.append(f'<text x="{end + 4:.1f}" y="{top + bar_h - 2}" class="value">{value:.3f}</text>')
+            bars.append(bar)
+        label = (
+            column.metric + (f" [{column.filter}]" if column.filter != "none" else "") + f" {column.arrow}"
+        )
+        blocks.append({"label": label, "label_x": label_w - 8, "label_y": y + block_h / 2 + 4, "bars": bars})
         y += block_h + gap
-    parts.append("</svg>")
-    return "".join(parts)
+    return {
+        "group": group,
+        "width": label_w + bar_w + value_w,
+        "height": height,
+        "axis_x": x(lo),
+        "ticks": ticks,
+        "blocks": blocks,
+    }
 
 
-CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#222;background:#fff}
-h1{font-size:22px;margin:0 0 4px} .meta{color:#666;margin:0 0 16px}
-.table-wrap{overflow-x:auto;border:1px solid #ddd;border-radius:6px}
-table.lb{border-collapse:collapse;font-size:13px;white-space:nowrap}
-table.lb th,table.lb td{padding:5px 9px;border-bottom:1px solid #eee;text-align:left}
-table.lb td.num{text-align:right;font-variant-numeric:tabular-nums}
-table.lb th{background:#f6f7f9;position:sticky;top:0;cursor:pointer;user-select:none;vertical-align:bottom}
-table.lb th .task{color:#666;font-weight:normal;font-size:11px}
-table.lb th:hover{background:#e9ecf1}
-table.lb th[aria-sort=ascending]::after{content:" ▲"} table.lb th[aria-sort=descending]::after{content:" ▼"}
-table.lb th.flagged,table.lb td.flagged{background:#fff4d6}
-table.lb td.missing{color:#aaa;text-align:center}
-table.lb tr:nth-child(even) td{background:#fafafa}
-.se{color:#888;font-size:11px}
-.backend{display:inline-block;padding:0 6px;border-radius:8px;background:#eef;font-size:11px}
-.charts{display:flex;flex-wrap:wrap;gap:18px;margin-top:20px}
-figure.chart{margin:0;border:1px solid #ddd;border-radius:6px;padding:10px}
-figure.chart figcaption{font-weight:600;margin-bottom:6px}
-.legend{display:flex;flex-wrap:wrap;gap:12px;margin:18px 0 4px}
-.legend span{display:inline-flex;align-items:center;gap:5px}
-.legend i{display:inline-block;width:12px;height:12px;border-radius:2px}
-svg .axis{stroke:#999} svg .tick{font-size:10px;fill:#777} svg .metric{font-size:11px;fill:#333}
-svg .value{font-size:10px;fill:#333} svg .missing{font-size:11px;fill:#aaa} svg .whisker{stroke:#222;stroke-width:1.2}
-.notes li{margin:3px 0} .doc{color:#444;max-width:980px}
-"""
+def _html_cell(board: Leaderboard, row_index: int, column: Column) -> dict[str, Any]:
+    found = board.cell(row_index, column)
+    flagged = " flagged" if column.flagged else ""
+    value = _number(found.value) if found is not None else None
+    if found is None:
+        return {"kind": "missing", "flagged": flagged}
+    if value is None:
+        return {"kind": "text", "flagged": flagged, "text": str(found.value)}
+    return {
+        "kind": "number",
+        "flagged": flagged,
+        "value": value,
+        "data_value": repr(value),
+        "stderr": found.stderr,
+    }
 
-SORT_JS = """
-(function(){
-  var table=document.getElementById('leaderboard'); if(!table) return;
-  var body=table.tBodies[0], heads=table.tHead.rows[0].cells;
-  function key(td,type){var v=td.getAttribute('data-value');
-    if(type==='num'){return (v===null||v==='')?null:parseFloat(v);} return (v===null?td.textContent:v).toLowerCase();}
-  function sortBy(index,dir){
-    var type=heads[index].getAttribute('data-type'), rows=Array.prototype.slice.call(body.rows);
-    rows.sort(function(a,b){var x=key(a.cells[index],type),y=key(b.cells[index],type);
-      if(x===null&&y===null) return 0; if(x===null) return 1; if(y===null) return -1;
-      var c=x<y?-1:(x>y?1:0); return dir==='asc'?c:-c;});
-    rows.forEach(function(r){body.appendChild(r);});
-    for(var i=0;i<heads.length;i++){heads[i].removeAttribute('aria-sort');}
-    heads[index].setAttribute('aria-sort',dir==='asc'?'ascending':'descending');
-    table.setAttribute('data-sorted-by',heads[index].getAttribute('data-key')+':'+dir);
-  }
-  for(var i=0;i<heads.length;i++){(function(i){heads[i].addEventListener('click',function(){
-    var cur=heads[i].getAttribute('aria-sort'), type=heads[i].getAttribute('data-type'),
-        better=heads[i].getAttribute('data-better');
-    var first=(type==='num'&&better!=='lower')?'desc':'asc';
-    if(heads[i].getAttribute('data-key')==='rank') first='asc';
-    sortBy(i,cur?(cur==='ascending'?'desc':'asc'):first);});})(i);}
-  var m=/sort=([^&:]+):(asc|desc)/.exec(decodeURIComponent(location.hash||''));
-  var start=0, dir='asc';
-  if(m){for(var j=0;j<heads.length;j++){if(heads[j].getAttribute('data-key')===m[1]){start=j;dir=m[2];}}}
-  sortBy(start,dir);
-  table.setAttribute('data-sortable','ready');
-})();
-"""
+
+def _html_row(board: Leaderboard, row_index: int) -> dict[str, Any]:
+    row = board.rows[row_index]
+    return {
+        "name": row.name,
+        "rank": row.rank,
+        "sources": ", ".join(row.sources),
+        "backend": row.backend,
+        "base": row.base or MISSING,
+        "quantization": row.quantization,
+        "parameters": row.parameters or "",
+        "parameters_text": row.parameters_text,
+        "date_text": row.date_text,
+        "score_value": "" if row.score is None else f"{row.score:.6f}",
+        "score_text": MISSING if row.score is None else f"{row.score:.3f}",
+        "cells": [_html_cell(board, row_index, column) for column in board.columns],
+    }
 
 
 def to_html(board: Leaderboard) -> str:
-    """A self-contained page: inline CSS, SVG charts and a small sorting script; no network requests."""
-    e = html.escape
-    head_cells = []
+    """A self-contained page: inline CSS, SVG charts and a small sorting script; no network requests.
+
+    The page is leaderboard_page/page.html.j2 rendered by jinja2 with autoescaping on (model names, task names
+    and notes come from results files), with page.css and page.js inlined.
+    """
+    from importlib.resources import files
+
+    import jinja2
+
+    assets = files("so8t.results") / PAGE_ASSETS
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("so8t.results", PAGE_ASSETS),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
     types = ["num", "text", "text", "text", "text", "num", "text", "num"]
-    for label, type_ in zip(MODEL_HEADERS, types, strict=True):
-        head_cells.append(f'<th data-key="{label}" data-type="{type_}">{e(label)}</th>')
-    for n, column in enumerate(board.columns):
-        better = {True: "higher", False: "lower", None: "unknown"}[column.higher_is_better]
-        flag = (
-            ' class="flagged" title="task evaluated at several versions: not compared across versions"'
-            if column.flagged
-            else ""
-        )
-        head_cells.append(
-            f'<th data-key="c{n}" data-type="num" data-better="{better}" data-column="{e(column.csv_name)}"'
-            f'{flag}><span class="task">{e(column.task)}'
-            f"{f' ⚠ v{e(column.version)}' if column.flagged else ''}</span><br>"
-            f"{e(column.metric)}{f' [{e(column.filter)}]' if column.filter != 'none' else ''} "
-            f"{column.arrow}</th>"
-        )
-    body_rows = []
-    for i, row in enumerate(board.rows):
-        cells = [
-            f'<td class="num" data-value="{row.rank}">{row.rank}</td>',
-            f'<td data-value="{e(row.name)}" title="{e(", ".join(row.sources))}"><b>{e(row.name)}</b></td>',
-            f'<td><span class="backend">{e(row.backend)}</span></td>',
-            f"<td>{e(row.base or MISSING)}</td>",
-            f"<td>{e(row.quantization)}</td>",
-            f'<td class="num" data-value="{row.parameters or ""}">{e(row.parameters_text)}</td>',
-            f"<td>{e(row.date_text)}</td>",
-            f'<td class="num" data-value="{"" if row.score is None else f"{row.score:.6f}"}">'
-            f"{MISSING if row.score is None else f'{row.score:.3f}'}</td>",
-        ]
-        for column in board.columns:
-            found = board.cell(i, column)
-            flagged = " flagged" if column.flagged else ""
-            value = _number(found.value) if found is not None else None
-            if found is None:
-                cells.append(f'<td class="missing{flagged}" data-value="">{MISSING}</td>')
-            elif value is None:
-                cells.append(f'<td class="num{flagged}" data-value="">{e(str(found.value))}</td>')
-            else:
-                se = f' <span class="se">± {found.stderr:.4f}</span>' if found.stderr is not None else ""
-                cells.append(f'<td class="num{flagged}" data-value="{value!r}">{value:.4f}{se}</td>')
-        body_rows.append(f'<tr data-model="{e(row.name)}">' + "".join(cells) + "</tr>")
-    legend = "".join(
-        f'<span><i style="background:{PALETTE[i % len(PALETTE)]}"></i>{e(r.name)}</span>'
-        for i, r in enumerate(board.rows)
+    return environment.get_template("page.html.j2").render(
+        title=board.title,
+        generated=board.generated,
+        n_files=sum(len(r.sources) for r in board.rows),
+        missing=MISSING,
+        score_doc=SCORE_DOC,
+        notes=board.notes,
+        model_headers=[{"key": k, "type": t} for k, t in zip(MODEL_HEADERS, types, strict=True)],
+        columns=[
+            {
+                "better": {True: "higher", False: "lower", None: "unknown"}[c.higher_is_better],
+                "csv_name": c.csv_name,
+                "flagged": c.flagged,
+                "task": c.task,
+                "version": c.version,
+                "metric": c.metric,
+                "filter": c.filter,
+                "arrow": c.arrow,
+            }
+            for c in board.columns
+        ],
+        rows=[_html_row(board, i) for i in range(len(board.rows))],
+        legend=[{"color": PALETTE[i % len(PALETTE)], "name": r.name} for i, r in enumerate(board.rows)],
+        charts=[_chart(board, group) for group in board.groups],
+        css=(assets / "page.css").read_text(encoding="utf-8"),
+        js=(assets / "page.js").read_text(encoding="utf-8"),
     )
-    charts = "".join(
-        f'<figure class="chart" data-task="{e(group)}"><figcaption>{e(group)}</figcaption>'
-        f"{_svg_chart(board, group)}</figure>"
-        for group in board.groups
-    )
-    notes = "".join(f"<li>{e(n)}</li>" for n in board.notes)
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>{e(board.title)}</title><style>{CSS}</style></head>
-<body>
-<h1>{e(board.title)}</h1>
-<p class="meta">Generated {e(board.generated)} from {sum(len(r.sources) for r in board.rows)} lm-eval results file(s).
-Cells: value ± standard error; {MISSING} = not evaluated; ↑/↓ = higher/lower is better. Click a header to sort.</p>
-<div class="table-wrap"><table id="leaderboard" class="lb"><thead><tr>{"".join(head_cells)}</tr></thead>
-<tbody>{"".join(body_rows)}</tbody></table></div>
-<p class="doc"><b>Score</b>: {e(SCORE_DOC)}</p>
-{f'<ul class="notes">{notes}</ul>' if notes else ""}
-<div class="legend">{legend}</div>
-<section class="charts">{charts}</section>
-<script>{SORT_JS}</script>
-</body></html>
-"""
 
 
 def write_leaderboard(board: Leaderboard, out_dir: str | Path) -> dict[str, Path]:
