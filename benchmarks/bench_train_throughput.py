@@ -102,7 +102,7 @@ def _so8t_tokens_per_s(cfg: Any, out_dir: str) -> float:
 def _peft_tokens_per_s(cfg: Any, out_dir: str) -> float:
     from transformers import Trainer, set_seed
 
-    from so8t.data.sources import materialize
+    from so8t.data.config import materialize
     from so8t.model.base import add_lora, load_base
     from so8t.train.collate import So8tCollator, build_dataset
     from so8t.train.run import training_arguments
@@ -110,7 +110,7 @@ def _peft_tokens_per_s(cfg: Any, out_dir: str) -> float:
     set_seed(0)
     base, tokenizer = load_base(cfg.model, for_training=True)
     model = add_lora(base, cfg.model.lora)
-    split = materialize(cfg, "train")
+    split = materialize(cfg.data, "train", cfg.seed)
     ds = build_dataset(
         tokenizer,
         split.gsm8k,

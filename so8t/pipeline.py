@@ -56,16 +56,11 @@ PIPELINE_STAGES = ["validate", "data", "train", "consolidate", "evaluate", "gate
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from so8t.config import add_set_option
+
     parser.add_argument("config", help="run config (YAML)")
     parser.add_argument("--output-dir", help="run directory (default: output_dir from the config)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, e.g. --set train.max_steps=50 (repeatable)",
-    )
+    add_set_option(parser)
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -152,9 +147,10 @@ def run_pipeline(
 
 def _prepare_test_data(cfg: Any, run_dir: Path) -> dict[str, Path]:
     """Write the held-out split as JSONL so the local lm-eval tasks (and anyone after) can read it."""
-    from so8t.data.sources import materialize, write_split_jsonl
+    from so8t.data.config import materialize
+    from so8t.data.split import write_split_jsonl
 
-    split = materialize(cfg, "test")
+    split = materialize(cfg.data, "test", cfg.seed)
     return write_split_jsonl(split, run_dir / "data")
 
 

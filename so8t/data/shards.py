@@ -61,6 +61,12 @@ def expand_pattern(pattern: str | Path) -> list[Path]:
     return sorted(Path(p) for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
 
 
+def resolve_local(path: str, base_dir: Path) -> Path:
+    """A path as a config writes it: `~` expanded, relative to `base_dir` (the config's folder)."""
+    candidate = Path(os.path.expanduser(path))
+    return candidate if candidate.is_absolute() else base_dir / candidate
+
+
 def check_shard(path: str | Path, fmt: str = "auto", on_bad_record: OnBadRecord = "error") -> ShardReport:
     """Scan a JSONL file; raises ShardProblem when it is empty, unreadable or has a bad record.
 

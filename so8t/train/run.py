@@ -171,13 +171,13 @@ def _init_head_from_decision_words(model: Any, peft_model: Any, tokenizer: Any) 
 
 def build_trainer(cfg: Any, output_dir: Path, model: Any, tokenizer: Any) -> tuple[Any, Any]:
     """(So8tTrainer, its SignalCheckpointCallback) with datasets from the config's sources."""
-    from so8t.data.sources import materialize
+    from so8t.data.config import materialize
     from so8t.train.callbacks import SampleGenerationCallback, SignalCheckpointCallback, configure_wandb
     from so8t.train.collate import So8tCollator, build_dataset
     from so8t.train.trainer import So8tTrainer
 
     report_to = configure_wandb(cfg.logging.wandb, output_dir)
-    train_split = materialize(cfg, "train")
+    train_split = materialize(cfg.data, "train", cfg.seed)
     if len(train_split) == 0:
         raise UserError("data.train yields no examples; add a source under data.train in the config.")
     train_ds = build_dataset(
@@ -190,7 +190,7 @@ def build_trainer(cfg: Any, output_dir: Path, model: Any, tokenizer: Any) -> tup
     )
     eval_ds, samples = None, []
     if cfg.train.eval_strategy != "no":
-        validation = materialize(cfg, "validation")
+        validation = materialize(cfg.data, "validation", cfg.seed)
         if len(validation) == 0:
             raise UserError(
                 "data.validation yields no examples while train.eval_strategy is on; add validation "
@@ -297,16 +297,11 @@ def _finish_wandb() -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from so8t.config import add_set_option
+
     parser.add_argument("config", help="run config (YAML)")
     parser.add_argument("--output-dir", default=None, help="run directory (default: the config's output_dir)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, e.g. --set train.max_steps=50 (repeatable)",
-    )
+    add_set_option(parser)
 
 
 def run_cli(args: argparse.Namespace) -> int:
