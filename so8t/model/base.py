@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from so8t.errors import UserError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from so8t.config import LoraConfig, ModelConfig
 
 EMBEDDED_TINY = "embedded:tiny"
 
@@ -25,7 +28,7 @@ _LLAMA_LIKE = ["q_proj", "k_proj", "v_proj", "o_proj"]
 
 
 def _get(cfg: Any, key: str, default: Any = None) -> Any:
-    """Read a field from a pydantic section, a dict or any attribute object."""
+    """Read a field from a pydantic section, a dict or any attribute object (quantization_config's reader)."""
     if cfg is None:
         return default
     if isinstance(cfg, dict):
@@ -118,7 +121,7 @@ def quantization_config(model_cfg: Any, quantization: str | None = None):
 
 
 def load_base(
-    model_cfg: Any,
+    model_cfg: ModelConfig,
     *,
     for_training: bool,
     device_map: Any = None,
@@ -127,18 +130,18 @@ def load_base(
 ):
     """(model, tokenizer) for the configured base.
 
-    `model_cfg` is the run config's `model` section (or a dict with the same keys). `quantization` and `base`
-    override the config's values. Sets a pad token when missing, turns use_cache off for training, enables
-    non-reentrant gradient checkpointing when asked, and prepares quantised bases for k-bit training.
+    `model_cfg` is the run config's `model` section; `quantization` and `base` override its values. Sets a pad
+    token when missing, turns use_cache off for training, enables non-reentrant gradient checkpointing when
+    asked (the one place it is switched on), and prepares quantised bases for k-bit training.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = resolve_base_path(base or _get(model_cfg, "base", EMBEDDED_TINY))
-    trust = bool(_get(model_cfg, "trust_remote_code", False))
-    revision = _get(model_cfg, "revision")
-    quant = quantization or _get(model_cfg, "quantization", "none") or "none"
-    dtype = torch_dtype(_get(model_cfg, "dtype", "auto"))
+    path = resolve_base_path(base or model_cfg.base)
+    trust = model_cfg.trust_remote_code
+    revision = model_cfg.revision
+    quant = quantization or model_cfg.quantization
+    dtype = torch_dtype(model_cfg.dtype)
     bnb = quantization_config(model_cfg, quant)
     kwargs: dict[str, Any] = {"trust_remote_code": trust, "revision": revision}
     if bnb is not None:
@@ -167,10 +170,10 @@ def load_base(
 
             model = prepare_model_for_kbit_training(
                 model,
-                use_gradient_checkpointing=bool(_get(model_cfg, "gradient_checkpointing", False)),
+                use_gradient_checkpointing=model_cfg.gradient_checkpointing,
                 gradient_checkpointing_kwargs={"use_reentrant": False},
             )
-        elif _get(model_cfg, "gradient_checkpointing", False):
+        elif model_cfg.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             model.enable_input_require_grads()
     return model, tokenizer
@@ -199,19 +202,19 @@ def default_lora_targets(model: Any, include_mlp: bool = False) -> list[str]:
     )
 
 
-def add_lora(model: Any, lora_cfg: Any, *, init_lora_weights: bool | str = True):
+def add_lora(model: Any, lora_cfg: LoraConfig, *, init_lora_weights: bool | str = True):
     """Wrap `model` in a peft LoRA PeftModel (targets from lora_cfg.target_modules or the architecture default)."""
-    from peft import LoraConfig, get_peft_model
+    import peft
 
-    targets = _get(lora_cfg, "target_modules") or default_lora_targets(model)
-    config = LoraConfig(
-        r=int(_get(lora_cfg, "r", 16)),
-        lora_alpha=float(_get(lora_cfg, "alpha", 32)),
-        lora_dropout=float(_get(lora_cfg, "dropout", 0.05)),
+    targets = lora_cfg.target_modules or default_lora_targets(model)
+    config = peft.LoraConfig(
+        r=lora_cfg.r,
+        lora_alpha=lora_cfg.alpha,
+        lora_dropout=lora_cfg.dropout,
         target_modules=list(targets),
         bias="none",
         task_type="CAUSAL_LM",
         init_lora_weights=init_lora_weights,
         fan_in_fan_out=getattr(getattr(model, "config", None), "model_type", "") == "gpt2",
     )
-    return get_peft_model(model, config)
+    return peft.get_peft_model(model, config)

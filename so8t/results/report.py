@@ -10,9 +10,12 @@ import json
 import math
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from so8t.data.safety import DECISIONS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from so8t.config import RunConfig
 
 CURVE_KEYS = ("loss", "lm_loss", "safety_loss", "pet", "pet_weight", "eval_loss")
 
@@ -159,7 +162,7 @@ def load_samples(eval_dir: Path) -> list[dict]:
 def write_report(
     run_dir: Path,
     *,
-    cfg: Any,
+    cfg: RunConfig,
     results: dict,
     gate_report: Any = None,
     timings: dict[str, float] | None = None,

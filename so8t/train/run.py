@@ -13,9 +13,12 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from so8t.errors import UserError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from so8t.config import RunConfig
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +68,7 @@ def _precision_flags(precision: str) -> dict[str, bool]:
     return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
 
 
-def training_arguments(cfg: Any, checkpoint_root: Path, report_to: list[str]) -> Any:
+def training_arguments(cfg: RunConfig, checkpoint_root: Path, report_to: list[str]) -> Any:
     """HF TrainingArguments from the config's `train` section (Trainer keeps its own semantics for each)."""
     import torch
     from transformers import TrainingArguments
@@ -127,7 +130,7 @@ def _sample_prompts(validation: Any) -> list[dict[str, str]]:
     return rows
 
 
-def build_model(cfg: Any) -> tuple[Any, Any, str]:
+def build_model(cfg: RunConfig) -> tuple[Any, Any, str]:
     """(SO8TModel ready to train, tokenizer, base reference recorded for the checkpoint)."""
     import torch
 
@@ -142,9 +145,6 @@ def build_model(cfg: Any) -> tuple[Any, Any, str]:
         model_cfg = model_cfg.model_copy(update={"base": str(base_dir)})
     torch.manual_seed(cfg.seed)
     base, tokenizer = load_base(model_cfg, for_training=True)
-    if model_cfg.gradient_checkpointing:
-        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        base.enable_input_require_grads()
     peft_model = add_lora(base, model_cfg.lora)
     model = SO8TModel(
         peft_model,
@@ -169,7 +169,7 @@ def _init_head_from_decision_words(model: Any, peft_model: Any, tokenizer: Any) 
         logger.warning("safety head B starts at random: the decision words cannot seed it for this base")
 
 
-def build_trainer(cfg: Any, output_dir: Path, model: Any, tokenizer: Any) -> tuple[Any, Any]:
+def build_trainer(cfg: RunConfig, output_dir: Path, model: Any, tokenizer: Any) -> tuple[Any, Any]:
     """(So8tTrainer, its SignalCheckpointCallback) with datasets from the config's sources."""
     from so8t.data.config import materialize
     from so8t.train.callbacks import SampleGenerationCallback, SignalCheckpointCallback, configure_wandb
@@ -224,7 +224,7 @@ def build_trainer(cfg: Any, output_dir: Path, model: Any, tokenizer: Any) -> tup
     return trainer, signal_cb
 
 
-def train_from_config(cfg: Any, output_dir: str | Path) -> TrainResult:
+def train_from_config(cfg: RunConfig, output_dir: str | Path) -> TrainResult:
     """Train an SO8T model as the config says; resume from the last complete checkpoint in the run directory."""
     import torch
     from transformers import set_seed
