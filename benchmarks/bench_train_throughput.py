@@ -16,7 +16,10 @@ import json
 import statistics
 import tempfile
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from so8t.config import RunConfig
 
 WARMUP_STEPS = 3
 
@@ -56,7 +59,7 @@ def _counting_collator(collate: Any, timer: Any, drop: tuple[str, ...] = ()) -> 
     return collate_and_count
 
 
-def _config(base: str, steps: int, batch_size: int) -> Any:
+def _config(base: str, steps: int, batch_size: int) -> RunConfig:
     from so8t.config import RunConfig
 
     return RunConfig.model_validate(
@@ -83,7 +86,7 @@ def _config(base: str, steps: int, batch_size: int) -> Any:
     )
 
 
-def _so8t_tokens_per_s(cfg: Any, out_dir: str) -> float:
+def _so8t_tokens_per_s(cfg: RunConfig, out_dir: str) -> float:
     from transformers import set_seed
 
     from so8t.train.run import build_model, build_trainer
@@ -99,10 +102,10 @@ def _so8t_tokens_per_s(cfg: Any, out_dir: str) -> float:
     return timer.tokens / timer.seconds
 
 
-def _peft_tokens_per_s(cfg: Any, out_dir: str) -> float:
+def _peft_tokens_per_s(cfg: RunConfig, out_dir: str) -> float:
     from transformers import Trainer, set_seed
 
-    from so8t.data.sources import materialize
+    from so8t.data.config import materialize
     from so8t.model.base import add_lora, load_base
     from so8t.train.collate import So8tCollator, build_dataset
     from so8t.train.run import training_arguments
@@ -110,7 +113,7 @@ def _peft_tokens_per_s(cfg: Any, out_dir: str) -> float:
     set_seed(0)
     base, tokenizer = load_base(cfg.model, for_training=True)
     model = add_lora(base, cfg.model.lora)
-    split = materialize(cfg, "train")
+    split = materialize(cfg.data, "train", cfg.seed)
     ds = build_dataset(
         tokenizer,
         split.gsm8k,
@@ -130,7 +133,7 @@ def _peft_tokens_per_s(cfg: Any, out_dir: str) -> float:
     return timer.tokens / timer.seconds
 
 
-def _breakdown(cfg: Any, batches: int = 10, repeats: int = 3) -> dict[str, float]:
+def _breakdown(cfg: RunConfig, batches: int = 10, repeats: int = 3) -> dict[str, float]:
     """Forward + backward of the same batches, best of `repeats`, for plain peft LoRA, the SO8T model's peft
     base alone (attention rotations on, gate / head B / PET off) and the whole SO8T model."""
     from pathlib import Path

@@ -13,9 +13,12 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from so8t.layout import LOCAL_TASKS, RunDir, claim_run_dir, last_complete_checkpoint
+
+if TYPE_CHECKING:  # pragma: no cover
+    from so8t.config import RunConfig
 
 # Exit codes of `so8t run` beyond the CLI's 0 / 1 (gate) / 2 (bad input).
 EXIT_EVAL_FAILED = 3
@@ -51,16 +54,11 @@ PIPELINE_STAGES = ["validate", "data", "train", "consolidate", "evaluate", "gate
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from so8t.config import add_set_option
+
     parser.add_argument("config", help="run config (YAML)")
     parser.add_argument("--output-dir", help="run directory (default: output_dir from the config)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, e.g. --set train.max_steps=50 (repeatable)",
-    )
+    add_set_option(parser)
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -146,15 +144,16 @@ def run_pipeline(
     return 0
 
 
-def _prepare_test_data(cfg: Any, run_dir: Path) -> dict[str, Path]:
+def _prepare_test_data(cfg: RunConfig, run_dir: Path) -> dict[str, Path]:
     """Write the held-out split as JSONL so the local lm-eval tasks (and anyone after) can read it."""
-    from so8t.data.sources import materialize, write_split_jsonl
+    from so8t.data.config import materialize
+    from so8t.data.split import write_split_jsonl
 
-    split = materialize(cfg, "test")
+    split = materialize(cfg.data, "test", cfg.seed)
     return write_split_jsonl(split, RunDir(run_dir).data)
 
 
-def _evaluate(cfg: Any, consolidated: Path, results_path: Path, test_files: dict[str, Path]) -> dict:
+def _evaluate(cfg: RunConfig, consolidated: Path, results_path: Path, test_files: dict[str, Path]) -> dict:
     """Evaluate the consolidated model with the so8t backend; local tasks read the run's held-out split."""
     from so8t.lmeval.evaluate import evaluate
 
@@ -178,7 +177,7 @@ def _evaluate(cfg: Any, consolidated: Path, results_path: Path, test_files: dict
     )
 
 
-def _gate(cfg: Any, results: dict, run_dir: Path) -> Any:
+def _gate(cfg: RunConfig, results: dict, run_dir: Path) -> Any:
     """Apply the configured gates (if any); the verdict goes to report.md and the exit code."""
     if cfg.gates is None:
         return None
@@ -191,7 +190,7 @@ def _gate(cfg: Any, results: dict, run_dir: Path) -> Any:
     return report
 
 
-def _log_eval_to_wandb(cfg: Any, run_dir: Path, results: dict) -> None:
+def _log_eval_to_wandb(cfg: RunConfig, run_dir: Path, results: dict) -> None:
     """Send the evaluation metrics to the W&B run of this training (offline by default)."""
     if cfg.logging.wandb.mode == "disabled" or os.environ.get("WANDB_MODE") == "disabled":
         return

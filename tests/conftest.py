@@ -123,15 +123,17 @@ def make_so8t():
     ):
         import torch
 
+        from so8t.config import LoraConfig, ModelConfig
         from so8t.model.base import add_lora, load_base
         from so8t.model.so8t import SO8TModel
 
         torch.manual_seed(seed)
         base, tokenizer = load_base(
-            {"base": str(base_dir), "quantization": quantization, "dtype": "float32"},
+            ModelConfig(base=str(base_dir), quantization=quantization, dtype="float32"),
             for_training=for_training,
         )
-        peft_model = add_lora(base, {"r": 4, "alpha": 8, "dropout": 0.0}, init_lora_weights=not randomise)
+        lora = LoraConfig(r=4, alpha=8, dropout=0.0)
+        peft_model = add_lora(base, lora, init_lora_weights=not randomise)
         model = SO8TModel(
             peft_model, safety_head_kind=head, mlp_hidden=16 if head == "mlp" else None, layers=layers
         )

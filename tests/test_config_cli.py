@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from data_fixtures import GSM8K_RECORDS, SAFETY_RECORDS, write_jsonl
 
-from so8t.config import config_reference_markdown, load_config
+from so8t.config import load_config
+from so8t.config.reference import config_reference_markdown
 from so8t.data.safety import bundled_safety_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,7 +86,7 @@ def test_docs_config_md_is_generated_from_the_models():
     docs = ROOT / "docs" / "config.md"
     expected = config_reference_markdown() + "\n"
     assert docs.is_file() and docs.read_text() == expected, (
-        "docs/config.md is stale; regenerate it with: python -m so8t.config --reference > docs/config.md"
+        "docs/config.md is stale; regenerate it with: python -m so8t.config.reference > docs/config.md"
     )
 
 

@@ -7,7 +7,11 @@ from pathlib import Path
 import pytest
 from data_fixtures import GSM8K_RECORDS, SAFETY_RECORDS, write_jsonl
 
-from so8t.config import HubSource, PathSource, SafetySource, SyntheticSource, load_config, summarize
+from so8t.config import load_config, summarize
+from so8t.data.sources.bundled_safety import SafetySource
+from so8t.data.sources.files import PathSource
+from so8t.data.sources.hub import HubSource
+from so8t.data.sources.synthetic_gsm8k import SyntheticSource
 from so8t.errors import ConfigError
 
 FILES_CONFIG = """

@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from so8t.config import load_config
+from so8t.config import GateConfig, load_config
 from so8t.errors import ConfigError
-from so8t.results.rules import GateConfig
 
 RULES = """
 gates:

@@ -44,9 +44,9 @@ def test_every_field_has_a_description_and_every_section_forbids_unknown_keys():
                 walk(annotation)
 
     walk(RunConfig)
-    from so8t.config import HubSource, PathSource, SafetySource, SyntheticSource
+    from so8t.data.sources import SOURCES
 
-    for cls in (PathSource, HubSource, SyntheticSource, SafetySource):
+    for cls in SOURCES.forms():
         walk(cls)
 
 

@@ -6,9 +6,10 @@ import pytest
 from data_fixtures import GSM8K_RECORDS, SAFETY_RECORDS, write_jsonl
 
 from so8t.config import load_config
+from so8t.data.config import materialize
 from so8t.data.gsm8k import read_gsm8k
 from so8t.data.safety import DECISIONS, SafetyExample, bundled_safety_path, read_safety
-from so8t.data.sources import SplitData, materialize, write_split_jsonl
+from so8t.data.split import SplitData, write_split_jsonl
 from so8t.errors import DataError
 
 
@@ -30,12 +31,12 @@ data:
   test: [{builtin: safety}, {builtin: synthetic_gsm8k, n: 4}]
 """,
     )
-    train = materialize(cfg, "train")
+    train = materialize(cfg.data, "train", cfg.seed)
     assert len(train.gsm8k) == 2 + 7 and len(train.safety) == 3 + 3 and train.skipped == 0
     assert all(isinstance(e, SafetyExample) and e.decision in DECISIONS for e in train.safety)
-    test = materialize(cfg, "test")
+    test = materialize(cfg.data, "test", cfg.seed)
     assert (len(test.gsm8k), len(test.safety)) == (4, 3)
-    validation_questions = {e.question for e in materialize(cfg, "validation").gsm8k}
+    validation_questions = {e.question for e in materialize(cfg.data, "validation", cfg.seed).gsm8k}
     assert not validation_questions & {e.question for e in train.gsm8k}
 
 
@@ -54,7 +55,7 @@ train: {eval_strategy: "no"}
 eval: {tasks: [so8t_gsm8k_local]}
 """,
     )
-    split = materialize(cfg, "train")
+    split = materialize(cfg.data, "train", cfg.seed)
     assert (len(split.gsm8k), split.skipped) == (2, 2)
 
 
@@ -71,7 +72,7 @@ eval: {tasks: [gsm8k]}
     with path.open("a") as handle:
         handle.write('{"answer": "#### 1"}\n')
     with pytest.raises(DataError, match=r"g\.jsonl:3: missing \"question\""):
-        materialize(cfg, "train")
+        materialize(cfg.data, "train", cfg.seed)
 
 
 def test_write_split_jsonl_round_trips_both_formats(tmp_path):
@@ -123,7 +124,7 @@ data:
 """,
     )
     assert calls == []  # validation never touches the hub
-    train = materialize(cfg, "train")
+    train = materialize(cfg.data, "train", cfg.seed)
     assert calls == [("openai/gsm8k", "main", "train[:95%]"), ("someone/decisions", None, "train")]
     assert (len(train.gsm8k), len(train.safety), train.skipped) == (2, 3, 1)
 
@@ -139,7 +140,7 @@ data:
   test: [{builtin: safety}, {builtin: synthetic_gsm8k, n: 3}]
 """,
     )
-    train = materialize(cfg, "train")
+    train = materialize(cfg.data, "train", cfg.seed)
     assert len(train.gsm8k) == 5
     from_file = [e.prompt for e in train.safety[: 4 * len(SAFETY_RECORDS)]]
     assert from_file == [r["prompt"] for r in SAFETY_RECORDS] * 4

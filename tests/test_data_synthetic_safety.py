@@ -12,8 +12,8 @@ import pytest
 
 import so8t.data.synthetic_safety as gen
 from so8t.config import load_config, summarize
+from so8t.data.config import materialize
 from so8t.data.safety import BUNDLED_DIR, DECISIONS, SPLITS, SafetyExample, bundled_safety_path
-from so8t.data.sources import materialize
 from so8t.errors import DataError
 
 # The category table of so8t/data/bundled/POLICY.md.
@@ -231,13 +231,13 @@ data:
   test: [{builtin: synthetic_gsm8k, n: 4}, {builtin: synthetic_safety, n: 30, seed: 7}]
 """,
     )
-    from so8t.config import SyntheticSafetySource
+    from so8t.data.sources.synthetic_safety import SyntheticSafetySource
 
     assert isinstance(cfg.data.train[1], SyntheticSafetySource) and cfg.data.train[1].seed is None
     text = summarize(cfg)
     assert "train 5 GSM8K (synthetic) + 90 safety (synthetic)" in text
     assert "validation 12 safety (synthetic)" in text
-    train, validation, test = (materialize(cfg, split) for split in SPLITS)
+    train, validation, test = (materialize(cfg.data, split, cfg.seed) for split in SPLITS)
     assert (len(train.gsm8k), len(train.safety)) == (5, 90)
     assert Counter(e.decision for e in train.safety) == {d: 30 for d in DECISIONS}
     assert train.safety == gen.synthetic_safety_split("train", 90, cfg.seed)

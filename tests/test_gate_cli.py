@@ -114,6 +114,16 @@ def test_gate_without_baseline_or_rules_is_bad_input(capsys):
     assert "needs --baseline FILE, --rules FILE" in out
 
 
+def test_a_typo_in_the_rules_file_is_bad_input_with_the_closest_key(tmp_path, capsys):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - {task: so8t_safety, metric: acc, minimum: 0.5}\n")
+    code, out = _gate(capsys, BASELINE, "--rules", rules)
+    assert code == 2
+    assert f"problem(s) in {rules}" in out
+    assert "rules[0].minimum: unknown key, did you mean rules[0].min?" in out
+    assert "Extra inputs are not permitted" not in out
+
+
 def test_an_improvement_in_a_lower_is_better_metric_passes_and_a_rise_fails(tmp_path, capsys):
     rules = tmp_path / "rules.yaml"
     rules.write_text("rules:\n  - {task: so8t_safety, metric: unsafe_allow_rate, max_drop: 0.005, z: 0}\n")

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from so8t.config import GateConfig, GateRule
 from so8t.errors import ConfigError
 from so8t.results.gate import evaluate_gates
-from so8t.results.rules import GateConfig, GateRule, load_gate_config, load_suite
+from so8t.results.rules import load_gate_config, load_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures" / "results"
@@ -129,6 +130,32 @@ def test_suite_errors_name_the_file_and_key(tmp_path):
     assert str(path) in str(info.value)
     assert any(e.startswith("tasks:") for e in info.value.errors)
     assert any(e.startswith("limit:") for e in info.value.errors)
+
+
+def test_a_misspelt_key_in_a_rules_file_gets_the_closest_valid_key(tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_text("baseline: b.json\nrules:\n  - {task: t, metric: m, mn: 0.9}\ndefault_tolerence: 0.1\n")
+    with pytest.raises(ConfigError) as info:
+        load_gate_config(path)
+    assert info.value.errors == [
+        "rules[0].mn: unknown key, did you mean rules[0].min?",
+        "default_tolerence: unknown key, did you mean default_tolerance?",
+    ]
+    assert str(path) in str(info.value)
+
+
+def test_a_misspelt_key_in_a_suite_file_gets_the_closest_valid_key(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "name: s\ntaks: [so8t_safety]\ngates: {rules: [{task: t, metric: m, max: 1, filtr: x}]}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_suite(path)
+    assert info.value.errors == [
+        "taks: unknown key, did you mean tasks?",
+        "gates.rules[0].filtr: unknown key, did you mean gates.rules[0].filter?",
+        "tasks: required key is missing",
+    ]
 
 
 def test_rules_and_gate_import_without_torch():

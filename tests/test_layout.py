@@ -67,7 +67,7 @@ def test_the_local_tasks_read_the_files_the_pipeline_writes_for_the_test_split(t
 
     from so8t.data.gsm8k import GSM8KExample
     from so8t.data.safety import SafetyExample
-    from so8t.data.sources import SplitData, write_split_jsonl
+    from so8t.data.split import SplitData, write_split_jsonl
 
     split = SplitData(
         split="test",

@@ -49,10 +49,11 @@ def test_the_embedded_base_runs_on_a_4bit_base_on_the_cpu(tiny_base_dir):
     """Every projection width of the tiny base suits bitsandbytes' CPU 4-bit kernels (inference included)."""
     import torch
 
+    from so8t.config import ModelConfig
     from so8t.model.base import load_base
 
     model, tokenizer = load_base(
-        {"base": str(tiny_base_dir), "quantization": "4bit", "dtype": "float32"}, for_training=False
+        ModelConfig(base=str(tiny_base_dir), quantization="4bit", dtype="float32"), for_training=False
     )
     with torch.no_grad():
         logits = model(**tokenizer(["Question: 2 + 3?\nAnswer:"], return_tensors="pt")).logits

@@ -231,3 +231,11 @@ def test_rotations_stay_in_so8_after_training(trained):
             rtol=0,
             msg=name,
         )
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+def test_model_gradient_checkpointing_reaches_the_base_through_load_base(tiny_base_dir, enabled):
+    model, _, _ = build_model(run_config(tiny_base_dir, model={"gradient_checkpointing": enabled}))
+    base = model.hf_model
+    assert base.is_gradient_checkpointing is enabled
+    assert base.config.use_cache is False

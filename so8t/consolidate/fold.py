@@ -72,6 +72,7 @@ def consolidate_checkpoint(
     from safetensors.torch import load_file, save_file
     from transformers import AutoTokenizer
 
+    from so8t.config import ModelConfig
     from so8t.model.base import checkpoint_base, load_base, resolve_base_path
     from so8t.model.heads import SafetyHead
     from so8t.model.so8 import SO8Gate, SO8Rotation, _layer_index, find_attention_output_projections
@@ -86,9 +87,7 @@ def consolidate_checkpoint(
         fix="pass --base PATH (the base model the checkpoint was trained on)",
     )
     base_path = resolve_base_path(base_path)
-    model, tokenizer = load_base(
-        {"base": base_path, "dtype": "auto", "quantization": "none"}, for_training=False
-    )
+    model, tokenizer = load_base(ModelConfig(base=base_path), for_training=False)
     if (ckpt / ADAPTER_CONFIG).is_file():
         model = PeftModel.from_pretrained(model, str(ckpt)).merge_and_unload()
     state = load_file(str(ckpt / STATE_FILE))

@@ -17,6 +17,7 @@ from so8t.data.jsonl import OnBadRecord, iter_jsonl_lines
 from so8t.data.safety import safety_record_problem
 
 RECORD_CHECKS = {"gsm8k": gsm8k_record_problem, "safety": safety_record_problem}
+FORMATS = tuple(RECORD_CHECKS)
 
 
 @dataclass
@@ -57,6 +58,12 @@ def expand_pattern(pattern: str | Path) -> list[Path]:
     if not has_glob_magic(pattern):
         return [Path(pattern)] if os.path.isfile(pattern) else []
     return sorted(Path(p) for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
+
+
+def resolve_local(path: str, base_dir: Path) -> Path:
+    """A path as a config writes it: `~` expanded, relative to `base_dir` (the config's folder)."""
+    candidate = Path(os.path.expanduser(path))
+    return candidate if candidate.is_absolute() else base_dir / candidate
 
 
 def check_shard(path: str | Path, fmt: str = "auto", on_bad_record: OnBadRecord = "error") -> ShardReport:

@@ -27,10 +27,12 @@ HOOK_ENV = "SO8T_LM_EVAL_HOOK"
 
 
 def tasks_dir() -> str:
-    """The folder holding the so8t task YAMLs (the installed `so8t.tasks` package)."""
-    import so8t.tasks
+    """The folder holding the so8t task YAMLs (the installed `so8t.tasks` package), found without importing
+    it: the tasks import this package's scoring, so an import the other way would make a cycle."""
+    from importlib.util import find_spec
 
-    return os.path.dirname(os.path.abspath(so8t.tasks.__file__))
+    spec = find_spec("so8t.tasks")
+    return os.path.abspath(list(spec.submodule_search_locations)[0])
 
 
 def _model_placeholder() -> object:

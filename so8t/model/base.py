@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from so8t.errors import UserError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from so8t.config import LoraConfig, ModelConfig
 
 EMBEDDED_TINY = "embedded:tiny"
 QUANTIZATIONS = ("none", "8bit", "4bit")
@@ -23,15 +26,6 @@ _DTYPES = {
 # Default LoRA targets by model_type; anything Llama-like uses q/k/v/o_proj.
 _GPT2_LIKE = {"gpt2": ["c_attn", "c_proj"]}
 _LLAMA_LIKE = ["q_proj", "k_proj", "v_proj", "o_proj"]
-
-
-def _get(cfg: Any, key: str, default: Any = None) -> Any:
-    """Read a field from a pydantic section, a dict or any attribute object."""
-    if cfg is None:
-        return default
-    if isinstance(cfg, dict):
-        return cfg.get(key, default)
-    return getattr(cfg, key, default)
 
 
 def resolve_base_path(base: str) -> str:
@@ -137,7 +131,7 @@ def bnb_config(
 
 
 def load_base(
-    model_cfg: Any,
+    model_cfg: ModelConfig,
     *,
     for_training: bool,
     device_map: Any = None,
@@ -146,24 +140,24 @@ def load_base(
 ):
     """(model, tokenizer) for the configured base.
 
-    `model_cfg` is the run config's `model` section (or a dict with the same keys). `quantization` and `base`
-    override the config's values. Sets a pad token when missing, turns use_cache off for training, enables
-    non-reentrant gradient checkpointing when asked, and prepares quantised bases for k-bit training.
+    `model_cfg` is the run config's `model` section; `quantization` and `base` override its values. Sets a pad
+    token when missing, turns use_cache off for training, enables non-reentrant gradient checkpointing when
+    asked (the one place it is switched on), and prepares quantised bases for k-bit training.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = resolve_base_path(base or _get(model_cfg, "base", EMBEDDED_TINY))
-    trust = bool(_get(model_cfg, "trust_remote_code", False))
-    revision = _get(model_cfg, "revision")
-    quant = quantization or _get(model_cfg, "quantization", "none") or "none"
-    dtype = torch_dtype(_get(model_cfg, "dtype", "auto"))
+    path = resolve_base_path(base or model_cfg.base)
+    trust = model_cfg.trust_remote_code
+    revision = model_cfg.revision
+    quant = quantization or model_cfg.quantization
+    dtype = torch_dtype(model_cfg.dtype)
     bnb = bnb_config(
         quant,
-        dtype=_get(model_cfg, "dtype"),
-        compute_dtype=_get(model_cfg, "bnb_compute_dtype"),
-        quant_type=_get(model_cfg, "bnb_4bit_quant_type", "nf4"),
-        double_quant=bool(_get(model_cfg, "bnb_4bit_use_double_quant", True)),
+        dtype=model_cfg.dtype,
+        compute_dtype=model_cfg.bnb_compute_dtype,
+        quant_type=model_cfg.bnb_4bit_quant_type,
+        double_quant=model_cfg.bnb_4bit_use_double_quant,
     )
     kwargs: dict[str, Any] = {"trust_remote_code": trust, "revision": revision}
     if bnb is not None:
@@ -192,10 +186,10 @@ def load_base(
 
             model = prepare_model_for_kbit_training(
                 model,
-                use_gradient_checkpointing=bool(_get(model_cfg, "gradient_checkpointing", False)),
+                use_gradient_checkpointing=model_cfg.gradient_checkpointing,
                 gradient_checkpointing_kwargs={"use_reentrant": False},
             )
-        elif _get(model_cfg, "gradient_checkpointing", False):
+        elif model_cfg.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             model.enable_input_require_grads()
     return model, tokenizer
@@ -224,19 +218,19 @@ def default_lora_targets(model: Any, include_mlp: bool = False) -> list[str]:
     )
 
 
-def add_lora(model: Any, lora_cfg: Any, *, init_lora_weights: bool | str = True):
+def add_lora(model: Any, lora_cfg: LoraConfig, *, init_lora_weights: bool | str = True):
     """Wrap `model` in a peft LoRA PeftModel (targets from lora_cfg.target_modules or the architecture default)."""
-    from peft import LoraConfig, get_peft_model
+    import peft
 
-    targets = _get(lora_cfg, "target_modules") or default_lora_targets(model)
-    config = LoraConfig(
-        r=int(_get(lora_cfg, "r", 16)),
-        lora_alpha=float(_get(lora_cfg, "alpha", 32)),
-        lora_dropout=float(_get(lora_cfg, "dropout", 0.05)),
+    targets = lora_cfg.target_modules or default_lora_targets(model)
+    config = peft.LoraConfig(
+        r=lora_cfg.r,
+        lora_alpha=lora_cfg.alpha,
+        lora_dropout=lora_cfg.dropout,
         target_modules=list(targets),
         bias="none",
         task_type="CAUSAL_LM",
         init_lora_weights=init_lora_weights,
         fan_in_fan_out=getattr(getattr(model, "config", None), "model_type", "") == "gpt2",
     )
-    return get_peft_model(model, config)
+    return peft.get_peft_model(model, config)

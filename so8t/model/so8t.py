@@ -248,6 +248,7 @@ class SO8TModel(nn.Module):
         from peft import PeftModel
         from safetensors.torch import load_file
 
+        from so8t.config import ModelConfig
         from so8t.model.base import checkpoint_base, load_base
 
         ckpt = Path(ckpt_dir)
@@ -260,12 +261,12 @@ class SO8TModel(nn.Module):
             "base=",
             fix="pass base=PATH (the base model the checkpoint was trained on)",
         )
-        cfg = {
-            "base": base_path,
-            "dtype": dtype or model_info.get("dtype") or "auto",
-            "quantization": quantization or "none",
-        }
-        hf, _ = load_base(cfg, for_training=for_training, device_map=device_map)
+        model_cfg = ModelConfig(
+            base=base_path,
+            dtype=dtype or model_info.get("dtype") or "auto",
+            quantization=quantization or "none",
+        )
+        hf, _ = load_base(model_cfg, for_training=for_training, device_map=device_map)
         if (ckpt / ADAPTER_CONFIG).is_file():
             hf = PeftModel.from_pretrained(hf, str(ckpt), is_trainable=for_training)
         head = info.get("safety_head") or {}

@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any, Literal
 from xml.etree import ElementTree as ET
 
+from so8t.config import GateConfig, GateRule
 from so8t.errors import ConfigError, UserError
-from so8t.results.rules import GateConfig, GateRule, load_gate_config
+from so8t.results.rules import load_gate_config
 
 BASELINE_KEY = "so8t_baseline"  # extra top-level key of a baseline file; lm-eval readers ignore it
 # per-task keys lm-eval writes beside the metrics

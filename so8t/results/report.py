@@ -10,10 +10,13 @@ import json
 import math
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from so8t.data.safety import DECISIONS
 from so8t.layout import BEST_CHECKPOINT_RULE, BEST_METRIC_KEY, RunDir, log_history
+
+if TYPE_CHECKING:  # pragma: no cover
+    from so8t.config import RunConfig
 
 CURVE_KEYS = ("loss", "lm_loss", "safety_loss", "pet", "pet_weight", "eval_loss", BEST_METRIC_KEY)
 
@@ -150,7 +153,7 @@ def load_samples(eval_dir: Path) -> list[dict]:
 def write_report(
     run_dir: Path,
     *,
-    cfg: Any,
+    cfg: RunConfig,
     results: dict,
     gate_report: Any = None,
     timings: dict[str, float] | None = None,

@@ -11,12 +11,15 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import TrainerCallback
 
 from so8t.errors import UserError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from so8t.config import WandbConfig
 
 
 def memory_metrics() -> dict[str, float]:
@@ -161,7 +164,7 @@ class SignalCheckpointCallback(TrainerCallback):
         self._previous = {}
 
 
-def configure_wandb(wandb_cfg: Any, run_dir: Path) -> list[str]:
+def configure_wandb(wandb_cfg: WandbConfig, run_dir: Path) -> list[str]:
     """Set W&B's environment for Trainer's WandbCallback and return `report_to`.
 
     offline (default) writes under the run directory; online needs WANDB_API_KEY in the environment;

@@ -14,7 +14,10 @@ import math
 import random
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from so8t.config import PretrainConfig
 
 from so8t.cache import cache_root
 from so8t.layout import replace_directory, staging_path
@@ -46,7 +49,7 @@ def corpus_texts(examples: int, seed: int, safety_examples: int = 0) -> list[str
     return texts
 
 
-def recipe_hash(tiny_dir: Path, pretrain_cfg: Any, seed: int, max_length: int) -> str:
+def recipe_hash(tiny_dir: Path, pretrain_cfg: PretrainConfig, seed: int, max_length: int) -> str:
     """Hash of everything the pretrained weights depend on: tiny base files, recipe, corpus."""
     from so8t.data.safety import bundled_safety_path
 
@@ -70,7 +73,9 @@ def recipe_hash(tiny_dir: Path, pretrain_cfg: Any, seed: int, max_length: int) -
     return h.hexdigest()[:16]
 
 
-def _train(tiny_dir: Path, out_dir: Path, pretrain_cfg: Any, seed: int, max_length: int) -> dict[str, float]:
+def _train(
+    tiny_dir: Path, out_dir: Path, pretrain_cfg: PretrainConfig, seed: int, max_length: int
+) -> dict[str, float]:
     import torch
     from tqdm.auto import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer, get_cosine_schedule_with_warmup
@@ -136,7 +141,7 @@ def _train(tiny_dir: Path, out_dir: Path, pretrain_cfg: Any, seed: int, max_leng
     return metrics
 
 
-def pretrained_tiny_base(pretrain_cfg: Any, seed: int = 0, max_length: int = 256) -> Path:
+def pretrained_tiny_base(pretrain_cfg: PretrainConfig, seed: int = 0, max_length: int = 256) -> Path:
     """The embedded tiny base after pretraining (built and cached on first use; later calls reuse it)."""
     from filelock import FileLock
 

@@ -11,7 +11,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from so8t.errors import UserError
 from so8t.layout import (
@@ -25,6 +25,9 @@ from so8t.layout import (
     last_complete_checkpoint,
     read_trainer_state,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from so8t.config import RunConfig
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +53,7 @@ def _precision_flags(precision: str) -> dict[str, bool]:
     return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
 
 
-def training_arguments(cfg: Any, checkpoint_root: Path, report_to: list[str]) -> Any:
+def training_arguments(cfg: RunConfig, checkpoint_root: Path, report_to: list[str]) -> Any:
     """HF TrainingArguments from the config's `train` section (Trainer keeps its own semantics for each)."""
     import torch
     from transformers import TrainingArguments
@@ -112,7 +115,7 @@ def _sample_prompts(validation: Any) -> list[dict[str, str]]:
     return rows
 
 
-def build_model(cfg: Any) -> tuple[Any, Any, str]:
+def build_model(cfg: RunConfig) -> tuple[Any, Any, str]:
     """(SO8TModel ready to train, tokenizer, base reference recorded for the checkpoint)."""
     import torch
 
@@ -127,9 +130,6 @@ def build_model(cfg: Any) -> tuple[Any, Any, str]:
         model_cfg = model_cfg.model_copy(update={"base": str(base_dir)})
     torch.manual_seed(cfg.seed)
     base, tokenizer = load_base(model_cfg, for_training=True)
-    if model_cfg.gradient_checkpointing:
-        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        base.enable_input_require_grads()
     peft_model = add_lora(base, model_cfg.lora)
     model = SO8TModel(
         peft_model,
@@ -154,15 +154,15 @@ def _init_head_from_decision_words(model: Any, peft_model: Any, tokenizer: Any) 
         logger.warning("safety head B starts at random: the decision words cannot seed it for this base")
 
 
-def build_trainer(cfg: Any, output_dir: Path, model: Any, tokenizer: Any) -> tuple[Any, Any]:
+def build_trainer(cfg: RunConfig, output_dir: Path, model: Any, tokenizer: Any) -> tuple[Any, Any]:
     """(So8tTrainer, its SignalCheckpointCallback) with datasets from the config's sources."""
-    from so8t.data.sources import materialize
+    from so8t.data.config import materialize
     from so8t.train.callbacks import SampleGenerationCallback, SignalCheckpointCallback, configure_wandb
     from so8t.train.collate import So8tCollator, build_dataset
     from so8t.train.trainer import So8tTrainer
 
     report_to = configure_wandb(cfg.logging.wandb, output_dir)
-    train_split = materialize(cfg, "train")
+    train_split = materialize(cfg.data, "train", cfg.seed)
     if len(train_split) == 0:
         raise UserError("data.train yields no examples; add a source under data.train in the config.")
     train_ds = build_dataset(
@@ -175,7 +175,7 @@ def build_trainer(cfg: Any, output_dir: Path, model: Any, tokenizer: Any) -> tup
     )
     eval_ds, samples = None, []
     if cfg.train.eval_strategy != "no":
-        validation = materialize(cfg, "validation")
+        validation = materialize(cfg.data, "validation", cfg.seed)
         if len(validation) == 0:
             raise UserError(
                 "data.validation yields no examples while train.eval_strategy is on; add validation "
@@ -209,7 +209,7 @@ def build_trainer(cfg: Any, output_dir: Path, model: Any, tokenizer: Any) -> tup
     return trainer, signal_cb
 
 
-def train_from_config(cfg: Any, output_dir: str | Path) -> TrainResult:
+def train_from_config(cfg: RunConfig, output_dir: str | Path) -> TrainResult:
     """Train an SO8T model as the config says; resume from the last complete checkpoint in the run directory."""
     import torch
     from transformers import set_seed
@@ -282,16 +282,11 @@ def _finish_wandb() -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from so8t.config import add_set_option
+
     parser.add_argument("config", help="run config (YAML)")
     parser.add_argument("--output-dir", default=None, help="run directory (default: the config's output_dir)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, e.g. --set train.max_steps=50 (repeatable)",
-    )
+    add_set_option(parser)
 
 
 def run_cli(args: argparse.Namespace) -> int:
