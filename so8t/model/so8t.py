@@ -63,7 +63,7 @@ def _so8t_version() -> str:
 
 
 class SO8TModel(nn.Module):
-    """The SO8T structure around a base causal LM (plain or peft-wrapped); math as in ARCHITECTURE.md."""
+    """The SO8T structure around a base causal LM (plain or peft-wrapped); math as in docs/architecture.md."""
 
     def __init__(
         self,
