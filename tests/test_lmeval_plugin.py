@@ -160,6 +160,26 @@ def test_non_editable_install_ships_the_hook_and_starts_without_torch_or_lm_eval
     assert _python(code, python=installed_venv).splitlines() == ["True", "True True", "True", "False False"]
 
 
+def test_non_editable_install_ships_the_bundled_data_and_the_license(installed_venv):
+    code = (
+        "import importlib.metadata as md, sys\n"
+        "import so8t.data.synthetic_safety_vocabulary as vocab\n"
+        "from so8t.data.synthetic_safety import synthetic_safety_split\n"
+        "print(str(vocab.VOCABULARY_PATH).startswith(sys.prefix), vocab.VOCABULARY_PATH.is_file())\n"
+        "print(len(synthetic_safety_split('train', 6, seed=0)))\n"
+        "dist = md.distribution('so8t')\n"
+        "print(dist.metadata['License-Expression'])\n"
+        "license = next(f for f in dist.files if f.name == 'LICENSE')\n"
+        "print(license.read_text().split()[:3])"
+    )
+    assert _python(code, python=installed_venv).splitlines() == [
+        "True True",
+        "6",
+        "Apache-2.0",
+        "['Apache', 'License', 'Version']",
+    ]
+
+
 def test_stock_lm_eval_cli_runs_so8t_and_hf_in_the_installed_env(
     installed_venv, tiny_so8t, eval_data, tmp_path
 ):
@@ -168,9 +188,7 @@ def test_stock_lm_eval_cli_runs_so8t_and_hf_in_the_installed_env(
     if not bundled_safety_path("test").is_file():
         pytest.skip("the bundled safety test split is not in the tree yet")
     checkpoint, consolidated, _ = tiny_so8t
-    tasks_dir = _python(
-        "from so8t.lmeval.plugin import tasks_dir; print(tasks_dir())", python=installed_venv
-    )
+    tasks_dir = _python("from so8t.lmeval.plugin import tasks_dir; print(tasks_dir())", python=installed_venv)
     common = [
         "--include_path",
         tasks_dir,
