@@ -55,6 +55,7 @@ def test_lazy_registration_and_an_entry_point_registration_do_not_collide():
     assert registry._objs["so8t"] == entry_point
 
 
+@pytest.mark.slow
 def test_task_manager_finds_so8t_tasks_without_include_path():
     code = (
         "from so8t.lmeval import plugin; plugin.install()\n"
@@ -148,6 +149,7 @@ def installed_venv(tmp_path_factory):
     return python
 
 
+@pytest.mark.slow
 def test_non_editable_install_ships_the_hook_and_starts_without_torch_or_lm_eval(installed_venv):
     code = (
         "import sys, sysconfig, os\nimport so8t\n"
@@ -160,6 +162,7 @@ def test_non_editable_install_ships_the_hook_and_starts_without_torch_or_lm_eval
     assert _python(code, python=installed_venv).splitlines() == ["True", "True True", "True", "False False"]
 
 
+@pytest.mark.slow
 def test_non_editable_install_ships_the_bundled_data_and_the_license(installed_venv):
     code = (
         "import importlib.metadata as md, sys\n"
@@ -180,6 +183,7 @@ def test_non_editable_install_ships_the_bundled_data_and_the_license(installed_v
     ]
 
 
+@pytest.mark.slow
 def test_stock_lm_eval_cli_runs_so8t_and_hf_in_the_installed_env(
     installed_venv, tiny_so8t, eval_data, tmp_path
 ):
