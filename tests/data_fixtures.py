@@ -34,10 +34,11 @@ def write_jsonl(path: Path, records: list, extra_lines: list[str] = ()) -> Path:
 
 @pytest.fixture
 def bundled_safety(tmp_path_factory, monkeypatch) -> Path:
-    """A bundled safety folder with all three splits, so tests do not depend on the shipped set's contents."""
+    """A bundled safety folder with all three splits and the challenge file, so tests do not depend on the
+    shipped set's contents."""
     folder = tmp_path_factory.mktemp("bundled")
-    for split in ("train", "validation", "test"):
-        write_jsonl(folder / f"safety_{split}.jsonl", SAFETY_RECORDS)
+    for name in ("train", "validation", "test", "challenge"):
+        write_jsonl(folder / f"safety_{name}.jsonl", SAFETY_RECORDS)
     import so8t.data.safety as safety
 
     monkeypatch.setattr(safety, "BUNDLED_DIR", folder)

@@ -14,6 +14,7 @@ import so8t.data.synthetic_safety as gen
 from so8t.config import load_config, summarize
 from so8t.data.config import materialize
 from so8t.data.safety import BUNDLED_DIR, DECISIONS, SPLITS, SafetyExample, bundled_safety_path
+from so8t.data.synthetic_safety_vocabulary import slot_base, template_fields, vocabulary
 from so8t.errors import DataError
 
 # The category table of so8t/data/bundled/POLICY.md.
@@ -80,27 +81,29 @@ def test_every_decision_and_every_policy_category_is_present(split):
 
 
 def test_the_templates_cover_exactly_the_policy_and_the_bundled_training_categories():
+    words = vocabulary()
     table = defaultdict(set)
-    for decision, category in gen.TEMPLATES:
+    for decision, category in words.templates:
         table[decision].add(category)
     assert dict(table) == POLICY
     lines = bundled_safety_path("train").read_text(encoding="utf-8").splitlines()
     train = [json.loads(line) for line in lines if line.strip()]
-    assert {(r["decision"], r["category"]) for r in train} == set(gen.TEMPLATES)
-    assert set(gen.RATIONALES) == set(gen.TEMPLATES)
+    assert {(r["decision"], r["category"]) for r in train} == set(words.templates)
+    assert set(words.rationales) == set(words.templates)
 
 
 def test_every_template_slot_has_a_vocabulary_and_no_template_serves_two_decisions():
+    words = vocabulary()
     owners: dict[str, set[tuple[str, str]]] = defaultdict(set)
-    for key, templates in gen.TEMPLATES.items():
+    for key, templates in words.templates.items():
         for template in templates:
             owners[template].add(key)
-            for field in gen._fields(template):
-                assert gen._base(field) in gen.SLOTS, (template, field)
+            for field in template_fields(template):
+                assert slot_base(field) in words.slots, (template, field)
     assert all(len(keys) == 1 for keys in owners.values())
-    for values in gen.SLOTS.values():
+    for values in words.slots.values():
         for value in values:
-            assert all(gen._base(f) in gen.SLOTS for f in gen._fields(value)), value
+            assert all(slot_base(f) in words.slots for f in template_fields(value)), value
 
 
 def test_there_are_thousands_of_distinct_prompts():
@@ -142,9 +145,9 @@ def test_a_bundled_prompt_is_skipped_even_with_other_case_and_politeness(tmp_pat
 
     wanted = gen.synthetic_safety_split("train", 30, seed=0)
     taken = wanted[4].prompt
-    for split in SPLITS:
+    for name in [f"safety_{split}.jsonl" for split in SPLITS] + ["safety_challenge.jsonl"]:
         record = {"prompt": f"Hi, please {taken.upper()} thanks!", "decision": "ALLOW"}
-        (tmp_path / f"safety_{split}.jsonl").write_text(json.dumps(record) + "\n")
+        (tmp_path / name).write_text(json.dumps(record) + "\n")
     monkeypatch.setattr(safety, "BUNDLED_DIR", tmp_path)
     again = gen.synthetic_safety_split("train", 30, seed=0)
     assert taken not in {e.prompt for e in again}
@@ -175,12 +178,13 @@ def test_the_same_template_and_slots_give_the_same_prompt_decision_and_rationale
 
 def test_names_numbers_times_and_politeness_change_neither_the_split_nor_the_label():
     rng = random.Random(0)
+    words = vocabulary()
     for request in gen.synthetic_safety_requests("train", 300, seed=2):
         slots = dict(request.slots)
         for key, value in slots.items():
-            base = gen._base(key.rsplit(".", 1)[-1])
-            if base in gen.COSMETIC_SLOTS and "{" not in value:
-                slots[key] = rng.choice(gen.SLOTS[base])
+            base = slot_base(key.rsplit(".", 1)[-1])
+            if base in words.cosmetic_slots and "{" not in value:
+                slots[key] = rng.choice(words.slots[base])
         variant = dataclasses.replace(
             request,
             slots=tuple(sorted(slots.items())),
@@ -205,9 +209,9 @@ def test_allowed_personal_data_requests_are_about_the_users_own_data():
 
 
 def test_asking_for_more_than_the_templates_hold_is_a_data_error(monkeypatch):
-    monkeypatch.setattr(
-        gen, "TEMPLATES", {key: (f"Request {i} for {{name}}.",) for i, key in enumerate(gen.TEMPLATES)}
-    )
+    words = vocabulary()
+    templates = {key: (f"Request {i} for {{name}}.",) for i, key in enumerate(words.templates)}
+    monkeypatch.setattr(gen, "vocabulary", lambda: dataclasses.replace(words, templates=templates))
     monkeypatch.setattr(gen, "MAX_ATTEMPTS", 300)
     with pytest.raises(
         DataError, match=r"only \d+ distinct \w+ requests exist for the train split; ask for fewer"

@@ -188,6 +188,7 @@ def _predictions(samples) -> list[int]:
     return [max(range(3), key=lambda i: float(s["filtered_resps"][i][0])) for s in samples]
 
 
+@pytest.mark.slow
 def test_hf_on_consolidated_equals_so8t_on_the_checkpoint(
     tiny_so8t, eval_data, tmp_path, task_manager_factory
 ):

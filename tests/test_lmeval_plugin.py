@@ -55,6 +55,7 @@ def test_lazy_registration_and_an_entry_point_registration_do_not_collide():
     assert registry._objs["so8t"] == entry_point
 
 
+@pytest.mark.slow
 def test_task_manager_finds_so8t_tasks_without_include_path():
     code = (
         "from so8t.lmeval import plugin; plugin.install()\n"
@@ -148,6 +149,7 @@ def installed_venv(tmp_path_factory):
     return python
 
 
+@pytest.mark.slow
 def test_non_editable_install_ships_the_hook_and_starts_without_torch_or_lm_eval(installed_venv):
     code = (
         "import sys, sysconfig, os\nimport so8t\n"
@@ -160,6 +162,7 @@ def test_non_editable_install_ships_the_hook_and_starts_without_torch_or_lm_eval
     assert _python(code, python=installed_venv).splitlines() == ["True", "True True", "True", "False False"]
 
 
+@pytest.mark.slow
 def test_the_startup_hook_imports_nothing_beyond_its_own_modules(installed_venv):
     """The hook runs at every interpreter start: with it on, a start loads only so8t, so8t.lmeval and the
     plugin more than with SO8T_LM_EVAL_HOOK=0 (no logging, typing or importlib.util)."""
@@ -169,6 +172,28 @@ def test_the_startup_hook_imports_nothing_beyond_its_own_modules(installed_venv)
     assert hook_on - hook_off == {"so8t", "so8t.lmeval", "so8t.lmeval.plugin"}
 
 
+@pytest.mark.slow
+def test_non_editable_install_ships_the_bundled_data_and_the_license(installed_venv):
+    code = (
+        "import importlib.metadata as md, sys\n"
+        "import so8t.data.synthetic_safety_vocabulary as vocab\n"
+        "from so8t.data.synthetic_safety import synthetic_safety_split\n"
+        "print(str(vocab.VOCABULARY_PATH).startswith(sys.prefix), vocab.VOCABULARY_PATH.is_file())\n"
+        "print(len(synthetic_safety_split('train', 6, seed=0)))\n"
+        "dist = md.distribution('so8t')\n"
+        "print(dist.metadata['License-Expression'])\n"
+        "license = next(f for f in dist.files if f.name == 'LICENSE')\n"
+        "print(license.read_text().split()[:3])"
+    )
+    assert _python(code, python=installed_venv).splitlines() == [
+        "True True",
+        "6",
+        "Apache-2.0",
+        "['Apache', 'License', 'Version']",
+    ]
+
+
+@pytest.mark.slow
 def test_stock_lm_eval_cli_runs_so8t_and_hf_in_the_installed_env(
     installed_venv, tiny_so8t, eval_data, tmp_path
 ):

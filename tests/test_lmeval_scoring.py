@@ -36,6 +36,7 @@ def _scores(task, doc: dict, completion: str) -> dict[str, float]:
 THREE_SCORES = ("exact_match,strict-match", "exact_match,flexible-extract", "numeric_match,none")
 
 
+@pytest.mark.slow
 def test_every_real_gsm8k_gold_answer_scores_one_against_itself(task_manager_factory):
     if not REAL_GSM8K_TEST.is_file():
         pytest.skip(f"the real GSM8K test split is not at {REAL_GSM8K_TEST.resolve()}")

@@ -1,4 +1,4 @@
-"""SO(8) rotations, the gate and their placement in the network (ARCHITECTURE.md, The SO8T structure)."""
+"""SO(8) rotations, the gate and their placement in the network (docs/architecture.md, The SO8T structure)."""
 
 from __future__ import annotations
 

@@ -11,6 +11,8 @@ import pytest
 import yaml
 from train_fixtures import subprocess_env
 
+pytestmark = pytest.mark.slow
+
 DECISIONS = ("ALLOW", "ESCALATE", "REFUSE")
 SAFETY_LIMIT = 24
 

@@ -15,6 +15,7 @@ from so8t.train.callbacks import configure_wandb
 from so8t.train.run import train_from_config
 
 
+@pytest.mark.slow
 def test_training_logs_loss_parts_learning_rates_throughput_and_memory(tiny_base_dir, tmp_path):
     cfg = run_config(
         tiny_base_dir,
@@ -83,6 +84,7 @@ def test_disabled_wandb_reports_nowhere(monkeypatch, tmp_path):
     assert configure_wandb(_wandb_cfg("disabled"), tmp_path) == ["none"]
 
 
+@pytest.mark.slow
 def test_pretraining_learns_is_cached_and_never_reads_held_out_safety(monkeypatch, tmp_path):
     from so8t.config import PretrainConfig
     from so8t.data.safety import bundled_safety_path, read_safety

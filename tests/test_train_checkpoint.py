@@ -98,6 +98,7 @@ def test_resume_picks_only_complete_checkpoints(tmp_path):
     assert not (root / ".staging-checkpoint-20").exists()  # a crashed save's leftovers are cleared
 
 
+@pytest.mark.slow
 def test_run_killed_after_a_checkpoint_resumes_to_the_same_end(tiny_base_dir, tmp_path):
     config = write_config(tmp_path / "run.yaml", tiny_base_dir, train={"max_steps": 10, "save_steps": 4})
     whole = run_python(TRAIN_SCRIPT, str(config), str(tmp_path / "whole"))

@@ -13,6 +13,8 @@ from so8t.config import load_config
 from so8t.train.run import build_model, build_trainer, last_complete_checkpoint
 from so8t.train.trainer import load_trainable_state
 
+pytestmark = pytest.mark.slow
+
 
 def test_two_process_torchrun_on_cpu_completes_with_one_checkpoint_set(tiny_base_dir, tmp_path):
     config = write_config(

@@ -139,12 +139,14 @@ def _train_and_evaluate(base_dir, out_dir, quantization: str):
     return trainer, before, after
 
 
+@pytest.mark.slow
 def test_training_lowers_lm_and_safety_loss(trained):
     _, before, after = trained
     assert after["eval_lm_loss"] < before["eval_lm_loss"]
     assert after["eval_safety_loss"] < before["eval_safety_loss"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("quantization", ["8bit", "4bit"])
 def test_training_on_a_quantised_base_lowers_lm_and_safety_loss(
     bnb_friendly_base_dir,
@@ -164,6 +166,7 @@ def _kind(name: str) -> str:
     return "other"
 
 
+@pytest.mark.slow
 def test_only_lora_rotations_and_head_b_are_trainable_and_get_gradients(trained):
     trainer, _, _ = trained
     model = trainer.model
@@ -198,6 +201,7 @@ def test_only_lora_rotations_and_head_b_are_trainable_and_get_gradients(trained)
     model.zero_grad()
 
 
+@pytest.mark.slow
 def test_optimizer_holds_every_trainable_parameter_with_the_configured_learning_rates(trained):
     trainer, _, _ = trained
     by_group = {g["name"]: g for g in trainer.optimizer.param_groups}
@@ -215,6 +219,7 @@ def test_optimizer_holds_every_trainable_parameter_with_the_configured_learning_
     assert any("generators" in n for n in no_decay) and by_group["so8t_no_decay"]["weight_decay"] == 0.0
 
 
+@pytest.mark.slow
 def test_rotations_stay_in_so8_after_training(trained):
     trainer, _, _ = trained
     generators = [(n, p) for n, p in trainer.model.named_parameters() if "generators" in n]

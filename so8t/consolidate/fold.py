@@ -1,4 +1,4 @@
-"""Fold a training checkpoint into a plain HF causal LM plus the safety head (ARCHITECTURE.md, Consolidation).
+"""Fold a training checkpoint into a plain HF causal LM and the safety head (docs/architecture.md, Consolidation).
 
 The base is loaded unquantised in its own dtype (even when training ran on 8/4-bit), LoRA is merged, each
 layer rotation folds into its attention output projection (nn.Linear: W' = W R^T; GPT-2 Conv1D: W' = R W),

@@ -45,10 +45,11 @@ def read_jsonl_records(
     path: str | Path,
     validate: Callable[[dict], str | None],
     on_bad_record: OnBadRecord = "error",
+    fix_hint: str = SKIP_HINT,
 ) -> ReadResult:
     """Read every record of a JSONL file; `validate` returns None for a good record or the reason it is bad.
 
-    Raises DataError("path:LINE: reason ...") at the first bad record when on_bad_record="error".
+    Raises DataError("path:LINE: reason. fix_hint") at the first bad record when on_bad_record="error".
     """
     path = Path(path)
     result = ReadResult()
@@ -60,7 +61,7 @@ def read_jsonl_records(
         elif on_bad_record == "skip":
             result.skipped += 1
         else:
-            raise DataError(f"{path}:{number}: {reason}. {SKIP_HINT}")
+            raise DataError(f"{path}:{number}: {reason}. {fix_hint}")
     return result
 
 

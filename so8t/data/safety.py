@@ -6,11 +6,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from so8t.data.jsonl import OnBadRecord, read_jsonl_records
+from so8t.errors import DataError
 
 # Class order used everywhere: data, head B, metrics, files.
 DECISIONS = ("ALLOW", "ESCALATE", "REFUSE")
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 SPLITS = ("train", "validation", "test")
+# What a user can do about a bundled file that is missing or malformed: it ships with so8t, so the install is broken.
+REINSTALL_HINT = (
+    "The file ships with so8t, so this installation is damaged: reinstall so8t "
+    "(pip install --force-reinstall so8t; in a source checkout, restore the file with git checkout)."
+)
 
 
 @dataclass
@@ -86,3 +92,17 @@ def bundled_safety_path(split: str) -> Path:
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     return BUNDLED_DIR / f"safety_{split}.jsonl"
+
+
+def read_bundled_safety(path: Path) -> list[SafetyExample]:
+    """Read a file of the bundled safety set. A missing or malformed bundled file is a broken installation:
+    DataError naming the file (and line) and telling the user to reinstall, never a skip."""
+    if not path.is_file():
+        raise DataError(f"{path}: the bundled safety file is missing. {REINSTALL_HINT}")
+    try:
+        records = read_jsonl_records(path, safety_record_problem, "error", fix_hint=REINSTALL_HINT).records
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path}: the bundled safety file is not UTF-8 text ({exc.reason}). {REINSTALL_HINT}"
+        ) from exc
+    return [safety_example_from_record(r) for r in records]

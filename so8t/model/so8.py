@@ -1,4 +1,4 @@
-"""SO(8) block rotations and the non-commutative gate (ARCHITECTURE.md, "The SO8T structure").
+"""SO(8) block rotations and the non-commutative gate (docs/architecture.md, "The SO8T structure").
 
 Row vectors throughout: a rotation acts on the right, `x -> x R`, with `R = diag(R_1..R_k)` and
 `R_j = matrix_exp(A_j - A_j^T)` exactly in SO(8). Generators `A` start at zero, so `R = I` at init.

@@ -58,7 +58,7 @@ class SO8TOutput(ModelOutput):
 
 
 class SO8TModel(nn.Module):
-    """The SO8T structure around a base causal LM (plain or peft-wrapped); math as in ARCHITECTURE.md."""
+    """The SO8T structure around a base causal LM (plain or peft-wrapped); math as in docs/architecture.md."""
 
     def __init__(
         self,
