@@ -35,8 +35,9 @@ from so8t.layout import (
 )
 
 CACHE_ENV = "SO8T_CACHE_DIR"
-# Bumped when the key's recipe changes, so old entries are never mistaken for new ones.
-_KEY_RECIPE = b"so8t-consolidation-key-v2\0"
+# Bumped when the key's recipe or what a consolidation builds changes, so old entries are never mistaken for
+# new ones (v3: k-bit checkpoints fold onto the weights they trained with).
+_KEY_RECIPE = b"so8t-consolidation-key-v3\0"
 TEMPORARY_MARKER = ".tmp-"
 # `<key>.tmp-<pid>`, and the staging folders a consolidation makes beside it (`...<key>.tmp-<pid>-xxxx`).
 _TEMPORARY = re.compile(rf"{re.escape(TEMPORARY_MARKER)}(\d+)(?:-|$)")

@@ -235,6 +235,47 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
 
 # ----------------------------------------------------------------------------- so8t.json
 
+# What consolidation folds LoRA and the rotations onto (consolidate.fold_onto, `so8t consolidate --fold-onto`):
+# for an 8-bit or 4-bit checkpoint, the dequantised weights it trained with, or the base's original weights.
+FOLD_ONTO_TRAINED = "trained"
+FOLD_ONTO_ORIGINAL = "original"
+FOLD_TARGETS = (FOLD_ONTO_TRAINED, FOLD_ONTO_ORIGINAL)
+
+# The fields of so8t.json, by format: written by SO8TModel.checkpoint_info (a checkpoint) and consolidation
+# (a consolidated folder); a test holds the files they write to these keys.
+COMMON_FIELDS = {
+    "format": f"{CHECKPOINT_FORMAT} or {CONSOLIDATED_FORMAT}",
+    "version": "format version (FORMAT_VERSION)",
+    "classes": "head B's classes in order (ALLOW, ESCALATE, REFUSE)",
+    "pooling": "where head B reads h: last_prompt_token",
+    "base_model": "the base trained on: a local folder or hub id (the embedded base: its cached folder)",
+    "base_revision": "the hub revision the base was loaded at (null: the default branch); consolidation and "
+    "loading use it whenever they load the recorded base",
+    "trust_remote_code": "whether the base's own model code ran; consolidation and loading pass it on",
+    "rotated_layers": "indices of the layers whose attention output projection input is rotated",
+    "safety_head": "head B: kind (linear or mlp), mlp_hidden (and in a consolidated folder hidden_size, reads)",
+    "so8t_version": "the so8t that trained the checkpoint",
+}
+CHECKPOINT_FIELDS = {
+    **COMMON_FIELDS,
+    "base_commit": "the hub commit the base resolved to (null for a local folder), for the record",
+    "model": "how the base was loaded: dtype, quantization (none, 8bit, 4bit), quantization_config "
+    "(bitsandbytes settings), quantized_weights (sha256 of the quantised weights training used, their "
+    "layer count, device and bitsandbytes version), model_type, hidden_size",
+    "safety_class_weights": "class weights of head B's loss (null: none)",
+}
+CONSOLIDATED_FIELDS = {
+    **COMMON_FIELDS,
+    "source_checkpoint": "the checkpoint folder consolidated",
+    "trained_model": "the checkpoint's `model` record",
+    "consolidation": "fold_onto (trained or original), fold_target (what that meant here), dtype (of the saved "
+    "weights), base_dtype, trained_quantization; for a k-bit checkpoint quantized_weights (recorded and "
+    "recomputed checksums, match) and kbit_fp32_tensors (what k-bit training ran in fp32, and the dtype "
+    "saved); drift: max_abs_logit_diff and max_abs_head_b_prob_diff on probe_prompts fixed prompts against "
+    "the trained model's dequantise-then-multiply forward in fp32 (trained) and against the quantised "
+    "model's own eval forward (quantized_eval, k-bit only)",
+}
+
 
 def so8t_version() -> str:
     """The installed so8t version, recorded in so8t.json and part of the consolidation cache key."""

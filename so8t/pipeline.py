@@ -102,7 +102,7 @@ def run_pipeline(
     from so8t.consolidate import consolidate_checkpoint
 
     checkpoint = trained.best_checkpoint or trained.checkpoint_dir
-    consolidated = consolidate_checkpoint(checkpoint, run.consolidated)
+    consolidated = consolidate_checkpoint(checkpoint, run.consolidated, **cfg.consolidate.model_dump())
     clock.end("consolidate", t0)
 
     t0 = clock.begin("evaluate", ", ".join(cfg.eval.tasks))

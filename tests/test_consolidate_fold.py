@@ -12,6 +12,7 @@ from transformers import AutoModelForCausalLM
 
 from so8t.consolidate import add_arguments, consolidate_checkpoint, run_cli
 from so8t.errors import UserError
+from so8t.layout import CHECKPOINT_FIELDS, CONSOLIDATED_FIELDS
 from so8t.model.inference import load_safety_head
 from so8t.model.so8t import SO8TModel
 
@@ -43,12 +44,19 @@ def _check_fold(so8t_model, tokenizer, ckpt, out, head_kind="linear"):
         safety = head(h[torch.arange(h.shape[0]), pool])
     assert (safety - expected.safety_logits).abs().max().item() < 1e-4
     assert head.kind == head_kind
+    record = json.loads((out / "so8t.json").read_text())["consolidation"]
+    assert record["trained_quantization"] == "none" and record["dtype"] == "float32"
+    assert record["drift"]["trained"]["max_abs_logit_diff"] < 1e-4
+    assert record["drift"]["quantized_eval"] is None
     return plain, expected
 
 
 def test_fold_is_exact_for_llama_with_lora_and_mlp_head(make_so8t, tiny_base_dir, tmp_path):
     model, tok = make_so8t(tiny_base_dir, head="mlp")
     plain, _ = _check_fold(model, tok, tmp_path / "ckpt", tmp_path / "out", head_kind="mlp")
+    # both so8t.json files hold exactly the fields so8t/layout.py defines
+    assert set(json.loads((tmp_path / "ckpt" / "so8t.json").read_text())) == set(CHECKPOINT_FIELDS)
+    assert set(json.loads((tmp_path / "out" / "so8t.json").read_text())) == set(CONSOLIDATED_FIELDS)
     assert not any("lora" in k for k in load_file(tmp_path / "out" / "model.safetensors"))
     meta = json.loads((tmp_path / "out" / "so8t.json").read_text())
     assert meta["format"] == "so8t-consolidated" and meta["classes"] == ["ALLOW", "ESCALATE", "REFUSE"]
@@ -72,32 +80,6 @@ def test_fold_is_exact_for_tied_qwen2_and_unties_the_embeddings(make_so8t, tiny_
     assert config["tie_word_embeddings"] is False
     assert plain.get_output_embeddings().weight.data_ptr() != plain.get_input_embeddings().weight.data_ptr()
     assert not torch.equal(plain.get_output_embeddings().weight, plain.get_input_embeddings().weight)
-
-
-def test_checkpoint_trained_on_8bit_base_consolidates_to_the_unquantised_so8t_model(
-    make_so8t, tiny_base_dir, tmp_path, capsys
-):
-    model, tok = make_so8t(tiny_base_dir, quantization="8bit", for_training=True)
-    enc = tok(PROMPTS, return_tensors="pt", padding=True)
-    labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    for _ in range(2):
-        opt.zero_grad()
-        out = model(**enc, labels=labels, safety_labels=torch.tensor([0, 2]))
-        (out.lm_loss + out.safety_loss).backward()
-        opt.step()
-    model.eval()
-    ckpt = tmp_path / "ckpt"
-    model.save_so8t(ckpt)
-    info_before = json.loads((ckpt / "so8t.json").read_text())
-    assert info_before["model"]["quantization"] == "8bit"
-    with torch.no_grad():
-        quantised_logits = model(**enc).logits
-    _, expected = _check_fold(model, tok, ckpt, tmp_path / "out")
-    error = (quantised_logits - expected.logits).abs().max().item()
-    with capsys.disabled():
-        print(f"\n8-bit base quantisation error (max |logit diff| vs unquantised SO8T): {error:.4g}")
-    assert error > 0  # the 8-bit model really is quantised; consolidation does not inherit that error
 
 
 def test_cli_consolidates_with_a_base_override(make_so8t, tiny_base_dir, tmp_path):
@@ -134,3 +116,19 @@ def test_folder_without_so8t_json_is_rejected_with_a_readable_error(tmp_path):
         consolidate_checkpoint(tmp_path, tmp_path / "out")
     with pytest.raises(UserError, match="consolidate"):
         load_safety_head(tmp_path)
+
+
+def test_the_run_configs_consolidate_section_sets_the_saved_dtype(make_so8t, tiny_base_dir, tmp_path):
+    from so8t.config import RunConfig
+
+    model, _ = make_so8t(tiny_base_dir)
+    ckpt = model.save_so8t(tmp_path / "ckpt")
+    section = RunConfig.model_validate({"consolidate": {"dtype": "bfloat16"}}).consolidate
+    out = consolidate_checkpoint(ckpt, tmp_path / "out", **section.model_dump())
+    assert {t.dtype for t in load_file(out / "model.safetensors").values()} == {torch.bfloat16}
+    record = json.loads((out / "so8t.json").read_text())["consolidation"]
+    assert record["dtype"] == "bfloat16" and record["base_dtype"] == "float32"
+    # one rounding to bf16 per folded weight: measured, not hidden
+    assert record["drift"]["trained"]["max_abs_logit_diff"] > 1e-4
+    with pytest.raises(UserError, match="fold_onto='sideways'"):
+        consolidate_checkpoint(ckpt, tmp_path / "bad", fold_onto="sideways")

@@ -158,6 +158,10 @@ def test_report_holds_metrics_curves_confusion_matrix_and_generations(finished_r
     )
     assert "Safety decisions per category" in report
     assert "### Sample generations" in report and "| question | output | extracted | gold |" in report
+    assert (
+        "folded onto: trained" in report
+        and "| the trained model (dequantise-then-multiply, fp32) |" in report
+    )
 
 
 def _matrix_rows(report: str) -> list[tuple[str, str]]:

@@ -1,12 +1,13 @@
-"""The run config: one torch-free module per section (model, train, safety and PET, eval, logging, gates; the
-data section lives with the data in so8t.data), composed by RunConfig, loaded from YAML with `--set`
-overrides, checked before any model loads, and documented in docs/config.md.
+"""The run config: one torch-free module per section (model, train, safety and PET, consolidate, eval, logging,
+gates; the data section lives with the data in so8t.data), composed by RunConfig, loaded from YAML with
+`--set` overrides, checked before any model loads, and documented in docs/config.md.
 
 Importing this package never imports torch, transformers or datasets, so `so8t validate` stays fast.
 """
 
 from __future__ import annotations
 
+from so8t.config.consolidate import ConsolidateConfig
 from so8t.config.eval import EvalConfig
 from so8t.config.gates import GateConfig, GateRule
 from so8t.config.loading import load_config
@@ -22,6 +23,7 @@ from so8t.config.yaml_file import read_yaml
 from so8t.data.config import DataConfig
 
 __all__ = [
+    "ConsolidateConfig",
     "DataConfig",
     "EvalConfig",
     "GateConfig",

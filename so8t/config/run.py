@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, PrivateAttr
 
+from so8t.config.consolidate import ConsolidateConfig
 from so8t.config.eval import EvalConfig
 from so8t.config.gates import GateConfig
 from so8t.config.logging import LoggingConfig
@@ -30,6 +31,10 @@ class RunConfig(Section):
     safety: SafetyConfig = Field(default_factory=SafetyConfig, description="Safety head B and its loss.")
     pet: PetConfig = Field(
         default_factory=PetConfig, description="PET curvature regulariser and its schedule."
+    )
+    consolidate: ConsolidateConfig = Field(
+        default_factory=ConsolidateConfig,
+        description="Consolidation of the best checkpoint into a plain model.",
     )
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Evaluation with lm-evaluation-harness.")
     gates: GateConfig | None = Field(

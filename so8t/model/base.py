@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from so8t.errors import UserError
+from so8t.model.architectures import architecture_of, find_architecture
 
 if TYPE_CHECKING:  # pragma: no cover
     from so8t.config import LoraConfig, ModelConfig
@@ -22,10 +23,6 @@ _DTYPES = {
     "float16": "float16",
     "fp16": "float16",
 }
-
-# Default LoRA targets by model_type; anything Llama-like uses q/k/v/o_proj.
-_GPT2_LIKE = {"gpt2": ["c_attn", "c_proj"]}
-_LLAMA_LIKE = ["q_proj", "k_proj", "v_proj", "o_proj"]
 
 
 def resolve_base_path(base: str) -> str:
@@ -130,6 +127,14 @@ def bnb_config(
     )
 
 
+def prepare_tokenizer(tokenizer: Any) -> Any:
+    """A pad token when the tokenizer has none (eos, else unk) and right padding, as training pads rows."""
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.unk_token
+    tokenizer.padding_side = "right"
+    return tokenizer
+
+
 def load_base(
     model_cfg: ModelConfig,
     *,
@@ -142,7 +147,9 @@ def load_base(
 
     `model_cfg` is the run config's `model` section; `quantization` and `base` override its values. Sets a pad
     token when missing, turns use_cache off for training, enables non-reentrant gradient checkpointing when
-    asked (the one place it is switched on), and prepares quantised bases for k-bit training.
+    asked (the one place it is switched on), and prepares quantised bases for k-bit training. The model
+    keeps the hub revision and trust_remote_code it was loaded with as `model.so8t_loading`, so a checkpoint
+    records them in so8t.json.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -174,11 +181,10 @@ def load_base(
             f"cannot load the base model {path!r} (model.base): {exc}. Give a local Hugging Face folder, "
             f"'embedded:tiny', or a hub id reachable from this machine."
         ) from exc
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.unk_token
+    prepare_tokenizer(tokenizer)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
-    tokenizer.padding_side = "right"
+    model.so8t_loading = {"revision": revision, "trust_remote_code": bool(trust)}
     if for_training:
         model.config.use_cache = False
         if bnb is not None:
@@ -195,27 +201,47 @@ def load_base(
     return model, tokenizer
 
 
+def checkpoint_model_config(
+    info: dict[str, Any],
+    base: str,
+    *,
+    quantization: str | None = None,
+    dtype: str | None = None,
+    compute_dtype: str | None = None,
+) -> ModelConfig:
+    """The `model` section that loads a checkpoint's base `base` the way its training did, from its so8t.json
+    `info`: the recorded hub revision (when `base` is the recorded base) and trust_remote_code, the dtype and
+    the bitsandbytes settings. `quantization` (default "none"), `dtype` and `compute_dtype` override them."""
+    from so8t.config import ModelConfig
+
+    model_info = info.get("model") or {}
+    quant = model_info.get("quantization_config") or {}
+    recorded_base = base == info.get("base_model")
+    settings: dict[str, Any] = {
+        "base": base,
+        "revision": info.get("base_revision") if recorded_base else None,
+        "trust_remote_code": bool(info.get("trust_remote_code", False)),
+        "dtype": dtype or model_info.get("dtype") or "auto",
+        "quantization": quantization or "none",
+        "bnb_compute_dtype": compute_dtype or "auto",
+    }
+    if "bnb_4bit_quant_type" in quant:
+        settings["bnb_4bit_quant_type"] = quant["bnb_4bit_quant_type"]
+    if "bnb_4bit_use_double_quant" in quant:
+        settings["bnb_4bit_use_double_quant"] = bool(quant["bnb_4bit_use_double_quant"])
+    return ModelConfig(**settings)
+
+
 def bnb_compute_dtype(bnb) -> Any:
     return getattr(bnb, "bnb_4bit_compute_dtype", None) if getattr(bnb, "load_in_4bit", False) else None
 
 
 def default_lora_targets(model: Any, include_mlp: bool = False) -> list[str]:
-    """LoRA target module names for the base's architecture (attention projections; MLP when asked)."""
-    model_type = getattr(getattr(model, "config", None), "model_type", "")
-    if model_type in _GPT2_LIKE:
-        return list(_GPT2_LIKE[model_type]) + (["c_fc"] if include_mlp else [])
-    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    if {"q_proj", "v_proj", "o_proj"} <= names:
-        targets = [t for t in _LLAMA_LIKE if t in names]
-        if include_mlp:
-            targets += [t for t in ("gate_proj", "up_proj", "down_proj") if t in names]
-        return targets
-    if "qkv_proj" in names and "o_proj" in names:  # Phi3
-        return ["qkv_proj", "o_proj"] + (["gate_up_proj", "down_proj"] if include_mlp else [])
-    raise UserError(
-        f"no default LoRA targets for model type {model_type!r}: set model.lora.target_modules to the names of "
-        f"its attention projections (e.g. [q_proj, v_proj])."
-    )
+    """LoRA target module names for the base's architecture (attention projections; MLP when asked).
+
+    UserError for an architecture so8t does not support (so8t/model/architectures.py)."""
+    arch = architecture_of(model, "no default LoRA targets")
+    return list(arch.lora_targets) + (list(arch.mlp_targets) if include_mlp else [])
 
 
 def add_lora(model: Any, lora_cfg: LoraConfig, *, init_lora_weights: bool | str = True):
@@ -223,6 +249,7 @@ def add_lora(model: Any, lora_cfg: LoraConfig, *, init_lora_weights: bool | str 
     import peft
 
     targets = lora_cfg.target_modules or default_lora_targets(model)
+    arch = find_architecture(model)
     config = peft.LoraConfig(
         r=lora_cfg.r,
         lora_alpha=lora_cfg.alpha,
@@ -231,6 +258,6 @@ def add_lora(model: Any, lora_cfg: LoraConfig, *, init_lora_weights: bool | str 
         bias="none",
         task_type="CAUSAL_LM",
         init_lora_weights=init_lora_weights,
-        fan_in_fan_out=getattr(getattr(model, "config", None), "model_type", "") == "gpt2",
+        fan_in_fan_out=bool(arch and arch.conv1d),
     )
     return peft.get_peft_model(model, config)

@@ -13,18 +13,9 @@ import torch
 from torch import nn
 
 from so8t.errors import UserError
+from so8t.model.architectures import architecture_of
 
 BLOCK = 8
-
-# Attention output projections by architecture: (layer container path, projection path inside a layer).
-_OUTPUT_PROJECTIONS = (
-    ("self_attn.o_proj", "Llama, Mistral, Qwen2, Gemma, Phi3, ..."),
-    ("attn.c_proj", "GPT-2"),
-    ("self_attn.out_proj", "OPT, BART-like"),
-    ("attention.dense", "GPT-NeoX"),
-    ("self_attention.dense", "Falcon, BLOOM"),
-    ("attn.out_proj", "GPT-J, CodeGen"),
-)
 
 
 def _check_width(width: int, what: str) -> int:
@@ -45,6 +36,8 @@ class SO8Rotation(nn.Module):
         self.width = width
         self.generators = nn.Parameter(torch.zeros(_check_width(width, what), BLOCK, BLOCK))
         self._shared_blocks: torch.Tensor | None = None
+        # the forward pre-hook that applies this rotation inside a model (attach_attention_rotations)
+        self.hook_handle: torch.utils.hooks.RemovableHandle | None = None
 
     def blocks(self) -> torch.Tensor:
         """(k, 8, 8) fp32 rotations `R_j = matrix_exp(A_j - A_j^T)`."""
@@ -109,24 +102,23 @@ class SO8Gate(nn.Module):
 def find_attention_output_projections(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The attention output projection of every decoder layer, in layer order: [(qualified name, module)].
 
-    Names are as in `model.named_modules()` (peft wrappers included: the outer module is returned).
-    Raises UserError for an architecture with none of the known projection names.
+    Names are as in `model.named_modules()` (peft wrappers included: the outer module is returned). The
+    projection's path comes from the architecture table (so8t/model/architectures.py); UserError for an
+    architecture not in it, or a model of that type without such modules.
     """
-    named = dict(model.named_modules())
-    for suffix, _ in _OUTPUT_PROJECTIONS:
-        found = [
-            (name, mod)
-            for name, mod in named.items()
-            if name.endswith("." + suffix) and not name.endswith(".base_layer")
-        ]
-        if found:
-            return found
-    looked = "; ".join(f"'<layer>.{s}' ({arch})" for s, arch in _OUTPUT_PROJECTIONS)
-    raise UserError(
-        f"cannot place SO(8) rotations in {type(model).__name__}: no attention output projection found. "
-        f"Looked for modules named {looked}. Use a supported architecture, or set model.so8.layers: [] "
-        f"to train without in-network rotations."
-    )
+    suffix = architecture_of(model, "cannot place SO(8) rotations inside attention").output_projection
+    found = [
+        (name, mod)
+        for name, mod in model.named_modules()
+        if name.endswith("." + suffix) and not name.endswith(".base_layer")
+    ]
+    if not found:
+        raise UserError(
+            f"cannot place SO(8) rotations in {type(model).__name__}: it has no modules named "
+            f"'<layer>.{suffix}', where its architecture keeps the attention output projection. Set "
+            "model.so8.layers: [] to train without rotations inside attention."
+        )
+    return found
 
 
 def _in_features(module: nn.Module) -> int:
@@ -153,8 +145,12 @@ def attach_attention_rotations(model: nn.Module, layers: str | list[int] = "all"
     """Rotate the input of each chosen layer's attention output projection: `o_proj(x R_l)`.
 
     The hook sits on the outer (peft-wrapped, possibly 8/4-bit) module so LoRA sees the rotated input.
-    Returns a ModuleDict keyed by layer index (str) holding the SO8Rotation of each layer.
+    Returns a ModuleDict keyed by layer index (str) holding the SO8Rotation of each layer; each rotation keeps
+    its hook's handle as `hook_handle` (SO8TModel.remove_hooks). `layers=[]` places none and needs no known
+    architecture.
     """
+    if layers != "all" and not list(layers):
+        return nn.ModuleDict()
     projections = find_attention_output_projections(model)
     by_layer = {_layer_index(name, i): (name, mod) for i, (name, mod) in enumerate(projections)}
     chosen = sorted(by_layer) if layers == "all" else list(layers)
@@ -169,7 +165,7 @@ def attach_attention_rotations(model: nn.Module, layers: str | list[int] = "all"
         name, module = by_layer[index]
         rotation = SO8Rotation(_in_features(module), f"attention output projection input ({name})")
         rotations[str(index)] = rotation
-        module.register_forward_pre_hook(_make_pre_hook(rotation))
+        rotation.hook_handle = module.register_forward_pre_hook(_make_pre_hook(rotation))
     return rotations
 
 

@@ -32,6 +32,7 @@ from so8t.layout import (
 )
 from so8t.model.heads import SafetyHead, pool_last_prompt_token
 from so8t.model.pet import pet_sum
+from so8t.model.quantized import quantization_settings, quantized_weights_checksum
 from so8t.model.so8 import SO8Gate, attach_attention_rotations, shared_exponential
 
 IGNORE_INDEX = -100
@@ -84,8 +85,10 @@ class SO8TModel(nn.Module):
         self.safety_head = SafetyHead(hidden_size, len(DECISIONS), safety_head_kind, mlp_hidden).to(device)
         self.safety_class_weights = safety_class_weights
         self.base_reference: str | None = None
+        # taken now, before an eval forward on the CPU can repack 4-bit weights (so8t/model/quantized.py)
+        self.quantized_weights = quantized_weights_checksum(self.hf_model)
         self._captured: dict[str, torch.Tensor] = {}
-        lm_head.register_forward_pre_hook(self._gate_hook)
+        self._gate_hook_handle = lm_head.register_forward_pre_hook(self._gate_hook)
 
     # --- the gate on the LM head's input -------------------------------------------------------------------
     def _gate_hook(self, _module, args):
@@ -93,6 +96,13 @@ class SO8TModel(nn.Module):
         h_safe, h_task = self.gate(h)
         self._captured = {"h": h, "h_safe": h_safe}
         return (h_task,) + tuple(args[1:])
+
+    def remove_hooks(self) -> None:
+        """Take the rotations and the gate out of the base's forward (consolidation, once they are folded)."""
+        self._gate_hook_handle.remove()
+        for rotation in self.rotations.values():
+            if rotation.hook_handle is not None:
+                rotation.hook_handle.remove()
 
     @property
     def hf_model(self) -> nn.Module:
@@ -204,15 +214,21 @@ class SO8TModel(nn.Module):
                 "8bit" if quant.get("load_in_8bit") else "4bit" if quant.get("load_in_4bit") else "none"
             )
         dtype = getattr(cfg, "dtype", None) or getattr(cfg, "torch_dtype", None)
+        loading = getattr(self.hf_model, "so8t_loading", None) or {}
         return {
             "format": CHECKPOINT_FORMAT,
             "version": FORMAT_VERSION,
             "classes": list(DECISIONS),
             "pooling": "last_prompt_token",
             "base_model": self.base_reference or getattr(cfg, "_name_or_path", None),
+            "base_revision": loading.get("revision"),
+            "base_commit": getattr(cfg, "_commit_hash", None),
+            "trust_remote_code": bool(loading.get("trust_remote_code", False)),
             "model": {
                 "dtype": str(dtype).replace("torch.", "") if dtype else None,
                 "quantization": quantization,
+                "quantization_config": quantization_settings(cfg),
+                "quantized_weights": self.quantized_weights,
                 "model_type": getattr(cfg, "model_type", None),
                 "hidden_size": self.gate.R_safe.width,
             },
@@ -243,17 +259,18 @@ class SO8TModel(nn.Module):
         for_training: bool = False,
         dtype: str | None = None,
         device_map: Any = None,
+        compute_dtype: str | None = None,
     ) -> SO8TModel:
-        """The checkpoint's adapter on a freshly loaded base (base/quantization override the recorded ones)."""
+        """The checkpoint's adapter on a freshly loaded base, loaded as so8t.json records it (revision,
+        trust_remote_code, dtype, bitsandbytes settings); `base`, `quantization` (default "none": unquantised),
+        `dtype` and `compute_dtype` (of 4-bit layers) override the recorded ones."""
         from peft import PeftModel
         from safetensors.torch import load_file
 
-        from so8t.config import ModelConfig
-        from so8t.model.base import checkpoint_base, load_base
+        from so8t.model.base import checkpoint_base, checkpoint_model_config, load_base
 
         ckpt = Path(ckpt_dir)
         info = read_checkpoint_info(ckpt)
-        model_info = info.get("model") or {}
         base_path = checkpoint_base(
             ckpt / SO8T_JSON,
             info.get("base_model"),
@@ -261,10 +278,8 @@ class SO8TModel(nn.Module):
             "base=",
             fix="pass base=PATH (the base model the checkpoint was trained on)",
         )
-        model_cfg = ModelConfig(
-            base=base_path,
-            dtype=dtype or model_info.get("dtype") or "auto",
-            quantization=quantization or "none",
+        model_cfg = checkpoint_model_config(
+            info, base_path, quantization=quantization, dtype=dtype, compute_dtype=compute_dtype
         )
         hf, _ = load_base(model_cfg, for_training=for_training, device_map=device_map)
         if (ckpt / ADAPTER_CONFIG).is_file():

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from so8t.data.safety import DECISIONS
-from so8t.layout import BEST_CHECKPOINT_RULE, BEST_METRIC_KEY, RunDir, log_history
+from so8t.layout import BEST_CHECKPOINT_RULE, BEST_METRIC_KEY, RunDir, log_history, read_consolidated_info
 
 if TYPE_CHECKING:  # pragma: no cover
     from so8t.config import RunConfig
@@ -38,6 +38,53 @@ def metrics_table(results: dict) -> list[str]:
             stderr = metrics.get(f"{metric}_stderr,{filter_name}")
             rows.append(f"| {task} | {metric} | {filter_name} | {_fmt(value)} | {_fmt(stderr)} |")
     return rows
+
+
+def _small(value: Any) -> str:
+    return f"{value:.2e}" if isinstance(value, (int, float)) else "—"
+
+
+def consolidation_summary(consolidated_info: dict) -> list[str]:
+    """What the consolidated model was folded onto, its dtype, the quantised-weight check and the drifts
+    (from the consolidated folder's so8t.json); [] when it records no consolidation."""
+    record = consolidated_info.get("consolidation")
+    if not record:
+        return []
+    lines = [
+        f"- folded onto: {record.get('fold_onto')} ({record.get('fold_target')}); trained on a "
+        f"{record.get('trained_quantization')} base",
+        f"- saved dtype: {record.get('dtype')} (the base's: {record.get('base_dtype')})",
+    ]
+    fp32 = record.get("kbit_fp32_tensors")
+    if fp32:
+        lines.append(
+            f"- k-bit training ran {len(fp32.get('tensors', []))} tensor groups in fp32 (norms, embeddings, "
+            f"LM head, biases); saved in {fp32.get('saved_in')}"
+        )
+    check = record.get("quantized_weights")
+    if check:
+        verdict = {True: "match", False: "**MISMATCH**", None: "not verified (no checksum recorded)"}
+        lines.append(
+            f"- quantised weights recomputed at consolidation vs those training used: {verdict[check.get('match')]}"
+        )
+    drift = record.get("drift") or {}
+    rows = [
+        ("the trained model (dequantise-then-multiply, fp32)", drift.get("trained")),
+        ("the quantised model's own eval forward", drift.get("quantized_eval")),
+    ]
+    lines += [
+        "",
+        f"Drift of the consolidated model on {drift.get('probe_prompts', '—')} fixed probe prompts:",
+        "",
+        "| against | max abs logit diff | max abs head-B probability diff |",
+        "|---|---:|---:|",
+    ]
+    lines += [
+        f"| {what} | {_small(d.get('max_abs_logit_diff'))} | {_small(d.get('max_abs_head_b_prob_diff'))} |"
+        for what, d in rows
+        if d
+    ]
+    return lines
 
 
 def _decision_of(sample: dict) -> tuple[str, str] | None:
@@ -179,6 +226,9 @@ def write_report(
         )
     if timings:
         lines.append("- stage times (s): " + ", ".join(f"{k} {v}" for k, v in timings.items()))
+    consolidation = consolidation_summary(read_consolidated_info(run.consolidated))
+    if consolidation:
+        lines += ["", "## Consolidation", "", *consolidation]
     lines += ["", "## Metrics", "", *metrics_table(results), ""]
     if gate_report is not None:
         lines += ["## Gate", "", gate_report.to_markdown(), ""]

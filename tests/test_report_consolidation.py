@@ -1,0 +1,47 @@
+"""The run report shows what consolidation folded onto, the dtype, the quantised-weight check and the drifts."""
+
+from __future__ import annotations
+
+import json
+
+from so8t.config import RunConfig
+from so8t.results.report import write_report
+
+RECORD = {
+    "fold_onto": "trained",
+    "fold_target": "the weights the model trained with",
+    "dtype": "bfloat16",
+    "base_dtype": "bfloat16",
+    "trained_quantization": "4bit",
+    "quantized_weights": {"recorded": {"sha256": "a"}, "recomputed": {"sha256": "b"}, "match": False},
+    "kbit_fp32_tensors": {"tensors": ["lm_head.weight", "model.norm.weight"], "saved_in": "bfloat16"},
+    "drift": {
+        "probe_prompts": 3,
+        "trained": {"max_abs_logit_diff": 3.1e-7, "max_abs_head_b_prob_diff": 5.2e-8},
+        "quantized_eval": {"max_abs_logit_diff": 0.0027, "max_abs_head_b_prob_diff": 0.0011},
+    },
+}
+
+
+def _report(tmp_path, record) -> str:
+    (tmp_path / "consolidated").mkdir()
+    info = {"format": "so8t-consolidated", "version": 1, "consolidation": record}
+    (tmp_path / "consolidated" / "so8t.json").write_text(json.dumps(info))
+    return write_report(tmp_path, cfg=RunConfig(), results={"results": {}}).read_text()
+
+
+def test_the_report_shows_the_fold_target_dtype_check_and_drifts(tmp_path):
+    report = _report(tmp_path, RECORD)
+    section = report.split("## Consolidation", 1)[1].split("## Metrics", 1)[0]
+    assert "folded onto: trained (the weights the model trained with); trained on a 4bit base" in section
+    assert "saved dtype: bfloat16 (the base's: bfloat16)" in section
+    assert "**MISMATCH**" in section and "2 tensor groups in fp32" in section
+    assert "| the trained model (dequantise-then-multiply, fp32) | 3.10e-07 | 5.20e-08 |" in section
+    assert "| the quantised model's own eval forward | 2.70e-03 | 1.10e-03 |" in section
+
+
+def test_an_unquantised_run_shows_only_the_drift_against_the_trained_model(tmp_path):
+    record = {**RECORD, "trained_quantization": "none", "drift": {**RECORD["drift"], "quantized_eval": None}}
+    del record["quantized_weights"], record["kbit_fp32_tensors"]
+    section = _report(tmp_path, record).split("## Consolidation", 1)[1]
+    assert "trained model" in section and "eval forward" not in section and "quantised weights" not in section
