@@ -33,7 +33,7 @@ def _report(tmp_path, record) -> str:
 def test_the_report_shows_the_fold_target_dtype_check_and_drifts(tmp_path):
     report = _report(tmp_path, RECORD)
     section = report.split("## Consolidation", 1)[1].split("## Metrics", 1)[0]
-    assert "folded onto: trained (the weights the model trained with); trained on a 4bit base" in section
+    assert "folded onto: trained (the weights the model trained with); trained on a 4-bit base" in section
     assert "saved dtype: bfloat16 (the base's: bfloat16)" in section
     assert "**MISMATCH**" in section and "2 tensor groups in fp32" in section
     assert "| the trained model (dequantise-then-multiply, fp32) | 3.10e-07 | 5.20e-08 |" in section
@@ -44,4 +44,5 @@ def test_an_unquantised_run_shows_only_the_drift_against_the_trained_model(tmp_p
     record = {**RECORD, "trained_quantization": "none", "drift": {**RECORD["drift"], "quantized_eval": None}}
     del record["quantized_weights"], record["kbit_fp32_tensors"]
     section = _report(tmp_path, record).split("## Consolidation", 1)[1]
-    assert "trained model" in section and "eval forward" not in section and "quantised weights" not in section
+    assert "trained on an unquantised base" in section and "trained model" in section
+    assert "eval forward" not in section and "quantised weights" not in section

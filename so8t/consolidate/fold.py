@@ -244,13 +244,15 @@ def _checked_quantized_weights(ckpt: Path, info: dict, found: dict | None) -> di
             f"{recorded.get('sha256', '?')[:12]} from {recorded.get('device')} with bitsandbytes "
             f"{recorded.get('bitsandbytes')}, now {(found or {}).get('sha256', '?')[:12]} from "
             f"{(found or {}).get('device')} with bitsandbytes {(found or {}).get('bitsandbytes')}). The base "
-            "changed (other files or another hub revision), bitsandbytes changed, or the weights were "
-            "quantised on another kind of device: CPU and CUDA quantisation need not agree bit for bit. The "
-            f"consolidated model is folded onto the recomputed weights, and the drift {SO8T_JSON} records is "
-            "measured against them, not against the trained model. To reproduce the trained model, "
-            "consolidate with the base files (or revision) and bitsandbytes version of training, on the kind "
-            "of device that trained; or fold onto the original weights (--fold-onto original, "
-            "consolidate.fold_onto: original) for a model that does not depend on the quantisation.",
+            "changed (other files or another hub revision), bitsandbytes changed, or training quantised on "
+            "a GPU while consolidation quantises on the CPU: CPU and CUDA quantisation need not agree bit for "
+            "bit. The consolidated model is folded onto the recomputed weights, and the drift recorded in "
+            f"{SO8T_JSON} is measured against them, not against the model that trained. What to do: if the "
+            "base or bitsandbytes changed, consolidate again with the base files (or --base and the revision) "
+            "and the bitsandbytes version training used. If only the device differs, the consolidated model "
+            "differs from the trained one by single quantisation steps in some weights: check its evaluation "
+            "before relying on it, or fold onto the original weights (--fold-onto original, "
+            "consolidate.fold_onto: original) for a model that does not depend on any quantisation.",
             QuantizedWeightsMismatch,
             stacklevel=3,
         )
@@ -266,8 +268,10 @@ def _probe_as_trained(trained: Any, tokenizer: Any, record: dict, ckpt: Path, in
     if record["trained_quantization"] == "none":
         return probe_so8t(trained.eval(), tokenizer), None
     record["quantized_weights"] = _checked_quantized_weights(ckpt, info, trained.quantized_weights)
+    # peft's prepare_model_for_kbit_training upcasts every non-quantised fp16/bf16 tensor to fp32
     record["kbit_fp32_tensors"] = {
         "tensors": fp32_tensor_patterns(trained.hf_model),
+        "loaded_in": (info.get("model") or {}).get("dtype"),
         "trained_in": "float32",
         "saved_in": record["dtype"],
     }
@@ -321,13 +325,16 @@ def consolidate_checkpoint(
         "trained_quantization": quantization,
     }
 
-    # the model as it trained: the same quantised weights, computing in fp32 (k-bit layers in training mode)
+    # the model as it trained: the same quantised weights, computing in fp32 (k-bit layers in training mode).
+    # On the CPU, as before quantisation: bitsandbytes' CPU training forward is the exactness reference, and
+    # a GPU that trained a QLoRA model has no room for its consolidation beside it.
     trained = SO8TModel.load_so8t(
         ckpt,
         base=base_path,
         quantization=quantization,
         for_training=quantized,
         compute_dtype="float32" if quantized else None,
+        device_map={"": "cpu"} if quantized else None,
     )
     reference, quantized_eval = _probe_as_trained(trained, tokenizer, record, ckpt, info)
     if quantized and fold_onto == FOLD_ONTO_ORIGINAL:

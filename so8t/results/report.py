@@ -50,16 +50,18 @@ def consolidation_summary(consolidated_info: dict) -> list[str]:
     record = consolidated_info.get("consolidation")
     if not record:
         return []
+    base_kind = {"none": "an unquantised", "8bit": "an 8-bit", "4bit": "a 4-bit"}
+    quantization = record.get("trained_quantization")
     lines = [
-        f"- folded onto: {record.get('fold_onto')} ({record.get('fold_target')}); trained on a "
-        f"{record.get('trained_quantization')} base",
+        f"- folded onto: {record.get('fold_onto')} ({record.get('fold_target')}); trained on "
+        f"{base_kind.get(quantization, quantization)} base",
         f"- saved dtype: {record.get('dtype')} (the base's: {record.get('base_dtype')})",
     ]
     fp32 = record.get("kbit_fp32_tensors")
     if fp32:
         lines.append(
             f"- k-bit training ran {len(fp32.get('tensors', []))} tensor groups in fp32 (norms, embeddings, "
-            f"LM head, biases); saved in {fp32.get('saved_in')}"
+            f"LM head, biases; loaded in {fp32.get('loaded_in')}); saved in {fp32.get('saved_in')}"
         )
     check = record.get("quantized_weights")
     if check:
