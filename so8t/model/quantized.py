@@ -97,6 +97,8 @@ def quantized_weights_checksum(model: nn.Module) -> dict[str, Any] | None:
 
     digest = hashlib.sha256(b"so8t-quantized-weights-v1\0")
     for name, module in layers:
+        # the same layer whether or not peft wrapped it
+        name = name.replace(".base_layer", "")
         for part, tensor in _storage_tensors(module):
             digest.update(f"{name}.{part}\0{tuple(tensor.shape)}\0{tensor.dtype}\0".encode())
             flat = tensor.detach().reshape(-1).contiguous().cpu()
