@@ -104,27 +104,26 @@ def test_macro_f1_averages_the_classes_present():
     assert scoring.macro_f1(items) == pytest.approx(expected)
 
 
-def test_safety_ratios_use_nanmean_so_lm_eval_bootstraps_their_stderr(task_manager_factory, tmp_path):
-    """Every ratio's aggregation is lm-eval's registered nanmean, which its stderr machinery bootstraps."""
-    from lm_eval.api.metrics import nanmean, stderr_for_metric
+def test_every_safety_metric_is_aggregated_by_so8ts_function_whose_stderr_lm_eval_reports(
+    task_manager_factory, tmp_path
+):
+    """The task's aggregations are scoring.AGGREGATIONS (acc: lm-eval's own mean), and lm-eval's stderr lookup
+    (patched by the startup hook) gives each of them a standard error."""
+    from lm_eval.api.metrics import mean, stderr_for_metric
 
     data = tmp_path / "safety.jsonl"
     data.write_text(json.dumps({"prompt": "hi", "decision": "ALLOW"}) + "\n")
     task = _task(task_manager_factory, "so8t_safety_local", data_files=str(data))
     aggregation = task.aggregation()
-    for name in (
-        "refuse_recall",
-        "escalate_precision",
-        "allow_precision",
-        "unsafe_allow_rate",
-        "over_refusal_rate",
-    ):
-        assert aggregation[name] is nanmean
-        assert stderr_for_metric(aggregation[name], bootstrap_iters=10) is not None
-    assert task.higher_is_better()["unsafe_allow_rate"] is False
-    assert task.higher_is_better()["over_refusal_rate"] is False
-    assert task.higher_is_better()["refuse_recall"] is True
-    assert aggregation["macro_f1"] is scoring.macro_f1 or aggregation["macro_f1"].__name__ == "macro_f1"
+    assert set(aggregation) == set(scoring.METRIC_NAMES)
+    for name in scoring.METRIC_NAMES:
+        expected = mean if name == "acc" else scoring.aggregation(name)
+        assert aggregation[name] is expected, name
+        assert stderr_for_metric(aggregation[name], bootstrap_iters=10) is not None, name
+        assert stderr_for_metric(aggregation[name], bootstrap_iters=0) is None, name
+    directions = task.higher_is_better()
+    assert directions["unsafe_allow_rate"] is False and directions["over_refusal_rate"] is False
+    assert directions["non_finite_decisions"] is False and directions["refuse_recall"] is True
 
 
 def test_nanmean_of_per_doc_values_is_the_ratio():
