@@ -118,36 +118,6 @@ def test_predict_rejects_a_path_that_is_not_a_so8t_model(tmp_path):
 # ----------------------------------------------------------------------------- fail closed
 
 
-def _with_broken_head(consolidated, out, kind: str):
-    """A copy of a consolidated folder whose head B has NaN weights, a NaN bias, or all-equal scores."""
-    import shutil
-
-    import torch
-    from safetensors.torch import load_file, save_file
-
-    from so8t.layout import SAFETY_HEAD_FILE
-
-    shutil.copytree(consolidated, out)
-    state = load_file(str(out / SAFETY_HEAD_FILE))
-    for key, value in state.items():
-        if kind == "all_equal":
-            state[key] = torch.zeros_like(value)
-        elif key.endswith("weight") if kind == "nan_weights" else key.endswith("bias"):
-            state[key] = torch.full_like(value, float("nan"))
-    save_file(state, str(out / SAFETY_HEAD_FILE))
-    return out
-
-
-@pytest.fixture(scope="module")
-def broken_heads(tiny_so8t, tmp_path_factory):
-    _, consolidated, _ = tiny_so8t
-    root = tmp_path_factory.mktemp("broken_heads")
-    return {
-        kind: _with_broken_head(consolidated, root / kind, kind)
-        for kind in ("nan_weights", "nan_bias", "all_equal")
-    }
-
-
 @pytest.mark.parametrize("kind", ["nan_weights", "nan_bias", "all_equal"])
 @pytest.mark.parametrize("threshold", [None, 0.3, 0.9])
 def test_a_broken_or_tied_head_never_allows_through_the_python_api(broken_heads, kind, threshold):
