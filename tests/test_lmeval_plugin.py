@@ -92,6 +92,7 @@ def test_the_stderr_patch_also_reaches_an_evaluator_loaded_before_the_hook():
     assert _python(code, SO8T_LM_EVAL_HOOK="0").splitlines() == ["None", "True 0.3535533905932738 True None"]
 
 
+@pytest.mark.slow
 def test_a_users_own_task_folder_overrides_the_installed_so8t_task(tmp_path):
     """The so8t folder is indexed first and lm-eval lets later paths win, so --include_path beats it."""
     user_tasks = tmp_path / "my_tasks"

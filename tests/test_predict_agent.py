@@ -137,6 +137,7 @@ def test_a_broken_or_tied_head_never_allows_through_the_python_api(broken_heads,
         )
 
 
+@pytest.mark.slow
 def test_predict_cli_names_non_finite_scores(broken_heads):
     result = subprocess.run(
         [sys.executable, "-m", "so8t", "predict", str(broken_heads["nan_bias"]), "hi", "--device", "cpu"],

@@ -6,7 +6,9 @@ content-addressed cache) or a run directory; it is resolved to a plain HF folder
 for `--model hf` and nothing runs per token. Requests whose doc carries `so8t_decision: true`
 (added by the so8t safety tasks' process_docs) are answered by head B when decision_source=head:
 one forward over the context, h = the LM head's input at the last context token, log-softmax over
-ALLOW / ESCALATE / REFUSE. Everything else goes to HFLM unchanged.
+ALLOW / ESCALATE / REFUSE, then the fail-closed rule (so8t.model.decision_rule), whose reported scores
+have the decision as their argmax. Everything else goes to HFLM unchanged. Unknown model args are refused
+before anything loads (HFLM would hand them to transformers, which fails with a bare TypeError).
 """
 
 from __future__ import annotations

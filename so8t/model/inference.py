@@ -2,8 +2,8 @@
 
 Shared by the lm-eval backend and `so8t predict` (so predict never imports lm_eval). A consolidated folder
 keeps head B beside the plain HF model; head B reads the LM head's input h (R_safe is folded into its first
-layer). `fail_closed` is the one decision rule: every caller turns head B's probabilities into a decision
-through it.
+layer). `fail_closed` applies the one decision rule (so8t.model.decision_rule) to a batch: every caller turns
+head B's probabilities into a decision through it.
 """
 
 from __future__ import annotations
