@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -242,7 +243,12 @@ def run_cli(args: argparse.Namespace) -> int:
     )
     response = agent.generate(args.request)
     if args.json:
-        print(json.dumps(asdict(response), indent=2))
+        shown = asdict(response)
+        # strict JSON has no NaN: a broken head's probabilities print as null (non_finite_scores says why)
+        shown["probabilities"] = {
+            k: (v if math.isfinite(v) else None) for k, v in response.probabilities.items()
+        }
+        print(json.dumps(shown, indent=2, allow_nan=False))
     else:
         shown = ", ".join(f"{name} {p:.3f}" for name, p in response.probabilities.items())
         note = " (ALLOW below --allow-threshold)" if response.below_allow_threshold else ""

@@ -88,9 +88,10 @@ def test_invalid_gate_configs_are_rejected(bad):
 
 
 def test_every_field_has_a_description():
+    from so8t.config.gates import IncludedRules, RulesFile
     from so8t.results.rules import SuiteConfig
 
-    for model in (GateRule, GateConfig, SuiteConfig):
+    for model in (GateRule, GateConfig, SuiteConfig, RulesFile, IncludedRules):
         assert all(f.description for f in model.model_fields.values()), model.__name__
 
 

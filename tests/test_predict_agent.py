@@ -147,6 +147,25 @@ def test_predict_cli_names_non_finite_scores(broken_heads):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("decision: REFUSE (head B's scores are not finite numbers")
+    as_json = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "so8t",
+            "predict",
+            str(broken_heads["nan_bias"]),
+            "hi",
+            "--json",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    response = json.loads(as_json.stdout, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+    assert response["decision"] == "REFUSE" and response["non_finite_scores"] is True
+    assert response["probabilities"] == {d: None for d in DECISIONS}
 
 
 # ----------------------------------------------------------------------------- over-long requests
