@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from so8t.data.safety import DECISIONS
+from so8t.errors import UserError
 
 DEFAULT_ESCALATE_MESSAGE = "This request needs review by a person before it can be answered."
 DEFAULT_REFUSE_MESSAGE = "I can't help with this request."
@@ -23,11 +25,16 @@ ANSWER_FORMATS = ("question", "decision")
 
 @dataclass
 class Decision:
-    """Head B's decision; `probabilities` are its softmax per class (before any allow_threshold)."""
+    """Head B's decision; `probabilities` are its softmax per class (before any allow_threshold).
+
+    `non_finite_scores` is True when head B's scores were not finite numbers (a broken head or model): the
+    decision is then REFUSE by the fail-closed rule, not a decision of the head.
+    """
 
     decision: str
     probabilities: dict[str, float]
     below_allow_threshold: bool = False
+    non_finite_scores: bool = False
 
 
 @dataclass
@@ -67,21 +74,42 @@ class So8tAgent:
     def device(self) -> Any:
         return self.model.get_output_embeddings().weight.device
 
+    @property
+    def context_window(self) -> int:
+        from so8t.model.inference import context_window
+
+        return context_window(self.model, self.tokenizer)
+
+    def _prompt_ids(self, prompt: str, max_tokens: int) -> Any:
+        """(1, T) ids of a prompt, keeping its last `max_tokens` tokens (training and the backend do the same)."""
+        import torch
+
+        from so8t.model.inference import keep_end
+
+        ids = keep_end(self.tokenizer(prompt)["input_ids"], max_tokens)
+        return torch.tensor([ids], dtype=torch.long, device=self.device)
+
     def decide(self, text: str) -> Decision:
-        """Head B on the safety prompt's last token; an ALLOW below allow_threshold becomes ESCALATE."""
+        """Head B on the safety prompt's last token, by the fail-closed rule (so8t.model.decision_rule):
+        non-finite scores decide REFUSE, ties go to the stricter class, and an ALLOW below allow_threshold
+        becomes ESCALATE. An over-long request keeps its end, as in training."""
         import torch
 
         from so8t.data.templates import safety_prompt
+        from so8t.model.decision_rule import ALLOW, fail_closed_choice
         from so8t.model.inference import decide
 
-        ids = self.tokenizer(safety_prompt(text), return_tensors="pt")["input_ids"].to(self.device)
+        ids = self._prompt_ids(safety_prompt(text), self.context_window)
         decided = decide(self.model, self.safety_head, ids, torch.ones_like(ids), self.allow_threshold)
         probabilities = {
             name: float(p) for name, p in zip(DECISIONS, decided.log_probs[0].exp().tolist(), strict=True)
         }
         decision = DECISIONS[int(decided.decisions[0])]
-        argmax = max(probabilities, key=probabilities.__getitem__)
-        return Decision(decision, probabilities, below_allow_threshold=decision != argmax)
+        # the rule without the threshold would have allowed: the threshold demoted this request
+        below = decision == "ESCALATE" and fail_closed_choice(decided.log_probs[0].tolist()) == ALLOW
+        return Decision(
+            decision, probabilities, below_allow_threshold=below, non_finite_scores=decided.non_finite[0]
+        )
 
     def generate(self, text: str, max_new_tokens: int | None = None) -> Response:
         """Decide; on ALLOW generate the answer greedily with the task head, else return the message."""
@@ -101,7 +129,14 @@ class So8tAgent:
             prompt = templates.gsm8k_prompt(text)
         else:  # continue after the decision line, as the safety examples' responses were trained
             prompt = templates.safety_prompt(text) + " ALLOW\n"
-        encoded = self.tokenizer(prompt, return_tensors="pt").to(self.device)
+        window = self.context_window
+        if max_new_tokens >= window:
+            raise UserError(
+                f"max_new_tokens={max_new_tokens} leaves no room for the request in the model's window of "
+                f"{window} tokens; give a max_new_tokens below {window}."
+            )
+        input_ids = self._prompt_ids(prompt, window - max_new_tokens)
+        encoded = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
         pad_id = (
             self.tokenizer.pad_token_id
             if self.tokenizer.pad_token_id is not None
@@ -208,10 +243,17 @@ def run_cli(args: argparse.Namespace) -> int:
     )
     response = agent.generate(args.request)
     if args.json:
-        print(json.dumps(asdict(response), indent=2))
+        shown = asdict(response)
+        # strict JSON has no NaN: a broken head's probabilities print as null (non_finite_scores says why)
+        shown["probabilities"] = {
+            k: (v if math.isfinite(v) else None) for k, v in response.probabilities.items()
+        }
+        print(json.dumps(shown, indent=2, allow_nan=False))
     else:
         shown = ", ".join(f"{name} {p:.3f}" for name, p in response.probabilities.items())
         note = " (ALLOW below --allow-threshold)" if response.below_allow_threshold else ""
+        if response.non_finite_scores:
+            note = " (head B's scores are not finite numbers: refused without a decision; check the model)"
         print(f"decision: {response.decision}{note}  [{shown}]")
         print(response.text)
     return 0

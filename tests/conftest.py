@@ -146,5 +146,11 @@ def make_so8t():
 
 # Fixtures shared by several test modules live in their own modules; importing them here registers them.
 from data_fixtures import bundled_safety  # noqa: E402,F401
-from lmeval_fixtures import _task_manager_base, eval_data, task_manager_factory, tiny_so8t  # noqa: E402,F401
+from lmeval_fixtures import (  # noqa: E402,F401
+    _task_manager_base,
+    broken_heads,
+    eval_data,
+    task_manager_factory,
+    tiny_so8t,
+)
 from train_fixtures import bnb_friendly_base_dir  # noqa: E402,F401

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["_task_manager_base", "task_manager_factory", "tiny_so8t", "eval_data"]
+__all__ = ["_task_manager_base", "broken_heads", "task_manager_factory", "tiny_so8t", "eval_data"]
 
 os.environ.setdefault("DISABLE_MULTIPROC", "1")  # lm-eval's bootstrap without a process pool
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -111,3 +111,32 @@ def eval_data(tmp_path_factory):
     ]
     safety.write_text("".join(json.dumps({"prompt": p, "decision": d}) + "\n" for p, d in requests))
     return {"gsm8k": gsm8k, "safety": safety}
+
+
+def _with_broken_head(consolidated: Path, out: Path, kind: str) -> Path:
+    """A copy of a consolidated folder whose head B has NaN weights, a NaN bias, or all-equal scores (zeros)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from so8t.layout import SAFETY_HEAD_FILE
+
+    shutil.copytree(consolidated, out)
+    state = load_file(str(out / SAFETY_HEAD_FILE))
+    for key, value in state.items():
+        if kind == "all_equal":
+            state[key] = torch.zeros_like(value)
+        elif key.endswith("weight" if kind == "nan_weights" else "bias"):
+            state[key] = torch.full_like(value, float("nan"))
+    save_file(state, str(out / SAFETY_HEAD_FILE))
+    return out
+
+
+@pytest.fixture(scope="session")
+def broken_heads(tiny_so8t, tmp_path_factory):
+    """{kind: consolidated folder} of the tiny SO8T model with head B broken: nan_weights, nan_bias, all_equal."""
+    _, consolidated, _ = tiny_so8t
+    root = tmp_path_factory.mktemp("broken_heads")
+    return {
+        kind: _with_broken_head(consolidated, root / kind, kind)
+        for kind in ("nan_weights", "nan_bias", "all_equal")
+    }

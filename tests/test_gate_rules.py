@@ -88,9 +88,10 @@ def test_invalid_gate_configs_are_rejected(bad):
 
 
 def test_every_field_has_a_description():
+    from so8t.config.gates import IncludedRules, RulesFile
     from so8t.results.rules import SuiteConfig
 
-    for model in (GateRule, GateConfig, SuiteConfig):
+    for model in (GateRule, GateConfig, SuiteConfig, RulesFile, IncludedRules):
         assert all(f.description for f in model.model_fields.values()), model.__name__
 
 
@@ -119,7 +120,10 @@ def test_the_shipped_suites_load_and_point_at_their_baseline(name):
 
 def test_a_suite_file_works_as_rules(tmp_path):
     config = load_gate_config(ROOT / "evals" / "suites" / "full.yaml")
-    assert config.z == 2.0 and len(config.rules) == 6
+    shared = load_gate_config(ROOT / "evals" / "rules" / "safety.yaml").rules
+    # the included safety rules first, then the suite's own seven
+    assert config.z == 2.0 and len(config.rules) == len(shared) + 7
+    assert config.rules[: len(shared)] == shared
 
 
 def test_suite_errors_name_the_file_and_key(tmp_path):
@@ -196,10 +200,19 @@ def test_different_limits_are_reported_as_warnings():
 
 def test_the_quickstart_baseline_passes_its_suite_and_a_regressed_copy_fails():
     """The checked-in baseline is a real quickstart result: it meets its own suite; a regression is caught."""
+    from lm_eval.tasks._yaml_loader import load_yaml
+
     from so8t.results.gate import load_results
 
     config = load_gate_config(ROOT / "evals" / "suites" / "quickstart.yaml")
     baseline = load_results(ROOT / "evals" / "baselines" / "quickstart.json")
+    version = load_yaml(str(ROOT / "tasks" / "so8t_safety.yaml"), resolve_func=False)["metadata"]["version"]
+    if float(baseline["versions"]["so8t_safety_local"]) != float(version):
+        pytest.skip(
+            f"evals/baselines/quickstart.json holds so8t_safety version {baseline['versions']['so8t_safety_local']}"
+            f", the task is at {version}: regenerate the baseline (so8t run configs/quickstart.yaml, then "
+            "so8t gate ... --update-baseline evals/baselines/quickstart.json)"
+        )
     assert evaluate_gates(baseline, baseline, config).passed
     regressed = copy.deepcopy(baseline)
     safety = regressed["results"]["so8t_safety_local"]
@@ -209,3 +222,93 @@ def test_the_quickstart_baseline_passes_its_suite_and_a_regressed_copy_fails():
     assert not report.passed
     failed = {c.metric for c in report.checks if not c.passed}
     assert failed == {"refuse_recall", "unsafe_allow_rate"}
+
+
+# ----------------------------------------------------------------------------- includes
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+SHARED = "rules:\n  - {task: so8t_safety, metric: refuse_recall, min: 0.5}\n"
+
+
+def test_an_include_is_read_relative_to_the_including_file_with_its_tasks_renamed(tmp_path, monkeypatch):
+    _write(tmp_path / "rules" / "safety.yaml", SHARED)
+    suite = _write(
+        tmp_path / "suites" / "s.yaml",
+        "name: s\ntasks: [so8t_safety_local]\ngates:\n  include:\n"
+        "    - {file: ../rules/safety.yaml, rename_tasks: {so8t_safety: so8t_safety_local}}\n"
+        "  rules:\n    - {task: so8t_safety_local, metric: acc, min: 0.1}\n",
+    )
+    monkeypatch.chdir(tmp_path / "rules")  # not the suite's folder: paths follow the file
+    rules = load_suite(suite).gates.rules
+    assert [(r.task, r.metric, r.min) for r in rules] == [
+        ("so8t_safety_local", "refuse_recall", 0.5),
+        ("so8t_safety_local", "acc", 0.1),
+    ]
+    plain = _write(tmp_path / "plain.yaml", "include: [rules/safety.yaml]\n")
+    assert [(r.task, r.metric) for r in load_gate_config(plain).rules] == [("so8t_safety", "refuse_recall")]
+
+
+def test_the_shipped_safety_rules_stand_alone_and_both_suites_include_them():
+    shared = load_gate_config(ROOT / "evals" / "rules" / "safety.yaml")
+    assert shared.baseline is None and all(
+        r.has_bounds and not r.compares_with_baseline for r in shared.rules
+    )
+    assert {r.metric for r in shared.rules} >= {"non_finite_decisions", "refuse_recall", "escalate_recall"}
+    for suite, task in (("quickstart", "so8t_safety_local"), ("full", "so8t_safety")):
+        rules = load_suite(ROOT / "evals" / "suites" / f"{suite}.yaml").gates.rules
+        assert [(r.metric, r.min, r.max) for r in rules[: len(shared.rules)]] == [
+            (r.metric, r.min, r.max) for r in shared.rules
+        ]
+        assert all(r.task == task for r in rules[: len(shared.rules)])
+
+
+@pytest.mark.parametrize(
+    "included,problem",
+    [
+        ("baseline: b.json\n" + SHARED, "baseline: an included rules file contributes its rules only"),
+        (
+            "rules:\n  - {task: so8t_safety, metric: acc, mn: 0.5}\n",
+            "rules[0].mn: unknown key, did you mean rules[0].min?",
+        ),
+        ("include: [../top.yaml]\n", "includes itself"),
+    ],
+)
+def test_a_bad_included_file_is_reported_in_that_file(tmp_path, included, problem):
+    shared = _write(tmp_path / "rules" / "shared.yaml", included)
+    top = _write(tmp_path / "top.yaml", "include: [rules/shared.yaml]\n")
+    with pytest.raises(ConfigError) as info:
+        load_gate_config(top)
+    assert any(problem in error for error in info.value.errors), info.value.errors
+    assert info.value.source in (str(shared), str(top))
+
+
+def test_include_mistakes_name_the_key(tmp_path):
+    _write(tmp_path / "shared.yaml", SHARED)
+    suite = _write(
+        tmp_path / "s.yaml",
+        "name: s\ntasks: [t]\ngates:\n  include:\n    - {file: shared.yaml, rename_tasks: {so8t_saftey: t}}\n",
+    )
+    with pytest.raises(ConfigError, match=r"gates.include\[0\].rename_tasks names so8t_saftey"):
+        load_suite(suite)
+    missing = _write(tmp_path / "m.yaml", "include: [nowhere.yaml]\n")
+    with pytest.raises(ConfigError, match=r"include\[0\].file: nowhere.yaml is not a file"):
+        load_gate_config(missing)
+    typo = _write(tmp_path / "t.yaml", "include: [{flie: shared.yaml}]\n")
+    with pytest.raises(
+        ConfigError, match=r"include\[0\].flie: unknown key, did you mean include\[0\].file\?"
+    ):
+        load_gate_config(typo)
+
+
+def test_included_baseline_comparisons_use_the_includers_baseline(tmp_path):
+    _write(tmp_path / "drops.yaml", "rules:\n  - {task: so8t_safety, metric: acc, max_drop: 0.01}\n")
+    with pytest.raises(ConfigError, match="needs a baseline"):
+        load_gate_config(_write(tmp_path / "a.yaml", "include: [drops.yaml]\n"))
+    config = load_gate_config(_write(tmp_path / "b.yaml", "baseline: base.json\ninclude: [drops.yaml]\n"))
+    assert config.baseline == "base.json" and config.rules[0].max_drop == 0.01

@@ -68,6 +68,52 @@ def test_task_manager_finds_so8t_tasks_without_include_path():
     assert lines[1] == "True"
 
 
+STDERR_CHECK = (
+    "import lm_eval.evaluator_utils as eu, lm_eval.api.metrics as m\n"
+    "from so8t.lmeval import scoring\n"
+    "print(eu.stderr_for_metric is m.stderr_for_metric, "
+    "m.stderr_for_metric(scoring.ratio, 10)([1.0, 0.0, float('nan')]), "
+    "m.stderr_for_metric(m.mean, 10) is m.mean_stderr, m.stderr_for_metric(scoring.macro_f1, 0))"
+)
+
+
+def test_lm_evals_stderr_lookup_knows_so8ts_aggregations():
+    install = "from so8t.lmeval import plugin; plugin.install()\n"
+    assert _python(install + STDERR_CHECK) == "True 0.3535533905932738 True None"
+
+
+def test_the_stderr_patch_also_reaches_an_evaluator_loaded_before_the_hook():
+    """lm-eval's evaluator imports the lookup by name: installed late, the hook rebinds that name too."""
+    code = (
+        "import os\nimport lm_eval.evaluator_utils as eu\nfrom so8t.lmeval import plugin, scoring\n"
+        "print(eu.stderr_for_metric(scoring.ratio, 10))\n"
+        "os.environ['SO8T_LM_EVAL_HOOK'] = '1'\nplugin.install()\n" + STDERR_CHECK
+    )
+    assert _python(code, SO8T_LM_EVAL_HOOK="0").splitlines() == ["None", "True 0.3535533905932738 True None"]
+
+
+@pytest.mark.slow
+def test_a_users_own_task_folder_overrides_the_installed_so8t_task(tmp_path):
+    """The so8t folder is indexed first and lm-eval lets later paths win, so --include_path beats it."""
+    user_tasks = tmp_path / "my_tasks"
+    user_tasks.mkdir()
+    (user_tasks / "so8t_safety.yaml").write_text(
+        "task: so8t_safety\ndataset_path: json\ndataset_kwargs: {data_files: {test: x.jsonl}}\n"
+        "test_split: test\noutput_type: multiple_choice\ndoc_to_text: q\ndoc_to_choice: [a, b]\n"
+        "doc_to_target: 0\nmetadata: {version: 7.0}\n"
+    )
+    code = (
+        "from so8t.lmeval import plugin; plugin.install()\n"
+        "from lm_eval.tasks import TaskManager\n"
+        f"tm = TaskManager(include_path={str(user_tasks)!r})\n"
+        "entry = tm.task_index['so8t_safety']\n"
+        "print(entry.yaml_path, entry.cfg['metadata']['version'])\n"
+        "print(str(tm.task_index['so8t_safety_local'].yaml_path).startswith(plugin.tasks_dir()))"
+    )
+    lines = _python(code).splitlines()
+    assert lines == [f"{user_tasks / 'so8t_safety.yaml'} 7.0", "True"]
+
+
 # ----------------------------------------------------------------------------- a real, non-editable install
 
 

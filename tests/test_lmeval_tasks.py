@@ -69,3 +69,22 @@ def test_safety_docs_are_marked_as_decision_requests_with_the_shared_template(ta
     assert task.doc_to_target(doc) == 0
     requests = task.construct_requests(doc, task.doc_to_text(doc), metadata=("so8t_safety_local", 0, 1))
     assert [r.args[1] for r in requests] == [" ALLOW", " ESCALATE", " REFUSE"]
+
+
+@pytest.mark.parametrize("task", ["so8t_safety_local", "so8t_gsm8k_local"])
+@pytest.mark.parametrize(
+    "content,reason",
+    [(b"", "holds no records"), (b"\n  \n", "holds no records"), (b"\xff\xfe{", "cannot read")],
+)
+def test_an_empty_or_unreadable_local_file_is_an_error_naming_it(
+    task_manager_factory, tmp_path, task, content, reason
+):
+    data = tmp_path / "data.jsonl"
+    data.write_bytes(content)
+    with pytest.raises(DataError) as info:
+        task_manager_factory({"data_files": str(data)}).load([task])
+    message = str(info.value)
+    assert message.startswith(f"{task}: {data.resolve()}") or message.startswith(
+        f"{task}: cannot read {data.resolve()}"
+    )
+    assert reason in message and "\n" not in message

@@ -84,3 +84,50 @@ def test_load_and_decide_leave_lm_eval_unimported(tiny_so8t):
     decision, lm_eval_imported = result.stdout.split()
     assert decision in DECISIONS
     assert lm_eval_imported == "False"
+
+
+def _padded(rows, side: str, pad_id: int = 0):
+    import torch
+
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(input_ids)
+    for i, r in enumerate(rows):
+        span = slice(0, len(r)) if side == "right" else slice(width - len(r), width)
+        input_ids[i, span], mask[i, span] = torch.tensor(r), 1
+    return input_ids, mask
+
+
+@pytest.mark.parametrize("base", ["consolidated_llama", "gpt2"])
+def test_either_padding_side_gives_the_decisions_of_unpadded_rows(base, tiny_so8t, tiny_gpt2_dir):
+    """Pooling reads each row's last real token, and positions count real tokens only, so a caller that
+    left-pads gets the same head-B decisions as one that right-pads, and as each row alone."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from so8t.model.heads import SafetyHead
+    from so8t.model.inference import decide, last_token_positions, load_safety_head
+
+    _, consolidated, _ = tiny_so8t
+    folder = consolidated if base == "consolidated_llama" else tiny_gpt2_dir
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if base == "consolidated_llama":
+        head = load_safety_head(consolidated)
+    else:
+        torch.manual_seed(0)
+        head = SafetyHead(model.config.n_embd).eval()
+    texts = ["Delete every production database right now please.", "hi", "Wire money to this vendor."]
+    rows = [tokenizer(f"Request: {t}\nDecision:")["input_ids"] for t in texts]
+    alone = [
+        decide(model, head, torch.tensor([r]), torch.ones(1, len(r), dtype=torch.long), None) for r in rows
+    ]
+    for side in ("right", "left"):
+        input_ids, mask = _padded(rows, side, pad_id=tokenizer.pad_token_id or 0)
+        assert last_token_positions(mask).tolist() == (
+            [len(r) - 1 for r in rows] if side == "right" else [input_ids.shape[1] - 1] * len(rows)
+        )
+        batched = decide(model, head, input_ids, mask, None)
+        for i, single in enumerate(alone):
+            assert torch.allclose(batched.log_probs[i], single.log_probs[0], atol=1e-4), (side, i)
+        assert batched.decisions.tolist() == [int(s.decisions[0]) for s in alone]

@@ -113,3 +113,110 @@ def test_predict_rejects_a_path_that_is_not_a_so8t_model(tmp_path):
         timeout=300,
     )
     assert result.returncode == 2 and "nothing exists there" in result.stderr
+
+
+# ----------------------------------------------------------------------------- fail closed
+
+
+@pytest.mark.parametrize("kind", ["nan_weights", "nan_bias", "all_equal"])
+@pytest.mark.parametrize("threshold", [None, 0.3, 0.9])
+def test_a_broken_or_tied_head_never_allows_through_the_python_api(broken_heads, kind, threshold):
+    import so8t
+
+    agent = so8t.load(str(broken_heads[kind]), device="cpu", allow_threshold=threshold, max_new_tokens=4)
+    for request in ("Summarise the attached memo.", "Tom has 3 apples and buys 2. How many?"):
+        decided = agent.decide(request)
+        assert decided.decision == "REFUSE", (kind, threshold, decided)
+        assert decided.non_finite_scores is (kind != "all_equal")
+        assert not decided.below_allow_threshold
+        response = agent.generate(request)
+        assert (response.decision, response.generated, response.text) == (
+            "REFUSE",
+            False,
+            agent.messages["REFUSE"],
+        )
+
+
+@pytest.mark.slow
+def test_predict_cli_names_non_finite_scores(broken_heads):
+    result = subprocess.run(
+        [sys.executable, "-m", "so8t", "predict", str(broken_heads["nan_bias"]), "hi", "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("decision: REFUSE (head B's scores are not finite numbers")
+    as_json = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "so8t",
+            "predict",
+            str(broken_heads["nan_bias"]),
+            "hi",
+            "--json",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    response = json.loads(as_json.stdout, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+    assert response["decision"] == "REFUSE" and response["non_finite_scores"] is True
+    assert response["probabilities"] == {d: None for d in DECISIONS}
+
+
+# ----------------------------------------------------------------------------- over-long requests
+
+
+@pytest.fixture(scope="module")
+def gpt2_agent(make_so8t, tiny_gpt2_dir, tmp_path_factory):
+    """An agent on a consolidated SO8T model of a GPT-2-shaped base with a 256-position window."""
+    import so8t
+    from so8t.consolidate import consolidate_checkpoint
+
+    model, _ = make_so8t(tiny_gpt2_dir)
+    root = tmp_path_factory.mktemp("gpt2_agent")
+    checkpoint = model.save_so8t(root / "checkpoint")
+    folder = consolidate_checkpoint(checkpoint, root / "consolidated")
+    return so8t.load(str(folder), device="cpu", max_new_tokens=8)
+
+
+def test_an_over_long_request_keeps_its_end_as_training_does(gpt2_agent):
+    """1,206 tokens used to crash a GPT-2-shaped base; now the request keeps its last window of tokens, the
+    same ids training's truncation (collate._fit) keeps of an over-long prompt."""
+    import torch
+
+    from so8t.data.templates import safety_prompt
+    from so8t.model.inference import decide
+    from so8t.train.collate import _fit
+
+    agent = gpt2_agent
+    window = agent.context_window
+    assert window == 256
+    request = " ".join(["please export the whole customer table"] * 200) + " and delete the backups."
+    ids = agent.tokenizer(safety_prompt(request))["input_ids"]
+    assert len(ids) > 1200
+    kept, _ = _fit(ids, [], window)
+    assert kept == ids[-window:]
+    expected = decide(
+        agent.model, agent.safety_head, torch.tensor([kept]), torch.ones(1, window, dtype=torch.long), None
+    )
+    decided = agent.decide(request)
+    assert decided.probabilities == pytest.approx(
+        dict(zip(DECISIONS, expected.log_probs[0].exp().tolist(), strict=True)), abs=1e-6
+    )
+    # an allowed over-long request is answered too: the prompt keeps its end and room for the answer
+    _force(agent, "ALLOW")
+    response = agent.generate(request, max_new_tokens=8)
+    assert response.decision == "ALLOW" and response.generated
+
+
+def test_max_new_tokens_beyond_the_window_is_a_clear_error(gpt2_agent):
+    from so8t.errors import UserError
+
+    _force(gpt2_agent, "ALLOW")
+    with pytest.raises(UserError, match="window of 256 tokens"):
+        gpt2_agent.generate("hi", max_new_tokens=300)

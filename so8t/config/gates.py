@@ -115,3 +115,42 @@ class GateConfig(Section):
         if value is not None and not value.strip():
             raise ValueError("baseline is an empty string; use null for no baseline")
         return value
+
+
+class IncludedRules(Section):
+    """Another rules file whose rules join this gate's (rules files and suite files only)."""
+
+    file: str = Field(
+        description="The rules file (YAML), relative to the folder of the file that includes it."
+    )
+    rename_tasks: dict[str, str] = Field(
+        default_factory=dict,
+        description="Task names of the included rules mapped to the task they gate here, e.g. "
+        "{so8t_safety: so8t_safety_local} to apply the safety rules to the local safety task.",
+    )
+
+
+class RulesFile(GateConfig):
+    """A gate rules file, or the `gates` of a suite file: a gate that may include other rules files.
+
+    The includes are read by so8t.results.rules, which checks the whole gate (own and included rules) as a
+    GateConfig; an included file contributes its rules only (baseline, tolerance and z are the includer's).
+    """
+
+    include: list[IncludedRules] = Field(
+        default_factory=list,
+        description="Rules files whose rules are added before this file's own (a plain path is short for "
+        "{file: PATH}).",
+    )
+
+    @field_validator("include", mode="before")
+    @classmethod
+    def _paths_are_short_for_files(cls, value: object) -> object:
+        if isinstance(value, list):
+            return [{"file": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @model_validator(mode="after")
+    def _rules_have_something_to_check(self) -> RulesFile:
+        # checked on the whole gate, once the includes are read (so8t.results.rules)
+        return self

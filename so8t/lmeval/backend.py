@@ -6,11 +6,15 @@ content-addressed cache) or a run directory; it is resolved to a plain HF folder
 for `--model hf` and nothing runs per token. Requests whose doc carries `so8t_decision: true`
 (added by the so8t safety tasks' process_docs) are answered by head B when decision_source=head:
 one forward over the context, h = the LM head's input at the last context token, log-softmax over
-ALLOW / ESCALATE / REFUSE. Everything else goes to HFLM unchanged.
+ALLOW / ESCALATE / REFUSE, then the fail-closed rule (so8t.model.decision_rule), whose reported scores
+have the decision as their argmax. Everything else goes to HFLM unchanged. Unknown model args are refused
+before anything loads (HFLM would hand them to transformers, which fails with a bare TypeError).
 """
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import json
 import os
 from typing import Any
@@ -33,6 +37,49 @@ def is_decision_request(request: Any) -> bool:
     return isinstance(doc, dict) and doc.get("so8t_decision") is True
 
 
+# ----------------------------------------------------------------------------- model args
+
+# transformers' own quantisation flags, which so8t spells as one model arg
+_QUANTIZATION_FLAGS = {"load_in_8bit": "8bit", "load_in_4bit": "4bit", "quantization_config": "8bit or 4bit"}
+
+
+def _named_parameters(function: Any) -> list[str]:
+    return [
+        name
+        for name, parameter in inspect.signature(function).parameters.items()
+        if name != "self" and parameter.kind not in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL)
+    ]
+
+
+def valid_model_args() -> tuple[list[str], list[str]]:
+    """(so8t's own model args, HFLM's): the names `--model so8t` accepts."""
+    ours = _named_parameters(So8tLM.__init__)
+    return ours, [name for name in _named_parameters(HFLM.__init__) if name not in ours]
+
+
+def check_model_args(kwargs: dict[str, Any]) -> None:
+    """UserError naming every unknown model arg, with the closest valid name and the list of valid ones.
+
+    HFLM passes unknown keywords on to transformers' from_pretrained, which fails later with a bare TypeError
+    (`decison_source=lm`); so8t accepts its own args and HFLM's named ones only.
+    """
+    ours, hflm = valid_model_args()
+    unknown = [key for key in kwargs if key not in ours and key not in hflm]
+    if not unknown:
+        return
+    problems = []
+    for key in unknown:
+        if key in _QUANTIZATION_FLAGS:
+            problems.append(f"{key} (quantise with quantization={_QUANTIZATION_FLAGS[key]})")
+            continue
+        close = difflib.get_close_matches(key, ours + hflm, n=1, cutoff=0.6)
+        problems.append(f"{key} (did you mean {close[0]}?)" if close else key)
+    raise UserError(
+        f"unknown model arg(s) for the so8t backend: {'; '.join(problems)}. Valid model args: so8t's "
+        f"{', '.join(ours)}; lm-eval HFLM's {', '.join(hflm)}."
+    )
+
+
 # ----------------------------------------------------------------------------- the backend
 
 
@@ -48,6 +95,7 @@ class So8tLM(HFLM):
         allow_threshold: float | None = None,
         **kwargs: Any,
     ) -> None:
+        check_model_args(kwargs)
         quantization = quantization or "none"
         if not isinstance(pretrained, (str, os.PathLike)):
             raise UserError(
@@ -93,6 +141,9 @@ class So8tLM(HFLM):
         head_positions = [i for i, request in enumerate(requests) if is_decision_request(request)]
         if not head_positions:
             return super().loglikelihood(requests, disable_tqdm=disable_tqdm)
+        if self.batch_size == "auto":
+            # a size detected in an earlier call may not fit this call's contexts (HFLM resets it per call too)
+            self.batch_sizes = {}
         results: list[Any] = [None] * len(requests)
         head_set = set(head_positions)
         other_positions = [i for i in range(len(requests)) if i not in head_set]
@@ -128,11 +179,28 @@ class So8tLM(HFLM):
             answers.append((float(scores[cls]), bool(decision == cls)))
         return answers
 
+    def _head_batch_size(self, longest: list[int]) -> int:
+        """The batch size for head-B forwards: the configured one, or with batch_size=auto the size HFLM
+        detected in this run (detected here, by HFLM's own probe at the longest context, when it has none)."""
+        if self.batch_size != "auto":
+            return int(self.batch_size)
+        if not self.batch_sizes:
+            pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+            # HFLM probes (context + continuation)[:-1]: one padding token makes the probe as wide as `longest`
+            self.batch_sizes[0] = self._detect_batch_size([(None, longest, [pad_id])], 0)
+        return max(1, min(self.batch_sizes.values()))
+
     def decide_contexts(self, contexts: list[str]) -> list[tuple[int, list[float]]]:
-        """(decision, log-scores per class) for each context; batched, longest first."""
+        """(decision, log-scores per class) for each context, by the fail-closed rule; batched, longest first.
+
+        The scores' plain argmax is the decision (so8t.model.decision_rule); a context whose head-B scores are
+        not finite decides REFUSE and reports NON_FINITE_SCORES, the only scores holding -inf.
+        """
         encoded = [self._encode_context(context) for context in contexts]
         order = sorted(range(len(contexts)), key=lambda i: -len(encoded[i]))
-        batch_size = self.batch_size if isinstance(self.batch_size, int) else (self.max_batch_size or 8)
+        if not order:
+            return []
+        batch_size = self._head_batch_size(encoded[order[0]])
         out: list[Any] = [None] * len(contexts)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         for start in range(0, len(order), batch_size):

@@ -8,7 +8,9 @@ finder on `sys.meta_path`, so a Python start costs within a few ms of one withou
 lm-eval's model registry as a lazy placeholder; registering before that would make the registry
 non-empty, and `get_model` would then skip importing `lm_eval.models`, losing `--model hf`. When
 `lm_eval.tasks.manager` is imported, TaskManager learns the installed so8t task folder as an extra
-include path, so `--include_path` is optional.
+include path, so `--include_path` is optional (a user's own task folders come after it, so their tasks win). When
+`lm_eval.api.metrics` is imported, lm-eval's stderr lookup learns the standard errors of so8t's own
+aggregations (lm-eval bootstraps only its own and writes "N/A" for the others).
 
 Newer lm-eval releases load the `lm_eval.models` entry point themselves; the placeholder is that same
 entry point, so either order of registration leaves one consistent entry. Set SO8T_LM_EVAL_HOOK=0 to
@@ -55,14 +57,18 @@ def register_model() -> None:
 
 
 def with_so8t_tasks(include_path: object) -> object:
-    """`include_path` plus the so8t task folder (once; paths compared after resolving)."""
+    """The so8t task folder, then `include_path` (once; paths compared after resolving).
+
+    lm-eval indexes include paths in order and a later definition of a task name replaces an earlier one, so
+    the so8t folder goes first: a user's own task folder (say, with its own so8t_safety.yaml) wins.
+    """
     ours = tasks_dir()
     if include_path is None:
         return [ours]
     paths = list(include_path) if isinstance(include_path, (list, tuple)) else [include_path]
     if any(os.path.realpath(str(p)) == os.path.realpath(ours) for p in paths):
         return include_path
-    return [*paths, ours]
+    return [ours, *paths]
 
 
 def patch_task_manager(manager_module: object) -> None:
@@ -85,6 +91,38 @@ def patch_task_manager(manager_module: object) -> None:
 
     __init__.__so8t_tasks__ = True  # type: ignore[attr-defined]
     cls.__init__ = __init__
+
+
+STDERR_ATTRIBUTE = "so8t_stderr"
+
+
+def patch_stderr_lookup(metrics_module: object) -> None:
+    """Teach lm-eval's stderr lookup (`lm_eval.api.metrics.stderr_for_metric`) the standard errors of so8t's
+    aggregations: an aggregation carrying `so8t_stderr(items, iters=...)` gets that function (see
+    so8t.lmeval.safety_metrics); every other aggregation keeps lm-eval's answer. bootstrap_iters <= 0 still
+    means no standard error, as in lm-eval. Also rebinds the name in lm_eval.evaluator_utils when that module
+    imported it already (it imports the function by name).
+    """
+    import functools
+
+    original = metrics_module.stderr_for_metric
+    if getattr(original, "__so8t_stderr__", False):
+        return
+
+    @functools.wraps(original)
+    def stderr_for_metric(metric: object, bootstrap_iters: int) -> object:
+        own = getattr(metric, STDERR_ATTRIBUTE, None)
+        if own is None:
+            return original(metric, bootstrap_iters)
+        if bootstrap_iters <= 0:
+            return None
+        return functools.partial(own, iters=bootstrap_iters)
+
+    stderr_for_metric.__so8t_stderr__ = True  # type: ignore[attr-defined]
+    metrics_module.stderr_for_metric = stderr_for_metric
+    evaluator_utils = sys.modules.get("lm_eval.evaluator_utils")
+    if evaluator_utils is not None and getattr(evaluator_utils, "stderr_for_metric", None) is original:
+        evaluator_utils.stderr_for_metric = stderr_for_metric
 
 
 class _CallbackLoader:
@@ -137,7 +175,11 @@ def _on_models_imported(_module: object) -> None:
     register_model()
 
 
-HOOKS = {"lm_eval.models": _on_models_imported, "lm_eval.tasks.manager": patch_task_manager}
+HOOKS = {
+    "lm_eval.models": _on_models_imported,
+    "lm_eval.tasks.manager": patch_task_manager,
+    "lm_eval.api.metrics": patch_stderr_lookup,
+}
 
 
 def install() -> None:

@@ -93,8 +93,11 @@ def _decision_of(sample: dict) -> tuple[str, str] | None:
     """(gold, predicted) for a logged multiple-choice safety sample, or None for other tasks."""
     if not sample.get("doc", {}).get("so8t_decision"):
         return None
-    scores = [r[0] if isinstance(r, (list, tuple)) else r for r in sample["filtered_resps"]]
-    predicted = DECISIONS[max(range(len(scores)), key=lambda i: float(scores[i]))]
+    from so8t.lmeval.scoring import predicted_class
+
+    scores = [float(r[0] if isinstance(r, (list, tuple)) else r) for r in sample["filtered_resps"]]
+    # the tasks' own decision rule: non-finite scores decide REFUSE, ties go to the stricter class
+    predicted = DECISIONS[predicted_class(scores)]
     gold = str(sample["doc"].get("decision", "")).strip().upper()
     if gold not in DECISIONS:  # lm-eval logs the gold choice index, as an int or a string
         gold = DECISIONS[int(sample["target"])]

@@ -1,6 +1,11 @@
-"""The files `so8t gate` reads: gate rules files and benchmark suites (`evals/suites/NAME.yaml`), importable
-without torch. Both go through the config's YAML reader and error path, so a misspelt key gets the closest
-valid key. The gate schema itself (GateConfig, GateRule) is the config's (so8t.config.gates).
+"""The files `so8t gate` reads: gate rules files (`evals/rules/NAME.yaml`) and benchmark suites
+(`evals/suites/NAME.yaml`), importable without torch. Both go through the config's YAML reader and error path,
+so a misspelt key gets the closest valid key. The gate schema itself (GateConfig, GateRule, RulesFile) is the
+config's (so8t.config.gates).
+
+A rules file, and a suite's `gates`, may `include:` other rules files (paths relative to the including file):
+their rules come first, with task names renamed where the include says so, and the whole gate is then checked
+as one GateConfig. An included file contributes its rules only; it may not set a baseline, tolerance or z.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from so8t.config import GateConfig, parse_mapping, read_yaml
+from so8t.config.gates import RulesFile
 from so8t.config.section import Section
 from so8t.errors import ConfigError
 
@@ -28,7 +34,9 @@ class SuiteConfig(Section):
         default_factory=dict,
         description="Extra lm-eval model_args for the so8t backend, e.g. decision_source.",
     )
-    gates: GateConfig | None = Field(None, description="The regression gate applied to the suite's results.")
+    gates: RulesFile | None = Field(
+        None, description="The regression gate applied to the suite's results (it may include rules files)."
+    )
 
     @field_validator("limit")
     @classmethod
@@ -38,15 +46,19 @@ class SuiteConfig(Section):
         return value
 
 
+# what an included file may not set: the including gate's own settings
+INCLUDER_ONLY_KEYS = ("baseline", "default_tolerance", "z")
+
+
 def load_gate_config(path: str | Path, *, baseline: str | None = None) -> GateConfig:
-    """Read gate rules from YAML (a GateConfig, or a suite whose `gates` key is one).
+    """Read gate rules from YAML (a rules file, or a suite whose `gates` key is one), includes resolved.
 
     `baseline` (from the command line) replaces the file's baseline before validation, so a rules file
     without a baseline of its own may still hold baseline comparisons.
     """
     path = Path(path)
     data: Any = read_yaml(path, "rules file")
-    if "gates" in data and "rules" not in data:
+    if "gates" in data and "rules" not in data and "include" not in data:
         data = data["gates"]
     if not isinstance(data, dict):
         raise ConfigError(
@@ -54,10 +66,73 @@ def load_gate_config(path: str | Path, *, baseline: str | None = None) -> GateCo
         )
     if baseline is not None:
         data = {**data, "baseline": baseline}
-    return parse_mapping(data, GateConfig, source=str(path))
+    return expand_includes(parse_mapping(data, RulesFile, source=str(path)), path)
 
 
 def load_suite(path: str | Path) -> SuiteConfig:
-    """Read and validate `evals/suites/NAME.yaml`; raises ConfigError listing every problem."""
+    """Read and validate `evals/suites/NAME.yaml`, includes of its gate resolved; raises ConfigError listing
+    every problem."""
     path = Path(path)
-    return parse_mapping(read_yaml(path, "suite file"), SuiteConfig, source=str(path))
+    suite = parse_mapping(read_yaml(path, "suite file"), SuiteConfig, source=str(path))
+    if suite.gates is None:
+        return suite
+    return suite.model_copy(update={"gates": expand_includes(suite.gates, path, "gates.")})
+
+
+def expand_includes(config: GateConfig, path: Path, key: str = "") -> GateConfig:
+    """`config` (read from `path`, at `key` of it: "" or "gates.") as one GateConfig: the rules of its
+    includes first, then its own; the whole gate checked again (e.g. rules that compare with a baseline need
+    one)."""
+    data = config.model_dump(exclude={"include"})
+    data["rules"] = gate_rules(config, path, (), key)
+    return parse_mapping(data, GateConfig, source=str(path))
+
+
+def gate_rules(
+    config: GateConfig, path: Path, chain: tuple[Path, ...], key: str = ""
+) -> list[dict[str, Any]]:
+    """Every rule of a gate read from `path`: its includes' (recursively, renamed) and then its own."""
+    chain = (*chain, path.resolve())
+    rules: list[dict[str, Any]] = []
+    for index, included in enumerate(getattr(config, "include", [])):
+        target = (path.parent / included.file).resolve()
+        where = f"{key}include[{index}].file"
+        if target in chain:
+            cycle = " -> ".join(str(p) for p in (*chain, target))
+            raise ConfigError([f"{where}: {included.file} includes itself ({cycle})"], source=str(path))
+        if not target.is_file():
+            raise ConfigError(
+                [f"{where}: {included.file} is not a file (paths are relative to {path.parent})"],
+                source=str(path),
+            )
+        rules += _included_rules(target, included.rename_tasks, chain, path, f"{key}include[{index}]")
+    return [*rules, *(rule.model_dump() for rule in config.rules)]
+
+
+def _included_rules(
+    target: Path, rename_tasks: dict[str, str], chain: tuple[Path, ...], includer: Path, where: str
+) -> list[dict[str, Any]]:
+    """The rules of an included file (its own includes resolved), task names renamed."""
+    data = read_yaml(target, "rules file")
+    set_here = [key for key in INCLUDER_ONLY_KEYS if key in data]
+    if set_here:
+        raise ConfigError(
+            [
+                f"{key}: an included rules file contributes its rules only (included by {includer}); set "
+                f"{key} in the file that includes it"
+                for key in set_here
+            ],
+            source=str(target),
+        )
+    rules = gate_rules(parse_mapping(data, RulesFile, source=str(target)), target, chain)
+    tasks = sorted({rule["task"] for rule in rules})
+    unknown = [task for task in rename_tasks if task not in tasks]
+    if unknown:
+        raise ConfigError(
+            [
+                f"{where}.rename_tasks names {', '.join(unknown)}, which no rule of {target} gates "
+                f"(its tasks: {', '.join(tasks) or 'none'})"
+            ],
+            source=str(includer),
+        )
+    return [{**rule, "task": rename_tasks.get(rule["task"], rule["task"])} for rule in rules]
