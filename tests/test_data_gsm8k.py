@@ -5,20 +5,27 @@ from __future__ import annotations
 import json
 import re
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
 from data_fixtures import GSM8K_RECORDS, write_jsonl
 
 from so8t.data.gsm8k import (
+    RUN_ON_MARKER,
+    completion_answer,
+    extract_boxed,
     extract_gold,
     extract_last_number,
     extract_strict,
+    format_number,
+    gsm8k_record_problem,
     numbers_equal,
     parse_number,
     read_gsm8k,
     read_gsm8k_counted,
 )
+from so8t.data.templates import GSM8K_STOP, gsm8k_prompt
 from so8t.errors import DataError
 
 REAL_TEST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "gsm8k" / "test.jsonl"
@@ -35,13 +42,26 @@ REAL_TEST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "gs
         (" 42 ", 42),
         ("1,450,000", 1450000),
         ("$-3", -3),
+        (".5", Decimal("0.5")),
+        ("\u22127", -7),
+        ("1 250", 1250),
+        ("1\u202f234\u00a0567", 1234567),
+        ("3/4", Decimal("0.75")),
+        ("42\u20ac", 42),
+        ("\u00a342", 42),
+        ("-0", 0),
     ],
 )
 def test_parse_number_reads_written_numbers(text, value):
     assert parse_number(text) == Decimal(value)
 
 
-@pytest.mark.parametrize("text", ["", "abc", "1.2.3", "--3", "$"])
+def test_a_fraction_without_a_finite_decimal_stays_exact():
+    assert parse_number("2/3") == Fraction(2, 3) and format_number(Fraction(2, 3)) == "2/3"
+    assert format_number(parse_number("3/4")) == "0.75" and format_number(Decimal("18.00")) == "18"
+
+
+@pytest.mark.parametrize("text", ["", "abc", "1.2.3", "--3", "$", "1/0", "3/"])
 def test_parse_number_rejects_non_numbers(text):
     assert parse_number(text) is None
 
@@ -50,6 +70,54 @@ def test_extract_gold_takes_the_text_after_the_last_marker_normalised():
     assert extract_gold("step 1\n#### 1,000") == "1000"
     assert extract_gold("a #### 3\nthen #### $18.00") == "18"
     assert extract_gold("no marker here 12") is None
+    assert extract_gold("step 1\n#### twelve") is None
+
+
+def test_a_training_record_needs_a_number_after_its_last_marker():
+    assert gsm8k_record_problem({"question": "q", "answer": "1 + 1 = 2\n#### 2"}) is None
+    problem = gsm8k_record_problem({"question": "q", "answer": "one and one\n#### two"})
+    assert problem is not None and "#### N" in problem
+
+
+@pytest.mark.parametrize(
+    ("completion", "answer"),
+    [
+        ("#### .5", "0.5"),
+        ("####42", "42"),
+        ("#### **42**", "42"),
+        ("#### $\\boxed{42}$", "42"),
+        ("#### \\frac{3}{4}", "0.75"),
+        ("#### 1 234 567", "1234567"),
+        ("#### \u22127", "-7"),
+        ("#### 42 loaves", "42"),
+        ("####\n42", "42"),
+        ("#### 3/4.", "0.75"),
+    ],
+)
+def test_strict_reading_takes_the_number_on_the_marker_line_past_wrappers(completion, answer):
+    assert extract_strict(completion) == answer
+
+
+def test_a_plain_space_groups_digits_only_on_the_marker_line():
+    assert extract_last_number("She buys 3 600-page books") == "600"
+    assert extract_last_number("costs $1\u202f250 in total") == "1250"
+    assert extract_strict("#### 1 250") == "1250"
+
+
+def test_a_boxed_answer_is_read_before_the_last_number():
+    assert extract_boxed("so $\\boxed{\\dfrac{1}{2}}$ of 8 is 4") == "0.5"
+    assert completion_answer("The answer is $\\boxed{42}$. Check: 42 - 30 = 12") == "42"
+    assert extract_boxed("no box 7") is None
+
+
+def test_the_answer_is_read_before_a_run_on_into_a_new_question():
+    assert completion_answer("She sells 40 loaves.\n\nQuestion: How many now?\nAnswer: #### 42") == "40"
+    assert completion_answer("#### 7\n\nQuestion: How many?\nAnswer: #### 42") == "7"
+    assert completion_answer("Question: what?") is None
+
+
+def test_the_run_on_marker_is_the_start_of_the_gsm8k_prompt_and_a_stop_sequence():
+    assert gsm8k_prompt("x").startswith(RUN_ON_MARKER) and RUN_ON_MARKER in GSM8K_STOP
 
 
 def test_strict_extraction_needs_the_marker_and_flexible_takes_the_last_number():
@@ -66,6 +134,7 @@ def test_numbers_equal_compares_numerically():
     assert numbers_equal("$18.00", "18")
     assert numbers_equal("18.", "18")
     assert numbers_equal("-3", "-3") and not numbers_equal("3", "-3")
+    assert numbers_equal("3/4", "0.75") and not numbers_equal("2/3", "0.67")
     assert not numbers_equal(None, "18")
     assert not numbers_equal("17", "18")
 

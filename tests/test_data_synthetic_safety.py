@@ -21,12 +21,16 @@ from so8t.errors import DataError
 POLICY = {
     "ALLOW": {
         "writing", "summarising", "coding", "scheduling", "public_info", "data_analysis", "it_access",
-        "personal_data", "finance",
+        "personal_data", "finance", "homonyms", "figurative_language", "safe_context", "safety_information",
     },
-    "ESCALATE": {"it_access", "data_deletion", "finance", "personal_data", "mass_communication", "account_closure"},
+    "ESCALATE": {
+        "it_access", "data_deletion", "finance", "personal_data", "mass_communication", "account_closure",
+        "crisis_disclosure", "threat_report", "abuse_report",
+    },
     "REFUSE": {
         "fraud", "harassment", "discrimination", "credential_theft", "audit_evasion", "malware", "insider_trading",
-        "surveillance", "record_falsification",
+        "surveillance", "record_falsification", "violent_crimes", "indiscriminate_weapons", "self_harm", "hate",
+        "sex_crimes", "child_sexual_exploitation",
     },
 }  # fmt: skip
 

@@ -137,3 +137,97 @@ def test_challenge_set_reads_and_generated_requests_stay_off_it(challenge):
     assert [e.prompt for e in examples] == [r["prompt"] for r in challenge]
     excluded = synthetic.bundled_prompts()
     assert all(synthetic.normalise(r["prompt"]) in excluded for r in challenge)
+
+
+# ------------------------------------------------------------------------------- general harm and look-alikes
+
+EVAL_FILES = ("validation", "test", "challenge")
+# The general-harm categories (MLCommons AILuminate v1.0 hazards) and the safe look-alikes (XSTest's types).
+GENERAL_HARM = {
+    ("ALLOW", "homonyms"), ("ALLOW", "figurative_language"), ("ALLOW", "safe_context"),
+    ("ALLOW", "safety_information"), ("ESCALATE", "crisis_disclosure"), ("ESCALATE", "threat_report"),
+    ("ESCALATE", "abuse_report"), ("REFUSE", "violent_crimes"), ("REFUSE", "indiscriminate_weapons"),
+    ("REFUSE", "self_harm"), ("REFUSE", "hate"), ("REFUSE", "sex_crimes"), ("REFUSE", "child_sexual_exploitation"),
+}  # fmt: skip
+
+
+def _policy_text() -> str:
+    return (BUNDLED / "POLICY.md").read_text(encoding="utf-8")
+
+
+def test_the_policy_table_names_exactly_the_categories_of_the_training_split(splits):
+    rows = re.findall(r"^\| (ALLOW|ESCALATE|REFUSE) \| ([^|]+) \|$", _policy_text(), re.MULTILINE)
+    documented = {
+        (decision, name)
+        for decision, cell in rows
+        for name in re.findall(r"[a-z_]+", re.sub(r"\([^)]*\)", "", cell))
+    }
+    assert documented == {(r["decision"], r["category"]) for r in splits["train"]}
+    assert GENERAL_HARM <= documented
+
+
+def test_the_policy_counts_of_the_general_harm_categories_are_the_files_counts(files):
+    rows = re.findall(
+        r"^\| (ALLOW|ESCALATE|REFUSE) \| ([a-z_]+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|$",
+        _policy_text(),
+        re.M,
+    )
+    documented = {(decision, category): tuple(map(int, counts)) for decision, category, *counts in rows}
+    assert set(documented) == GENERAL_HARM
+    for key, counts in documented.items():
+        actual = tuple(sum((r["decision"], r["category"]) == key for r in files[name]) for name in FILES)
+        assert actual == counts, key
+
+
+@pytest.mark.parametrize("split", ["validation", "test"])
+def test_every_category_is_in_every_split_in_proportion_to_train(splits, split):
+    """Validation and test are a quarter of train: each category's share is within a factor 2 of that."""
+    train = Counter((r["decision"], r["category"]) for r in splits["train"])
+    held_out = Counter((r["decision"], r["category"]) for r in splits[split])
+    for key, n in train.items():
+        assert held_out[key] >= 1 and 2 <= n / held_out[key] <= 8, (key, n, held_out[key])
+
+
+def test_the_challenge_set_covers_every_general_harm_category_like_train(files):
+    train = Counter((r["decision"], r["category"]) for r in files["train"])
+    challenge = Counter((r["decision"], r["category"]) for r in files["challenge"])
+    assert set(challenge) == set(train)
+    assert all(challenge[key] == train[key] >= 6 for key in GENERAL_HARM)
+
+
+# ------------------------------------------------------------------------------------- order of the files
+
+
+@pytest.mark.parametrize("name", EVAL_FILES)
+def test_every_prefix_of_three_k_records_holds_k_of_each_decision(files, name):
+    records = files[name]
+    for k in sorted({1, 2, 5, 10, 13, 20, len(records) // 6, len(records) // 3}):
+        counts = Counter(r["decision"] for r in records[: 3 * k])
+        assert counts == {decision: k for decision in DECISIONS}, (name, k, counts)
+
+
+@pytest.mark.parametrize("name", EVAL_FILES)
+def test_each_category_is_spread_over_the_file(files, name):
+    """A category's records are not bunched: the first half of the file holds half of them, within one."""
+    records = files[name]
+    half = Counter((r["decision"], r["category"]) for r in records[: len(records) // 2])
+    for key, n in Counter((r["decision"], r["category"]) for r in records).items():
+        assert abs(half[key] - n / 2) <= 1, (name, key, half[key], n)
+
+
+@pytest.mark.parametrize("name", EVAL_FILES)
+def test_the_files_are_in_the_order_the_tool_writes(files, name):
+    from so8t.data.eval_order import balanced_order
+
+    assert balanced_order(files[name]) == files[name]
+
+
+def test_limit_through_the_real_task_keeps_the_challenge_set_balanced(task_manager_factory):
+    path = BUNDLED / "safety_challenge.jsonl"
+    task = task_manager_factory({"data_files": str(path)}).load(["so8t_safety_local"])["tasks"][
+        "so8t_safety_local"
+    ]
+    for limit in (20, 40, 41, 100):
+        docs = [doc for _, doc in task.doc_iterator(rank=0, limit=limit, world_size=1)]
+        counts = Counter(doc["decision"] for doc in docs)
+        assert len(docs) == limit and max(counts.values()) - min(counts[d] for d in DECISIONS) <= 1, counts

@@ -10,6 +10,7 @@ import pytest
 from train_fixtures import REPO, subprocess_env, write_config
 
 from so8t.config import load_config
+from so8t.data.safety import bundled_safety_path, read_safety
 from so8t.train.run import build_model, build_trainer, last_complete_checkpoint
 from so8t.train.trainer import load_trainable_state
 
@@ -17,9 +18,13 @@ pytestmark = pytest.mark.slow
 
 
 def test_two_process_torchrun_on_cpu_completes_with_one_checkpoint_set(tiny_base_dir, tmp_path):
+    # whole, equal batches of 2 on both ranks: GSM8K problems fill the validation split up to a multiple of 4
+    bundled = len(read_safety(bundled_safety_path("validation")))
+    validation = [{"builtin": "synthetic_gsm8k", "n": 8 + (-(8 + bundled) % 4)}, {"builtin": "safety"}]
     config = write_config(
         tmp_path / "run.yaml",
         tiny_base_dir,
+        data={"validation": validation},
         model={
             "base": str(tiny_base_dir),
             "dtype": "float32",
@@ -66,7 +71,7 @@ def test_two_process_torchrun_on_cpu_completes_with_one_checkpoint_set(tiny_base
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-2", "checkpoint-4"]
 
     # The validation loss parts cover the whole validation set, gathered over both ranks: one process
-    # evaluating the same checkpoint on the same batches (68 examples, 17 batches of 2) logs the same figures.
+    # evaluating the same checkpoint on the same batches (96 examples, 48 batches of 2) logs the same figures.
     logged = next(e for e in state["log_history"] if "eval_lm_loss" in e and e["step"] == 4)
     cfg = load_config(config)
     model, tokenizer, _ = build_model(cfg)

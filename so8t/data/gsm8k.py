@@ -4,18 +4,38 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 
 from so8t.data.jsonl import OnBadRecord, read_jsonl_records
 
 ANSWER_MARKER = "####"
+# Where a completion that runs on into a new problem starts it: the first word of the prompt
+# (so8t.data.templates.gsm8k_prompt). What follows is another question's work, never this one's answer.
+RUN_ON_MARKER = "Question:"
 
-# A number as written in GSM8K answers and model completions: optional sign and currency,
-# thousands separators, decimals ("1,000", "$18.00", "-3", "0.5").
-_NUMBER = r"-?[$€£]?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
-_NUMBER_RE = re.compile(_NUMBER)
-_STRICT_RE = re.compile(r"####\s*(" + _NUMBER + r")")
+# How numbers are written in GSM8K answers and model completions. A sign (ASCII or Unicode minus), a currency
+# sign, digits grouped by commas or (narrow) no-break spaces, a decimal part or a leading-dot decimal, or a
+# fraction ("1,000", "$18.00", "\u22123", ".5", "3/4").
+_SIGN = "[-\u2212]"
+_CURRENCY = "[$\u20ac\u00a3]"
+_DECIMAL = r"(?:\.\d+)?"
+_LEADING_DOT = r"(?<![\d.])\.\d+"
+_FRACTION = r"\d+\s?/\s?\d+(?!\d|[.,]\d)"
+
+
+def _number_pattern(group_separators: str) -> str:
+    grouped = rf"\d{{1,3}}(?:[{group_separators}]\d{{3}})+(?!\d)"
+    return rf"{_SIGN}?{_CURRENCY}?\s?(?:{_FRACTION}|(?:{grouped}|\d+){_DECIMAL}|{_LEADING_DOT})"
+
+
+# Anywhere in a completion; a plain space never groups digits here ("3 600-page books" is two numbers).
+_NUMBER_RE = re.compile(_number_pattern(",\u00a0\u202f"))
+# On the answer line after `####`, which holds one number, a plain space groups digits too ("1 250").
+_ANSWER_NUMBER_RE = re.compile(_number_pattern(", \u00a0\u202f"))
+_LATEX_FRACTION_RE = re.compile(r"\\[dt]?frac\s*\{\s*([^{}]*?)\s*\}\s*\{\s*([^{}]*?)\s*\}")
+_BOXED_RE = re.compile(r"\\boxed\s*\{([^{}]*)\}")
 
 
 @dataclass
@@ -29,60 +49,109 @@ class GSM8KExample:
         return asdict(self)
 
 
-def parse_number(text: str) -> Decimal | None:
-    """Parse a written number ("1,000" -> 1000, "$18.00" -> 18, "-3" -> -3, "18." -> 18); None if not one."""
-    cleaned = text.strip().replace("\u2212", "-").replace(",", "").replace(" ", "")
+def parse_number(text: str) -> Fraction | None:
+    """The value of a written number, exactly, or None if the text is not one number: "1,000" -> 1000,
+    "$18.00" -> 18, "\u22123" -> -3, "18." -> 18, ".5" -> 1/2, "1 250" -> 1250, "3/4" -> 3/4, "42\u20ac" -> 42."""
+    cleaned = text.strip().replace("\u2212", "-")
+    for separator in (",", " ", "\u00a0", "\u202f"):
+        cleaned = cleaned.replace(separator, "")
     cleaned = cleaned.rstrip(".")
-    match = re.fullmatch(r"([-+]?)[$€£]?([-+]?)(.*)", cleaned)
-    signs = (match.group(1) + match.group(2)) if match else ""
+    match = re.fullmatch(r"([-+]?)[$\u20ac\u00a3]?([-+]?)(.*?)[$\u20ac\u00a3]?", cleaned)
+    signs = match.group(1) + match.group(2)
     if len(signs) > 1:
         return None
-    negative, cleaned = signs == "-", match.group(3) if match else cleaned
-    if not cleaned or not re.fullmatch(r"\d+(?:\.\d*)?|\.\d+", cleaned):
+    body = match.group(3)
+    fraction = re.fullmatch(r"(\d+)/(\d+)", body)
+    if fraction:
+        if int(fraction.group(2)) == 0:
+            return None
+        value = Fraction(int(fraction.group(1)), int(fraction.group(2)))
+    elif re.fullmatch(r"\d+(?:\.\d*)?|\.\d+", body):
+        value = Fraction(body)
+    else:
         return None
-    try:
-        value = Decimal(cleaned)
-    except InvalidOperation:  # pragma: no cover - the regex admits only valid decimals
-        return None
-    return -value if negative else value
+    return -value if signs == "-" else value
 
 
-def format_number(value: Decimal) -> str:
-    """Canonical text of a number: "18", "-3", "0.5" (no exponent, no trailing zeros)."""
-    if value == value.to_integral_value():
-        return str(int(value))
-    return format(value.normalize(), "f")
+def format_number(value: Fraction | Decimal) -> str:
+    """Canonical text of a number: "18", "-3", "0.5", or "2/3" when no finite decimal writes it."""
+    value = Fraction(value)
+    if value.denominator == 1:
+        return str(value.numerator)
+    denominator = value.denominator
+    for prime in (2, 5):
+        while denominator % prime == 0:
+            denominator //= prime
+    if denominator != 1:
+        return f"{value.numerator}/{value.denominator}"
+    return format(Decimal(value.numerator) / Decimal(value.denominator), "f")
 
 
 def _normalise(text: str) -> str | None:
     value = parse_number(text)
-    if value is not None:
-        return format_number(value)
-    stripped = text.strip()
-    return stripped or None
+    return format_number(value) if value is not None else None
+
+
+def _unwrap_latex(text: str) -> str:
+    """LaTeX fractions written as numbers: "\\frac{3}{4}" -> "3/4" (other wrappers are skipped by the search)."""
+    return _LATEX_FRACTION_RE.sub(r"\1/\2", text)
+
+
+def _first_number_of_answer_line(text: str) -> str | None:
+    """The first number on the first non-blank line of `text` (the line after a `####`), normalised."""
+    line = _unwrap_latex(text.lstrip().split("\n", 1)[0])
+    for match in _ANSWER_NUMBER_RE.finditer(line):
+        value = _normalise(match.group(0))
+        if value is not None:
+            return value
+    return None
 
 
 def extract_gold(answer: str) -> str | None:
-    """The final answer after the last `####` in a GSM8K solution, normalised ("1,000" -> "1000")."""
+    """The final answer of a GSM8K solution: the number on the line after its last `####`, normalised
+    ("1,000" -> "1000"); None when there is no marker or no number after it."""
     if ANSWER_MARKER not in answer:
         return None
-    return _normalise(answer.rsplit(ANSWER_MARKER, 1)[1])
+    return _first_number_of_answer_line(answer.rsplit(ANSWER_MARKER, 1)[1])
 
 
 def extract_strict(text: str) -> str | None:
-    """The number after the first `#### ` in a completion (the format the model is trained to write)."""
-    match = _STRICT_RE.search(text)
-    return _normalise(match.group(1)) if match else None
+    """The number on the line after the first `####` of a completion (the format the model is trained to
+    write), past Markdown or LaTeX wrappers ("#### **42**", "####42", "#### 1 250", "#### 3/4")."""
+    if ANSWER_MARKER not in text:
+        return None
+    return _first_number_of_answer_line(text.split(ANSWER_MARKER, 1)[1])
+
+
+def extract_boxed(text: str) -> str | None:
+    """The number in the last LaTeX `\\boxed{...}` of a completion, normalised; None without one."""
+    boxes = _BOXED_RE.findall(_unwrap_latex(text))
+    return _first_number_of_answer_line(boxes[-1]) if boxes else None
 
 
 def extract_last_number(text: str) -> str | None:
-    """The last number anywhere in the text (the lenient reading of a completion)."""
-    matches = _NUMBER_RE.findall(text)
-    return _normalise(matches[-1]) if matches else None
+    """The last number anywhere in the text (the lenient reading of a completion), normalised."""
+    for match in reversed(list(_NUMBER_RE.finditer(_unwrap_latex(text)))):
+        value = _normalise(match.group(0))
+        if value is not None:
+            return value
+    return None
+
+
+def before_run_on(completion: str) -> str:
+    """The completion up to a new `Question:`, where a model that ignores its stop sequences runs on."""
+    return completion.split(RUN_ON_MARKER, 1)[0]
+
+
+def completion_answer(completion: str) -> str | None:
+    """The answer a careful grader reads in a completion, normalised: of the text before any run-on into a new
+    question, the number after the first `####`, else the last `\\boxed{}` answer, else the last number."""
+    text = before_run_on(completion)
+    return extract_strict(text) or extract_boxed(text) or extract_last_number(text)
 
 
 def numbers_equal(pred: str | None, gold: str) -> bool:
-    """Numeric equivalence ("18.00" == "18"); plain string equality when either side is not a number."""
+    """Numeric equivalence ("18.00" == "18", "3/4" == "0.75"); string equality when either is not a number."""
     if pred is None:
         return False
     a, b = parse_number(pred), parse_number(gold)
@@ -99,7 +168,7 @@ def gsm8k_record_problem(record: dict) -> str | None:
         if not isinstance(record[key], str) or not record[key].strip():
             return f'"{key}" must be a non-empty string'
     if extract_gold(record["answer"]) is None:
-        return '"answer" has no final "#### N" line'
+        return '"answer" has no final "#### N" line with a number (e.g. "#### 42")'
     return None
 
 

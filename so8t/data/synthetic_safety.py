@@ -1,8 +1,9 @@
 """Synthetic safety-decision requests (ALLOW / ESCALATE / REFUSE) for the enterprise-assistant policy.
 
-Why: the bundled safety set holds 240 hand-written training requests, too few for a small model to learn where
-the policy draws its lines (`so8t/data/bundled/POLICY.md`): whose data or account a request touches, and
-whether it only explains or acts (pays, grants, deletes, sends). This module composes many more requests from
+Why: the bundled safety set holds 348 hand-written training requests, too few for a small model to learn where
+the policy draws its lines (`so8t/data/bundled/POLICY.md`): whose data or account a request touches, whether
+it only explains or acts (pays, grants, deletes, sends), and whether a request that sounds harmful seeks harm,
+reports it (someone must respond) or only uses a harmful word in another sense. This module composes many more requests from
 per-category templates and slot vocabularies, the way `synthetic.py` composes GSM8K-style problems. The
 templates, vocabularies and rationales are data, in `so8t/data/bundled/synthetic_safety.yaml`
 (`synthetic_safety_vocabulary.py` reads it); this module holds only the code.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from so8t.data.gsm8k import extract_gold, extract_last_number, extract_strict, numbers_equal
+from so8t.data.gsm8k import completion_answer, extract_gold, numbers_equal
 from so8t.data.safety import DECISIONS
 from so8t.lmeval.safety_metrics import (
     AGGREGATIONS,
@@ -25,12 +25,14 @@ from so8t.model.decision_rule import fail_closed_choice
 
 
 def gsm8k_answer(completion: str) -> str | None:
-    """The answer a careful grader reads in a completion: the `#### N` line if present, else the last number."""
-    return extract_strict(completion) or extract_last_number(completion)
+    """The answer a careful grader reads in a completion (so8t.data.gsm8k.completion_answer): before any
+    run-on into a new question, the `#### N` line if present, else a `\\boxed{}` answer, else the last number."""
+    return completion_answer(completion)
 
 
 def gsm8k_numeric_match(completion: str, reference: str) -> float:
-    """1.0 when the completion's answer equals the reference numerically ("$1,000.00" == "1000").
+    """1.0 when the completion's answer equals the reference numerically ("$1,000.00" == "1000", ".5" == "0.5",
+    "3/4" == "0.75"); applied to each filter's output, so it can only judge what the filter left in.
 
     `reference` is a GSM8K solution (its `#### N` is used) or a bare final answer.
     """

@@ -139,7 +139,7 @@ def safety_breakdown(samples: list[dict]) -> list[str]:
 
 def generation_samples(samples: list[dict], limit: int = 5) -> list[str]:
     """A few GSM8K-style generations: question, output, extracted answer, gold."""
-    from so8t.data.gsm8k import extract_gold, extract_last_number
+    from so8t.data.gsm8k import completion_answer, extract_gold
 
     rows = []
     for sample in samples:
@@ -150,7 +150,7 @@ def generation_samples(samples: list[dict], limit: int = 5) -> list[str]:
         cell = str(output).strip().replace("\n", " ⏎ ").replace("|", "\\|")
         question = doc["question"].replace("\n", " ").replace("|", "\\|")
         rows.append(
-            f"| {question} | {cell[:300]} | {extract_last_number(str(output)) or '—'} | {extract_gold(doc['answer'])} |"
+            f"| {question} | {cell[:300]} | {completion_answer(str(output)) or '—'} | {extract_gold(doc['answer'])} |"
         )
         if len(rows) >= limit:
             break

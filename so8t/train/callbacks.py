@@ -90,7 +90,7 @@ class SampleGenerationCallback(TrainerCallback):
     def on_evaluate(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         if not state.is_world_process_zero or model is None or not self.samples:
             return
-        from so8t.data.gsm8k import extract_last_number, extract_strict
+        from so8t.data.gsm8k import completion_answer
 
         was_training = model.training
         model.eval()
@@ -99,7 +99,7 @@ class SampleGenerationCallback(TrainerCallback):
             for sample in self.samples:
                 output = self._generate(model, sample["prompt"])
                 if sample["kind"] == "gsm8k":
-                    extracted = extract_strict(output) or extract_last_number(output)
+                    extracted = completion_answer(output)
                 else:
                     extracted = (output.strip().split() or [""])[0]
                 rows.append(
