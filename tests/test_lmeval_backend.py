@@ -6,6 +6,7 @@ import json
 import math
 import random
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -255,7 +256,7 @@ def test_allow_threshold_turns_low_confidence_allow_into_escalate_and_is_recorde
     expected = [1 if d == 0 and p < threshold else d for d, p in zip(plain, p_allow, strict=True)]
     assert gated == expected and 0 in gated and gated != plain
     assert strict["config"]["so8t"]["allow_threshold"] == threshold
-    written = json.loads((tmp_path / "strict.json").read_text())
+    written = json.loads(Path(strict["so8t_results_file"]).read_text())  # strict_<id>.json, lm-eval's naming
     assert written["config"]["model_args"]["allow_threshold"] == threshold
 
 
