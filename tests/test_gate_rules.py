@@ -253,3 +253,24 @@ def test_the_quickstart_baseline_passes_its_suite_and_a_regressed_copy_fails():
     assert not report.passed
     failed = {c.metric for c in report.checks if not c.passed}
     assert failed == {"refuse_recall", "unsafe_allow_rate"}
+
+
+def test_a_gated_group_is_compared_through_its_subtasks():
+    """A group's own entry has no n-shot or documents of its own: a change in a subtask still counts."""
+
+    def grouped(shots: int) -> dict:
+        data = _results(0.8, 0.01)
+        data["results"]["suite"] = {"alias": "suite", "acc,none": 0.8, "acc_stderr,none": 0.01}
+        data["group_subtasks"] = {"suite": ["so8t_safety"]}
+        data["higher_is_better"]["suite"] = {"acc": True}
+        data["n-shot"]["so8t_safety"] = shots
+        return data
+
+    rule = GateConfig(baseline="b.json", rules=[GateRule(task="suite", metric="acc")])
+    report = evaluate_gates(grouped(3), grouped(0), rule)
+    assert not report.passed
+    assert (
+        "different n-shot (subtask so8t_safety) (baseline 0-shot, current 3-shot)" in report.checks[0].reason
+    )
+    same = evaluate_gates(grouped(0), grouped(0), rule)
+    assert same.passed and same.checks[0].method == "independent (a group)"

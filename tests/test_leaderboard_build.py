@@ -125,11 +125,13 @@ def test_names_are_short_with_the_full_name_kept():
         "quickstart [so8t]": "runs/quickstart/consolidated",
         "quickstart [so8t] decision_source=lm": "runs/quickstart/consolidated",
         "quickstart [hf]": "runs/quickstart/consolidated",
-        "fixture-base": "runs/fixture-base",
+        "runs/fixture-base": "runs/fixture-base",
         "fixture-random": "runs/fixture-random/consolidated",
     }
-    by_name = {row.name: row for row in board.rows}
-    assert by_name["quickstart [so8t]"].base is not None and "/" not in by_name["quickstart [so8t]"].base
+    # the base a so8t run recorded (config.so8t.base_model): a short name, the full path kept for hovering
+    recorded = run_data("quickstart")["config"]["so8t"]["base_model"]
+    row = next(r for r in board.rows if r.name == "quickstart [so8t]")
+    assert (row.base, row.base_full) == (recorded.rstrip("/").rsplit("/", 1)[-1], recorded)
 
 
 def test_models_within_noise_share_a_rank_band_formed_from_its_top():

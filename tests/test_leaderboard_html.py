@@ -20,7 +20,7 @@ RANKED = [
     "quickstart [so8t]",
     "quickstart [hf]",
     "quickstart [so8t] decision_source=lm",
-    "fixture-base",
+    "runs/fixture-base",
     "fixture-random",
 ]
 CHROMIUM_FLAGS = [

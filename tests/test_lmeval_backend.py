@@ -314,3 +314,11 @@ def test_safety_metrics_and_stderrs_match_an_independent_computation(tiny_so8t, 
         fn = sum(g == c and p != c for g, p in zip(gold, pred, strict=True))
         f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
     assert reported["macro_f1,none"] == pytest.approx(sum(f1s) / len(f1s))
+
+
+def test_so8t_eval_keeps_samples_unless_told_not_to():
+    from so8t.cli import build_parser
+
+    argv = ["eval", "runs/x", "--tasks", "so8t_safety", "--out", "out/results.json"]
+    assert build_parser(argv).parse_args(argv).log_samples is True
+    assert build_parser(argv).parse_args([*argv, "--no-log-samples"]).log_samples is False

@@ -63,8 +63,10 @@ def recorded_model_args(model_args: Any) -> dict[str, Any]:
 
 
 def short_name(name: str) -> str:
-    """A hub id as it is; a path by its last meaningful part (runs/quickstart/consolidated -> quickstart)."""
-    if HUB_ID.match(name) and not Path(name).exists():
+    """A name as short as it can be told from the results alone: a hub-style `org/name` as it is (a hub id,
+    or a path that short); a longer path by its last meaningful part (runs/quickstart/consolidated ->
+    quickstart). The filesystem is not consulted, so a board reads the same on every machine."""
+    if HUB_ID.match(name):
         return name
     parts = [p for p in Path(name).parts if p not in ("/", "")]
     meaningful = [p for p in parts if not GENERIC_PARTS.match(p)]
