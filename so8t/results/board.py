@@ -282,9 +282,9 @@ def _assign_keys(runs: list[TaskRun]) -> None:
     for run in runs:
         if run.is_group:
             parts = [_digest(r.documents) for r in runs if r.source == run.source and r.task in run.members]
-            digests[id(run)] = (
-                None if not parts or None in parts else hashlib.sha256("".join(parts).encode()).hexdigest()
-            )  # type: ignore[arg-type]
+            known = [part for part in parts if part is not None]
+            whole = len(known) == len(parts) and bool(parts)
+            digests[id(run)] = hashlib.sha256("".join(known).encode()).hexdigest() if whole else None
         else:
             digests[id(run)] = _digest(run.documents)
     for key, members in base.items():

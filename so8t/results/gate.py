@@ -130,7 +130,10 @@ def change_noise(
     iters: int,
 ) -> DeltaNoise:
     """se(Δ) of one gated metric: paired over matched documents when both runs have them, else independent."""
-    independent = lambda why: independent_noise(reported[0].stderr, reported[1].stderr, why)  # noqa: E731
+
+    def independent(why: str) -> DeltaNoise:
+        return independent_noise(reported[0].stderr, reported[1].stderr, why)
+
     if subtasks(baseline.data, rule.task) != [rule.task] or subtasks(current.data, rule.task) != [rule.task]:
         return independent("a group")
     sides = (baseline.documents.get(rule.task), current.documents.get(rule.task))
