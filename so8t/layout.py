@@ -13,7 +13,9 @@ Nothing here imports torch or transformers, so the torch-free config checks (`so
       checkpoints/.staging-checkpoint-N/  a checkpoint being written; renamed to checkpoint-N when complete
       consolidated/                       plain HF model + tokenizer + so8t_safety_head.safetensors +
                                           so8t.json (so8t-consolidated)
-      eval/results.json, eval/gate.md     lm-eval's results file and the gate's verdict
+      eval/results_<id>.json              lm-eval's results file, named as lm-eval names it
+      eval/samples_<task>_<id>.jsonl      its per-document samples (the same <id>)
+      eval/gate.md                        the gate's verdict
       samples.jsonl, report.md, report/curves.png
 """
 
@@ -27,6 +29,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import datetime
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -73,7 +76,6 @@ CHECKPOINTS_DIR = "checkpoints"
 CONSOLIDATED_DIR = "consolidated"
 DATA_DIR = "data"
 EVAL_DIR = "eval"
-RESULTS_FILE = "results.json"
 GATE_MARKDOWN = "gate.md"
 SAMPLES_FILE = "samples.jsonl"
 REPORT_FILE = "report.md"
@@ -113,8 +115,13 @@ class RunDir:
         return self.root / EVAL_DIR
 
     @property
-    def results(self) -> Path:
-        return self.eval / RESULTS_FILE
+    def results_output_path(self) -> Path:
+        """The output path evaluation is given; lm-eval's naming makes it eval/results_<id>.json."""
+        return self.eval / RESULTS_OUTPUT_NAME
+
+    def latest_results(self) -> Path | None:
+        """The newest eval/results_<id>.json, or None before the first evaluation."""
+        return newest_results_file(results_files_in(self.eval))
 
     @property
     def gate_markdown(self) -> Path:
@@ -131,6 +138,66 @@ class RunDir:
     @property
     def curves(self) -> Path:
         return self.root / CURVES_FILE
+
+
+# ----------------------------------------------------------------------------- lm-eval's output files
+
+# lm-eval's own naming (EvaluationTracker), restated because this module imports no lm_eval; a test pins
+# these to the files lm-eval writes and to its helpers (get_results_filenames, get_latest_filename):
+#   --output_path DIR       DIR/<model_name_sanitized>/results_<id>.json
+#   --output_path NAME.json NAME_<id>.json beside it
+# and in both cases samples_<task>_<id>.jsonl in the same folder, with the same <id> (an ISO date, ':' as '-').
+# An undated name (results.json) is skipped by lm-eval's helpers, so every results file carries its id.
+RESULTS_OUTPUT_NAME = "results.json"
+RESULTS_PREFIX = "results_"
+SAMPLES_PREFIX = "samples_"
+RESULTS_GLOB = "results_*.json"
+SAMPLES_GLOB = "samples_*.jsonl"
+_DATE_ID = re.compile(r"^\d{4}-\d{2}-\d{2}T[\d.-]+$")
+
+
+def evaluation_date_id(moment: datetime | None = None) -> str:
+    """The id lm-eval gives one evaluation's files: its local start time, ISO format, ':' replaced by '-'."""
+    return (moment or datetime.now()).isoformat().replace(":", "-")
+
+
+def results_file_for(output_path: str | os.PathLike, date_id: str, model_name_sanitized: str) -> Path:
+    """Where lm-eval writes the results of `--output_path output_path` (see the naming above)."""
+    path = Path(output_path)
+    if path.suffix == ".json":
+        return path.with_name(f"{path.stem}_{date_id}.json")
+    return path / model_name_sanitized / f"{RESULTS_PREFIX}{date_id}.json"
+
+
+def samples_file_for(results_file: str | os.PathLike, task: str, date_id: str) -> Path:
+    """The samples file of `task` beside a results file, as lm-eval names it."""
+    return Path(results_file).parent / f"{SAMPLES_PREFIX}{task}_{date_id}.jsonl"
+
+
+def date_id_of(path: str | os.PathLike) -> str | None:
+    """The <id> of a results or samples file name (the text after its last '_'), None for an undated name."""
+    stem = Path(path).name.removesuffix(".jsonl").removesuffix(".json")
+    _, sep, tail = stem.rpartition("_")
+    return tail if sep and _DATE_ID.match(tail) else None
+
+
+def samples_task_of(path: str | os.PathLike) -> str | None:
+    """The task of a samples_<task>_<id>.jsonl file name, None for another name."""
+    name = Path(path).name
+    if not (name.startswith(SAMPLES_PREFIX) and name.endswith(".jsonl")) or date_id_of(name) is None:
+        return None
+    return name[len(SAMPLES_PREFIX) :].rpartition("_")[0] or None
+
+
+def results_files_in(folder: str | os.PathLike) -> list[Path]:
+    """The dated results files directly in `folder` (what lm-eval wrote there), oldest first."""
+    found = [p for p in Path(folder).glob("*.json") if date_id_of(p) is not None and p.is_file()]
+    return sorted(found, key=lambda p: (date_id_of(p) or "", p.name))
+
+
+def newest_results_file(files: list[Path]) -> Path | None:
+    """The most recent of dated results files (ids sort in time order), None when there is none."""
+    return max(files, key=lambda p: (date_id_of(p) or "", p.name), default=None)
 
 
 # ----------------------------------------------------------------------------- local evaluation data

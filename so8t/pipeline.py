@@ -106,7 +106,7 @@ def run_pipeline(
     clock.end("consolidate", t0)
 
     t0 = clock.begin("evaluate", ", ".join(cfg.eval.tasks))
-    results_path = run.results
+    results_path = run.results_output_path
     try:
         results = _evaluate(cfg, consolidated, results_path, test_files)
     except Exception as exc:  # keep training; say how to resume the evaluation alone
@@ -120,7 +120,7 @@ def run_pipeline(
     clock.end("evaluate", t0)
 
     t0 = clock.begin("gate")
-    gate_report = _gate(cfg, results, run_dir)
+    gate_report = _gate(cfg, Path(results["so8t_results_file"]), run_dir)
     clock.end("gate", t0)
 
     t0 = clock.begin("report")
@@ -130,6 +130,7 @@ def run_pipeline(
         run_dir,
         cfg=cfg,
         results=results,
+        results_file=Path(results["so8t_results_file"]),
         gate_report=gate_report,
         timings=clock.timings,
         train_metrics=trained.metrics,
@@ -177,14 +178,14 @@ def _evaluate(cfg: RunConfig, consolidated: Path, results_path: Path, test_files
     )
 
 
-def _gate(cfg: RunConfig, results: dict, run_dir: Path) -> Any:
-    """Apply the configured gates (if any); the verdict goes to report.md and the exit code."""
+def _gate(cfg: RunConfig, results_file: Path, run_dir: Path) -> Any:
+    """Apply the configured gates (if any) to the results file just written, paired with its samples; the
+    verdict goes to report.md and the exit code."""
     if cfg.gates is None:
         return None
-    from so8t.results.gate import evaluate_gates, load_results
+    from so8t.results.gate import gate_files
 
-    baseline = load_results(Path(cfg.gates.baseline)) if cfg.gates.baseline else None
-    report = evaluate_gates(results, baseline, cfg.gates)
+    report = gate_files([results_file], cfg.gates)
     report.print()
     RunDir(run_dir).gate_markdown.write_text(report.to_markdown())
     return report

@@ -62,6 +62,39 @@ def test_names_owned_by_peft_and_transformers_match_theirs():
     assert layout.CHECKPOINT_PREFIX == PREFIX_CHECKPOINT_DIR
 
 
+@pytest.mark.parametrize("output_path", ["out/results.json", "out"])
+def test_results_and_samples_names_are_the_ones_lm_eval_writes_and_its_helpers_read(tmp_path, output_path):
+    """lm-eval's EvaluationTracker writes the files; layout predicts their names, and a results file and its
+    samples share one id. lm-eval's own helpers pick the same newest file and skip an undated results.json."""
+    from lm_eval.loggers import EvaluationTracker
+    from lm_eval.utils import get_latest_filename, get_results_filenames
+
+    written = []
+    for _ in range(2):
+        tracker = EvaluationTracker(output_path=str(tmp_path / output_path))
+        tracker.general_config_tracker.log_experiment_args("hf", "pretrained=org/model", None, None, False)
+        tracker.save_results_aggregated(results={"results": {}}, samples=None)
+        sample = {"arguments": [["a", "b"]], "resps": [], "filtered_resps": [], "target": 0, "doc_hash": "h"}
+        tracker.save_results_samples(task_name="so8t_safety", samples=[sample])
+        (found,) = set(tmp_path.rglob("*.json")) - set(written)
+        assert found == layout.results_file_for(tmp_path / output_path, tracker.date_id, "org__model")
+        assert layout.date_id_of(found) == tracker.date_id
+        assert layout.samples_file_for(found, "so8t_safety", tracker.date_id).is_file()
+        assert (
+            layout.samples_task_of(layout.samples_file_for(found, "so8t_safety", tracker.date_id))
+            == "so8t_safety"
+        )
+        written.append(found)
+    (found.parent / "results.json").write_text("{}")
+    assert layout.results_files_in(found.parent) == written
+    assert layout.newest_results_file(layout.results_files_in(found.parent)) == written[-1]
+    if output_path == "out":  # lm-eval's helpers know only the folder form's results_<id>.json
+        names = [str(p) for p in found.parent.iterdir()]
+        assert sorted(get_results_filenames(names)) == sorted(map(str, written))
+        assert get_latest_filename(get_results_filenames(names)) == str(written[-1])
+    assert layout.evaluation_date_id() > tracker.date_id
+
+
 def test_the_local_tasks_read_the_files_the_pipeline_writes_for_the_test_split(tmp_path):
     from data_fixtures import GSM8K_RECORDS, SAFETY_RECORDS
 

@@ -123,7 +123,11 @@ def test_run_evaluates_gsm8k_and_safety_on_the_held_out_split(finished_run):
     _, run_dir, _ = finished_run
     held_out = [json.loads(line) for line in (run_dir / "data" / "gsm8k_test.jsonl").read_text().splitlines()]
     assert len(held_out) == 16 and all("####" in r["answer"] for r in held_out)
-    results = json.loads((run_dir / "eval" / "results.json").read_text())
+    (results_file,) = (run_dir / "eval").glob("results_*.json")
+    date_id = results_file.stem.removeprefix("results_")
+    for task in ("so8t_gsm8k_local", "so8t_safety_local"):  # samples kept by default, with the results' id
+        assert (run_dir / "eval" / f"samples_{task}_{date_id}.jsonl").is_file(), task
+    results = json.loads(results_file.read_text())
     gsm8k = results["results"]["so8t_gsm8k_local"]
     safety = results["results"]["so8t_safety_local"]
     for key in ("exact_match,strict-match", "exact_match,flexible-extract"):
@@ -148,7 +152,8 @@ def test_report_holds_metrics_curves_confusion_matrix_and_generations(finished_r
     assert "](report/curves.png)" in report
     rows = {gold: [int(x) for x in re.findall(r"\d+", text)] for gold, text in _matrix_rows(report)}
     assert set(rows) == set(DECISIONS)
-    results = json.loads((run_dir / "eval" / "results.json").read_text())["results"]["so8t_safety_local"]
+    (results_file,) = (run_dir / "eval").glob("results_*.json")
+    results = json.loads(results_file.read_text())["results"]["so8t_safety_local"]
     for column, decision in enumerate(DECISIONS[:2]):
         never_predicted = sum(counts[column] for counts in rows.values()) == 0
         precision = results[f"{decision.lower()}_precision,none"]

@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from so8t.data.safety import DECISIONS
-from so8t.layout import BEST_CHECKPOINT_RULE, BEST_METRIC_KEY, RunDir, log_history, read_consolidated_info
+from so8t.layout import (
+    BEST_CHECKPOINT_RULE,
+    BEST_METRIC_KEY,
+    SAMPLES_GLOB,
+    RunDir,
+    date_id_of,
+    log_history,
+    read_consolidated_info,
+    samples_task_of,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from so8t.config import RunConfig
@@ -190,15 +199,14 @@ def plot_training_curves(run_dir: Path, out_png: Path) -> Path | None:
     return out_png
 
 
-def load_samples(eval_dir: Path) -> list[dict]:
-    """The latest samples file of each task (lm-eval names them samples_<task>_<timestamp>.jsonl)."""
-    latest: dict[str, Path] = {}
-    for path in sorted(eval_dir.glob("samples_*.jsonl")):  # timestamps sort in time order
-        task = path.stem[len("samples_") :].rsplit("_", 1)[0]
-        latest[task] = path
+def load_samples(results_file: Path | None) -> list[dict]:
+    """The samples of one evaluation: samples_<task>_<id>.jsonl beside its results_<id>.json, same id."""
+    if results_file is None or date_id_of(results_file) is None:
+        return []
     samples: list[dict] = []
-    for path in latest.values():
-        samples += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for path in sorted(results_file.parent.glob(SAMPLES_GLOB)):
+        if date_id_of(path) == date_id_of(results_file) and samples_task_of(path):
+            samples += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return samples
 
 
@@ -207,15 +215,17 @@ def write_report(
     *,
     cfg: RunConfig,
     results: dict,
+    results_file: Path | None = None,
     gate_report: Any = None,
     timings: dict[str, float] | None = None,
     train_metrics: dict | None = None,
     evaluated_checkpoint: Path | None = None,
 ) -> Path:
-    """Write run_dir/report.md (and report/curves.png) and return its path."""
+    """Write run_dir/report.md (and report/curves.png) and return its path; the samples are those of
+    `results_file` (default: the run's newest results file)."""
     run_dir = Path(run_dir)
     run = RunDir(run_dir)
-    samples = load_samples(run.eval)
+    samples = load_samples(results_file or run.latest_results())
     curves = plot_training_curves(run_dir, run.curves)
     lines = [
         f"# so8t run report: {run_dir.name}",
