@@ -262,12 +262,44 @@ def test_update_baseline_round_trip(tmp_path, capsys, monkeypatch):
     assert "independent" not in out  # paired on both sides: the results' samples, the baseline's own
 
 
-def test_update_baseline_refuses_nan_results(tmp_path, capsys):
+def test_update_baseline_refuses_infinite_results(tmp_path, capsys):
     data = _results()
-    data["results"]["so8t_safety"]["acc,none"] = math.nan
+    data["results"]["so8t_safety"]["acc,none"] = math.inf
     code, out = _gate(capsys, _write(tmp_path / "cur.json", data), "--update-baseline", tmp_path / "b.json")
     assert code == 2
-    assert "so8t_safety acc,none is NaN" in out
+    assert "so8t_safety acc,none is infinite" in out
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_update_baseline_leaves_an_undefined_metric_out_and_a_rule_on_it_fails(tmp_path, capsys):
+    """A NaN (a precision whose class was never decided) is undefined, not broken: the rest is a baseline."""
+    data = _results()
+    data["results"]["so8t_safety"]["escalate_precision,none"] = math.nan
+    data["results"]["so8t_safety"]["escalate_precision_stderr,none"] = math.nan
+    current = _write(tmp_path / "cur.json", data)
+    code, out = _gate(capsys, current, "--update-baseline", tmp_path / "b.json")
+    assert code == 0, out
+    assert "left out, undefined on these results" in out and "so8t_safety escalate_precision,none" in out
+    written = json.loads((tmp_path / "b.json").read_text())["results"]["so8t_safety"]
+    assert "escalate_precision,none" not in written and "escalate_precision_stderr,none" not in written
+    assert "refuse_recall,none" in written
+    code, out = _gate(capsys, current, "--baseline", tmp_path / "b.json")
+    assert code == 0, out
+    assert f"{N_METRICS - 1}/{N_METRICS - 1} checks passed" in out
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - {task: so8t_safety, metric: escalate_precision, max_drop: 0.05}\n")
+    code, out = _gate(capsys, BASELINE, "--baseline", tmp_path / "b.json", "--rules", rules)
+    assert code == 1  # defined now, but there is nothing to compare it with
+    assert "escalate_precision,none vs baseline" in out and "is missing from the baseline" in out
+
+
+def test_update_baseline_refuses_results_with_nothing_defined(tmp_path, capsys):
+    data = _results()
+    for task in data["results"].values():
+        for key in [k for k in task if "," in k and "_stderr" not in k]:
+            task[key] = math.nan
+    code, out = _gate(capsys, _write(tmp_path / "cur.json", data), "--update-baseline", tmp_path / "b.json")
+    assert code == 2 and "is NaN" in out
     assert not (tmp_path / "b.json").exists()
 
 

@@ -47,30 +47,46 @@ def model_description(data: dict) -> dict[str, Any]:
 def write_baseline(sources: Sequence[str | Path], out: str | Path) -> tuple[Path, list[str]]:
     """Write a new baseline from results files (paths, folders or globs); returns it and notes for the user.
 
-    NaN or non-numeric metrics are refused: a baseline that cannot be compared with would fail every later
-    gate. A task without per-document values is noted: gates against it use the independent formula.
+    Infinite or non-numeric metrics are refused: a baseline that cannot be compared with would fail every
+    later gate. A NaN metric is undefined rather than wrong (a precision with no document decided that class,
+    say): it is left out with a note, so a rule on it fails later as missing from the baseline. A task without
+    per-document values is noted: gates against it use the independent formula.
     """
     files = expand_inputs(sources).files
     loaded = [(str(path), load_results(path)) for path in files]
     data = dict(merge_results(loaded))
     data.pop(BASELINE_KEY, None)
+    metrics = list(iter_metrics(data))
+    undefined = [m for m in metrics if _is_nan(m.value)]
     bad = [
         f"{m.task} {m.key} {as_number(m.value)[1]}"
-        for m in iter_metrics(data)
-        if as_number(m.value)[0] is None
+        for m in metrics
+        if not _is_nan(m.value) and as_number(m.value)[0] is None
     ]
-    if bad:
+    if bad or len(undefined) == len(metrics):
         raise UserError(
             f"Refusing to write a baseline from {', '.join(map(str, files))}: "
-            + "; ".join(bad)
+            + "; ".join(bad or [f"{m.task} {m.key} is NaN" for m in undefined] or ["no metrics"])
             + ". Fix the evaluation first; a baseline must hold finite numbers."
         )
+    for m in undefined:
+        data["results"][m.task].pop(m.key, None)
+        data["results"][m.task].pop(f"{m.metric}_stderr,{m.filter}", None)
+    notes = (
+        [
+            "left out, undefined on these results (NaN, e.g. a ratio with an empty denominator): "
+            + ", ".join(f"{m.task} {m.key}" for m in undefined)
+            + "; a rule on one of them fails against this baseline as missing from it"
+        ]
+        if undefined
+        else []
+    )
     documents = {}
     for path, results in loaded:
         documents.update(documents_of(results, path))
     tasks = [t for t in data.get("configs", {}) if t in data["results"]] or sorted(data["results"])
     missing = [t for t in tasks if t not in documents]
-    notes = (
+    notes += (
         [
             f"no per-document samples for {', '.join(missing)}: gates against this baseline compare those "
             "tasks with the independent formula (evaluate with samples: so8t eval logs them by default, "
@@ -99,6 +115,10 @@ def write_baseline(sources: Sequence[str | Path], out: str | Path) -> tuple[Path
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, _dumps(_finite(data), embeddable(documents)))
     return out, notes
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
 
 
 DOCUMENTS_PLACEHOLDER = "<so8t per-document values>"
