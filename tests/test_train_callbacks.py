@@ -102,3 +102,66 @@ def test_pretraining_learns_is_cached_and_never_reads_held_out_safety(monkeypatc
     for split in ("validation", "test"):
         assert not any(e.prompt in texts for e in read_safety(bundled_safety_path(split)))
     assert all(e.prompt in texts for e in read_safety(bundled_safety_path("train"))[:20])
+
+
+def test_a_resumed_run_follows_its_new_learning_rates_schedule_length_and_cadence(tmp_path):
+    """Trainer builds the optimizer and scheduler from the new config, then loads the checkpoint's state
+    into them, which brings back the old rates; the callback puts the new ones on the restored step."""
+    import math
+
+    import torch
+    from transformers import get_scheduler
+    from transformers.trainer_callback import TrainerState
+
+    from so8t.train.callbacks import ResumedSettings
+
+    params = [torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))]
+
+    def build(lora_lr: float, safety_lr: float, total: int):
+        groups = [
+            {"params": [params[0]], "lr": lora_lr, "weight_decay": 0.1, "name": "lora"},
+            {"params": [params[1]], "lr": safety_lr, "weight_decay": 0.0, "name": "so8t_no_decay"},
+        ]
+        optimizer = torch.optim.AdamW(groups)
+        return optimizer, get_scheduler("cosine", optimizer, num_warmup_steps=0, num_training_steps=total)
+
+    old_optimizer, old_scheduler = build(1e-3, 3e-3, total=10)
+    for _ in range(4):
+        old_optimizer.step()
+        old_scheduler.step()
+    optimizer, scheduler = build(1e-4, 3e-4, total=20)
+    optimizer.load_state_dict(old_optimizer.state_dict())
+    scheduler.load_state_dict(old_scheduler.state_dict())
+    assert scheduler.base_lrs == [1e-3, 3e-3]  # what Trainer leaves behind
+
+    def cosine(step: int) -> float:
+        return 0.5 * (1 + math.cos(math.pi * step / 20))
+
+    (tmp_path / "checkpoint-2").mkdir()
+    state = TrainerState(global_step=4, max_steps=20, logging_steps=10, eval_steps=10, save_steps=10)
+    state.best_model_checkpoint = "/where/it/was/checkpoints/checkpoint-2"
+    args = SimpleNamespace(logging_steps=1, eval_steps=5, save_steps=5, output_dir=str(tmp_path))
+    settings = {"lora": {"lr": 1e-4, "weight_decay": 0.2}, "so8t_no_decay": {"lr": 3e-4, "weight_decay": 0.0}}
+    ResumedSettings(settings).on_train_begin(args, state, None, optimizer=optimizer, lr_scheduler=scheduler)
+    assert scheduler.base_lrs == [1e-4, 3e-4]
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([1e-4 * cosine(4), 3e-4 * cosine(4)])
+    assert scheduler.get_last_lr() == pytest.approx([1e-4 * cosine(4), 3e-4 * cosine(4)])
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.2, 0.0]
+    optimizer.step()
+    scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-4 * cosine(5))
+    assert (state.logging_steps, state.eval_steps, state.save_steps) == (1, 5, 5)
+    assert state.best_model_checkpoint == str(tmp_path / "checkpoint-2")
+
+
+def test_samples_of_a_step_generated_again_after_a_resume_replace_the_earlier_rows(tmp_path):
+    from so8t.train.callbacks import SampleGenerationCallback
+
+    callback = SampleGenerationCallback([], None, tmp_path / "samples.jsonl")
+    callback.write_rows([{"step": 2}, {"step": 2}], 2)
+    callback.write_rows([{"step": 4}], 4)
+    callback.write_rows([{"step": 6, "output": "before the crash"}], 6)
+    # the run resumed from checkpoint-4 and evaluates step 6 again
+    callback.write_rows([{"step": 6, "output": "after the resume"}], 6)
+    rows = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 2, 4, 6] and rows[-1]["output"] == "after the resume"

@@ -85,7 +85,7 @@ class SampleGenerationCallback(TrainerCallback):
         self.out_path = Path(out_path)
         self.max_new_tokens = max_new_tokens
 
-    def _write(self, rows: list[dict[str, Any]], step: int) -> None:
+    def write_rows(self, rows: list[dict[str, Any]], step: int) -> None:
         """Append this evaluation's rows; rows of this step or later from before a resume are replaced, so a
         resumed run never repeats a step."""
         kept: list[str] = []
@@ -136,7 +136,7 @@ class SampleGenerationCallback(TrainerCallback):
                 )
         finally:
             model.train(was_training)
-        self._write(rows, state.global_step)
+        self.write_rows(rows, state.global_step)
         try:
             import wandb
 

@@ -310,7 +310,8 @@ def _diverged_message(
     exc: Exception, cfg: RunConfig, output_dir: Path, relaunch: Sequence[str] | None
 ) -> str:
     """The stop's own words, the last finite checkpoint and the exact command that continues from it with
-    ten times lower learning rates (a resumed run may change them; so8t.config.identity)."""
+    lower learning rates: ten times lower, and no higher than the defaults, so an absurd rate does not take
+    several tries (a resumed run may change them; so8t.config.identity)."""
     import shlex
 
     last = last_complete_checkpoint(RunDir(output_dir).checkpoints)
@@ -321,8 +322,8 @@ def _diverged_message(
         else "No checkpoint was written before it; the run starts again from the beginning."
     )
     lower = {
-        "train.learning_rate": cfg.train.learning_rate / 10,
-        "train.safety_learning_rate": cfg.train.safety_learning_rate / 10,
+        f"train.{key}": min(getattr(cfg.train, key) / 10, type(cfg.train).model_fields[key].default)
+        for key in ("learning_rate", "safety_learning_rate")
     }
     command = _without_settings(list(relaunch or ["so8t", "train", "CONFIG"]), set(lower))
     command += [part for key, value in lower.items() for part in ("--set", f"{key}={value:g}")]
