@@ -397,9 +397,9 @@ def claim_run_dir(
     content; default: the resolved YAML without output_dir), compared with the identity the run last
     recorded, so a moved or copied run directory and another spelling of the same paths are still the same
     run. Changes to keys under `may_change` (settings that steer optimisation or bookkeeping) are accepted and
-    appended to config_history.jsonl; any other change is refused with the difference. config.resolved.yaml
-    always holds the config of the latest claim. Every write renames a whole file, so torchrun ranks claiming
-    at once each succeed.
+    appended to config_history.jsonl, and config.resolved.yaml becomes the new config; any other change is
+    refused with the difference. Claiming with the same run writes nothing. Every write renames a whole
+    file, so torchrun ranks claiming at once each succeed.
     """
     run = RunDir(Path(run_dir))
     current = identity if identity is not None else _without_output_dir(_yaml_load(resolved_yaml))
@@ -435,7 +435,7 @@ def claim_run_dir(
         }
         lines = [json.dumps(e, ensure_ascii=False, sort_keys=True) for e in [*history, entry]]
         atomic_write_text(run.config_history, "\n".join(lines) + "\n")
-    if not run.resolved_config.exists() or run.resolved_config.read_text() != resolved_yaml:
+    if previous is None or changes:
         atomic_write_text(run.resolved_config, resolved_yaml)
     return changes
 

@@ -177,7 +177,7 @@ def _stages(
         evaluated_checkpoint=checkpoint,
     )
     if not current["evaluated"]:
-        _log_eval_to_wandb(cfg, run_dir, results, step=checkpoint_step(trained.checkpoint_dir) or 0)
+        log_eval_to_wandb(cfg, run_dir, results, step=checkpoint_step(trained.checkpoint_dir) or 0)
     exit_code = 1 if gate_report is not None and not gate_report.passed else 0
     _remember(run_dir, record, progress, reported_from={**made, "gates": gates}, exit_code=exit_code)
     progress.end("report")
@@ -297,7 +297,7 @@ def eval_metrics(results: dict) -> dict[str, float]:
     }
 
 
-def _log_eval_to_wandb(cfg: RunConfig, run_dir: Path, results: dict, step: int) -> None:
+def log_eval_to_wandb(cfg: RunConfig, run_dir: Path, results: dict, step: int) -> None:
     """Send the evaluation metrics to this run directory's one W&B run (offline by default), at the last
     training step on W&B's step axis for Trainer's logs (`train/global_step`)."""
     if cfg.logging.wandb.mode == "disabled" or os.environ.get("WANDB_MODE") == "disabled":

@@ -63,7 +63,9 @@ def test_the_output_dir_is_no_part_of_the_run_so_a_moved_run_directory_claims_ag
     moved = tmp_path / "b"
     (tmp_path / "a").rename(moved)
     assert claim_run_dir(moved, f"output_dir: {moved}\nseed: 0\n") == {}
-    assert (moved / layout.RESOLVED_CONFIG).read_text() == f"output_dir: {moved}\nseed: 0\n"
+    # the same run: nothing is written
+    assert (moved / layout.RESOLVED_CONFIG).read_text() == "output_dir: /somewhere/a\nseed: 0\n"
+    assert len(layout.read_config_history(moved)) == 1
 
 
 def test_ranks_claiming_the_same_directory_at_once_all_succeed(tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ import pytest
 from train_fixtures import run_config
 
 from so8t.errors import UserError
-from so8t.layout import best_checkpoint, complete_checkpoints
+from so8t.layout import best_checkpoint, complete_checkpoints, wandb_run_id
 from so8t.train.callbacks import configure_wandb
 from so8t.train.run import train_from_config
 
@@ -71,12 +71,48 @@ def test_online_wandb_without_an_api_key_is_a_user_error(monkeypatch, tmp_path):
         configure_wandb(_wandb_cfg("online"), tmp_path)
 
 
-def test_offline_wandb_writes_under_the_run_directory(monkeypatch, tmp_path):
-    monkeypatch.delenv("WANDB_MODE", raising=False)
-    for key in ("WANDB_DIR", "WANDB_PROJECT"):
+WANDB_ENV = ("WANDB_MODE", "WANDB_DIR", "WANDB_PROJECT", "WANDB_RUN_ID", "WANDB_RESUME", "WANDB_LOG_MODEL")
+
+
+def test_offline_wandb_writes_under_the_run_directory_into_its_one_run(monkeypatch, tmp_path):
+    for key in WANDB_ENV:  # configure_wandb sets these; monkeypatch restores them afterwards
         monkeypatch.delenv(key, raising=False)
     assert configure_wandb(_wandb_cfg("offline"), tmp_path) == ["wandb"]
     assert os.environ["WANDB_MODE"] == "offline" and os.environ["WANDB_DIR"] == str(tmp_path)
+    assert os.environ["WANDB_RUN_ID"] == wandb_run_id(tmp_path) and os.environ["WANDB_RESUME"] == "allow"
+
+
+@pytest.mark.slow
+def test_wandb_offline_keeps_one_run_per_run_directory_with_the_eval_metrics_in_it(
+    tiny_base_dir, monkeypatch, tmp_path
+):
+    """Trained, resumed with more steps, then evaluated: three offline folders (one per process start, as
+    offline W&B writes them), one run id, and the evaluation at the last training step."""
+    from wandb_records import read_offline_run
+
+    from so8t.pipeline import log_eval_to_wandb
+
+    for key in WANDB_ENV:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run = tmp_path / "run"
+    offline = {"wandb": {"mode": "offline"}}
+    for steps in (2, 4):
+        train = {"max_steps": steps, "save_steps": 2, "logging_steps": 1}
+        train_from_config(run_config(tiny_base_dir, train=train, logging=offline), run)
+    cfg = run_config(tiny_base_dir, train={"max_steps": 4}, logging=offline)
+    results = {"results": {"so8t_safety_local": {"acc,none": 0.75, "alias": "so8t_safety_local"}}}
+    log_eval_to_wandb(cfg, run, results, step=4)
+    folders = sorted((run / "wandb").glob("offline-run-*"))
+    assert len(folders) == 3
+    runs = [read_offline_run(folder) for folder in folders]
+    assert {run_id for run_id, _ in runs} == {wandb_run_id(run)}
+    rows = [row for _, history in runs for row in history]
+    trained = [row["train/global_step"] for row in rows if "train/loss" in row]
+    assert trained == [1, 2, 3, 4]
+    evaluated = [row for row in rows if "eval/so8t_safety_local/acc,none" in row]
+    assert len(evaluated) == 1 and evaluated[0]["eval/so8t_safety_local/acc,none"] == 0.75
+    assert evaluated[0]["train/global_step"] >= max(trained)
 
 
 def test_disabled_wandb_reports_nowhere(monkeypatch, tmp_path):
