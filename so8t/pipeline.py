@@ -24,6 +24,7 @@ from so8t.layout import (
     checkpoint_step,
     last_complete_checkpoint,
     read_run_record,
+    recover_replaced,
     so8t_format,
     wandb_run_id,
     write_run_record,
@@ -91,43 +92,39 @@ def _stages(
     cfg: RunConfig, run_dir: Path, record: dict, progress: Progress, relaunch: list[str] | None
 ) -> int:
     from so8t.config import eval_identity
-    from so8t.train.run import finished_result, train_from_config
+    from so8t.train.run import finished_result
 
     run = RunDir(run_dir)
+    # a consolidated/ folder a crash left moved aside goes back first
+    recover_replaced(run_dir)
     evaluation = {"eval": eval_identity(cfg)}
     gates = cfg.gates.model_dump(mode="json") if cfg.gates is not None else None
     resume = last_complete_checkpoint(run.checkpoints)
-    finished = finished_result(resume, cfg) if resume is not None else None
-    if finished is not None:
-        best = finished.best_checkpoint or finished.checkpoint_dir
-        digest = checkpoint_digest(best)
+    trained = finished_result(resume, cfg) if resume is not None else None
+    current = {"consolidation": False, "evaluated": False, "report": False}
+    if trained is not None:
+        checkpoint = trained.best_checkpoint or trained.checkpoint_dir
+        digest = checkpoint_digest(checkpoint)
         current = _made_from(run, record, digest, evaluation, gates)
         if current["report"] and run.report.is_file():
-            return _already_done(run, best, record, progress)
-    else:
-        current = {"consolidation": False, "evaluated": False, "report": False}
+            return _already_done(run, checkpoint, record, progress)
 
+    test_files: dict[str, Path] = {}
     if current["evaluated"]:
         progress.skip("data", "the evaluation is up to date")
-        test_files: dict[str, Path] = {}
     else:
         progress.begin("data", "materialising the held-out split for evaluation")
         test_files = _prepare_test_data(cfg, run_dir)
         progress.end("data")
 
-    if finished is not None:
+    if trained is not None:
         progress.skip("pretrain", "training is finished")
-        progress.skip("train", f"finished at step {checkpoint_step(finished.checkpoint_dir)}")
-        trained = finished
+        progress.skip("train", f"finished at step {checkpoint_step(trained.checkpoint_dir)}")
     else:
-        _pretrain(cfg, progress)
-        progress.begin("train", f"{cfg.model.base}" + (f", resuming from {resume.name}" if resume else ""))
-        trained = train_from_config(cfg, run_dir, relaunch=relaunch)
-        record = _remember(run_dir, record, progress)
-        progress.end("train")
-    checkpoint = trained.best_checkpoint or trained.checkpoint_dir
-    digest = checkpoint_digest(checkpoint)
-    current = _made_from(run, record, digest, evaluation, gates)
+        trained = _train(cfg, run_dir, resume, record, progress, relaunch)
+        checkpoint = trained.best_checkpoint or trained.checkpoint_dir
+        digest = checkpoint_digest(checkpoint)
+        current = _made_from(run, record, digest, evaluation, gates)
 
     if current["consolidation"]:
         progress.skip("consolidate", f"{run.consolidated} is already {checkpoint.name}")
@@ -136,7 +133,7 @@ def _stages(
         from so8t.consolidate import consolidate_checkpoint
 
         consolidate_checkpoint(checkpoint, run.consolidated)
-        record = _remember(run_dir, record, progress, consolidated_from={"digest": digest})
+        _remember(run_dir, record, progress, consolidated_from={"digest": digest})
         progress.end("consolidate")
 
     made = {"digest": digest, **evaluation}
@@ -144,20 +141,10 @@ def _stages(
         progress.skip("evaluate", f"{run.results} is up to date")
         results = _load_results(run.results)
     else:
-        progress.begin("evaluate", ", ".join(cfg.eval.tasks))
-        try:
-            results = _evaluate(cfg, run.consolidated, run.results, test_files)
-        except Exception as exc:  # keep training; say how to resume the evaluation alone
-            progress.note(
-                f"evaluation failed: {exc!r}\nTraining is kept: checkpoint {checkpoint}, consolidated model "
-                f"{run.consolidated}. Re-run the evaluation alone with:\n  so8t eval {run.consolidated} "
-                f"--tasks {','.join(cfg.eval.tasks)} --out {run.results}"
-            )
-            import traceback
-
-            traceback.print_exc(limit=5)
+        results = _evaluate_stage(cfg, run, checkpoint, test_files, progress)
+        if results is None:
             return EXIT_EVAL_FAILED
-        record = _remember(run_dir, record, progress, evaluated_from=made)
+        _remember(run_dir, record, progress, evaluated_from=made)
         progress.end("evaluate")
 
     progress.begin("gate")
@@ -187,6 +174,44 @@ def _stages(
     return exit_code
 
 
+def _train(
+    cfg: RunConfig,
+    run_dir: Path,
+    resume: Path | None,
+    record: dict,
+    progress: Progress,
+    relaunch: list[str] | None,
+) -> Any:
+    """The pretrain and train stages: train (resuming from `resume`) and return the TrainResult."""
+    from so8t.train.run import train_from_config
+
+    _pretrain(cfg, progress)
+    progress.begin("train", f"{cfg.model.base}" + (f", resuming from {resume.name}" if resume else ""))
+    trained = train_from_config(cfg, run_dir, relaunch=relaunch)
+    _remember(run_dir, record, progress)
+    progress.end("train")
+    return trained
+
+
+def _evaluate_stage(
+    cfg: RunConfig, run: RunDir, checkpoint: Path, test_files: dict[str, Path], progress: Progress
+) -> dict | None:
+    """The evaluate stage; None when evaluation failed (training is kept, the way to re-run it is printed)."""
+    progress.begin("evaluate", ", ".join(cfg.eval.tasks))
+    try:
+        return _evaluate(cfg, run.consolidated, run.results, test_files)
+    except Exception as exc:  # keep training; say how to resume the evaluation alone
+        import traceback
+
+        traceback.print_exc(limit=5)
+        progress.note(
+            f"evaluation failed: {exc!r}\nTraining is kept: checkpoint {checkpoint}, consolidated model "
+            f"{run.consolidated}. Re-run the evaluation alone with:\n  so8t eval {run.consolidated} "
+            f"--tasks {','.join(cfg.eval.tasks)} --out {run.results}"
+        )
+        return None
+
+
 def _made_from(run: RunDir, record: dict, digest: str, evaluation: dict, gates: Any) -> dict[str, bool]:
     """Which outputs of the run directory are already made from the checkpoint of this `digest` (its
     consolidation inputs' contents) and these settings."""
@@ -200,16 +225,15 @@ def _made_from(run: RunDir, record: dict, digest: str, evaluation: dict, gates: 
     return {"consolidation": consolidated, "evaluated": evaluated, "report": reported}
 
 
-def _remember(run_dir: Path, record: dict, progress: Progress, **made: Any) -> dict:
+def _remember(run_dir: Path, record: dict, progress: Progress, **made: Any) -> None:
     """Add what the running stage made, and the stage times so far (a later attempt's ETA estimates), to the
-    run record, written at once so a later stage that fails does not make the run redo this one."""
+    run record (in place), written at once so a later stage that fails does not make the run redo this one."""
     timings = dict(record.get("timings", {}))
     timings.update({name: seconds for name, seconds in progress.timings.items() if seconds > 0})
     if progress.stage is not None:
         timings[progress.stage] = progress.stage_seconds()
-    record = {**record, **made, "timings": timings}
+    record.update(made, timings=timings)
     write_run_record(run_dir, record)
-    return record
 
 
 def _already_done(run: RunDir, checkpoint: Path, record: dict, progress: Progress) -> int:
