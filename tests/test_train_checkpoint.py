@@ -275,6 +275,7 @@ def test_an_absurd_learning_rate_leaves_no_non_finite_checkpoint_and_the_printed
     assert history[-1]["changed"]["train.learning_rate"] == [1e39, 2e-4]
 
 
+@pytest.mark.slow
 def test_a_save_never_writes_a_non_finite_parameter(tiny_base_dir, tmp_path, monkeypatch):
     from so8t.train import run as run_module
 
