@@ -6,11 +6,15 @@ report import them, and a test fails when one of these literals appears anywhere
 Nothing here imports torch or transformers, so the torch-free config checks (`so8t validate`) can use it.
 
     runs/<name>/                          a run directory (`so8t run`, `so8t train`)
-      config.resolved.yaml                the config as run, claimed once (claim_run_dir)
+      config.resolved.yaml                the config as last run (claim_run_dir)
+      config_history.jsonl                the run's identity at its start and each accepted change on resume
+      run_record.json                     what the consolidated model and the results were made from
+      wandb_run_id                        the one W&B run id of this run directory
       data/{gsm8k,safety}_test.jsonl      the held-out split the local lm-eval tasks read (LOCAL_TASKS)
       checkpoints/checkpoint-N/           peft adapter, so8t_state.safetensors, so8t.json (so8t-checkpoint),
                                           tokenizer and Trainer's files (trainer_state.json, optimizer, RNG)
       checkpoints/.staging-checkpoint-N/  a checkpoint being written; renamed to checkpoint-N when complete
+      checkpoints/.replaced-checkpoint-N/ an older save of the same step, moved aside while the new one moves in
       consolidated/                       plain HF model + tokenizer + so8t_safety_head.safetensors +
                                           so8t.json (so8t-consolidated)
       eval/results_<id>.json              lm-eval's results file, named as lm-eval names it
@@ -72,6 +76,9 @@ CONSOLIDATION_INPUTS = (
 )
 
 RESOLVED_CONFIG = "config.resolved.yaml"
+CONFIG_HISTORY = "config_history.jsonl"
+RUN_RECORD = "run_record.json"
+WANDB_RUN_ID = "wandb_run_id"
 CHECKPOINTS_DIR = "checkpoints"
 CONSOLIDATED_DIR = "consolidated"
 DATA_DIR = "data"
@@ -82,6 +89,8 @@ REPORT_FILE = "report.md"
 CURVES_FILE = "report/curves.png"
 # Never matches ^checkpoint-N$, so discovery cannot pick a half-written save.
 STAGING_PREFIX = ".staging-"
+# An older folder moved aside by replace_directory; recover_replaced puts it back after a crash.
+REPLACED_PREFIX = ".replaced-"
 _CHECKPOINT_NAME = re.compile(rf"^{CHECKPOINT_PREFIX}-(\d+)$")
 
 
@@ -97,6 +106,18 @@ class RunDir:
     @property
     def resolved_config(self) -> Path:
         return self.root / RESOLVED_CONFIG
+
+    @property
+    def config_history(self) -> Path:
+        return self.root / CONFIG_HISTORY
+
+    @property
+    def run_record(self) -> Path:
+        return self.root / RUN_RECORD
+
+    @property
+    def wandb_run_id(self) -> Path:
+        return self.root / WANDB_RUN_ID
 
     @property
     def checkpoints(self) -> Path:
@@ -274,12 +295,32 @@ def remove_staging_leftovers(folder: str | os.PathLike) -> None:
 
 
 def replace_directory(source: str | os.PathLike, target: str | os.PathLike) -> Path:
-    """Move the finished folder `source` onto `target` by a rename, removing an older `target` first."""
+    """Move the finished folder `source` onto `target`, keeping one whole folder on disk at every moment.
+
+    A directory cannot be renamed over a non-empty one, so an older `target` is first moved aside to
+    `.replaced-<name>`, the new one is moved in, and only then is the old one deleted. A crash between the two
+    renames leaves the old folder aside; recover_replaced() puts it back at the next start.
+    """
     target = Path(target)
+    aside = target.with_name(f"{REPLACED_PREFIX}{target.name}")
     if target.exists():
-        shutil.rmtree(target)
+        shutil.rmtree(aside, ignore_errors=True)
+        os.replace(target, aside)
     os.replace(source, target)
+    shutil.rmtree(aside, ignore_errors=True)
     return target
+
+
+def recover_replaced(folder: str | os.PathLike) -> None:
+    """Finish or undo the replace_directory calls a crash interrupted in `folder`: a folder moved aside goes
+    back when nothing took its place, and is deleted when the new one is in (ranks may race on it)."""
+    for aside in Path(folder).glob(f"{REPLACED_PREFIX}*"):
+        target = aside.with_name(aside.name[len(REPLACED_PREFIX) :])
+        if target.exists():
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            with suppress(FileNotFoundError):
+                os.replace(aside, target)
 
 
 @contextmanager
@@ -408,29 +449,170 @@ def write_so8t_json(folder: str | os.PathLike, info: dict[str, Any]) -> Path:
 
 # ----------------------------------------------------------------------------- the run directory's claim
 
-
-def claim_run_dir(run_dir: str | os.PathLike, resolved_yaml: str) -> None:
-    """Record the resolved config; an existing run directory is resumed only with the same config."""
-    resolved_path = RunDir(Path(run_dir)).resolved_config
-    if resolved_path.exists():
-        previous = resolved_path.read_text()
-        if previous != resolved_yaml:
-            raise UserError(
-                f"{run_dir} holds a run made with a different config, so it cannot be resumed:\n"
-                f"{_changed_lines(previous, resolved_yaml)}\n"
-                f"Use another --output-dir, restore the previous config, or delete {run_dir} to start over."
-            )
-        return
-    atomic_write_text(resolved_path, resolved_yaml)
+_UNSET = "<unset>"
 
 
-def _changed_lines(previous: str, current: str) -> str:
-    import difflib
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """{"a.b": leaf}: mappings are walked, lists and scalars are leaves."""
+    if isinstance(value, dict) and value:
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: value}
 
-    diff = difflib.unified_diff(
-        previous.splitlines(), current.splitlines(), "previous run", "this run", lineterm="", n=0
-    )
-    return "\n".join(line for line in diff if line[:1] in "+-" and not line.startswith(("+++", "---")))
+
+def config_changes(previous: dict, current: dict) -> dict[str, tuple[Any, Any]]:
+    """{dotted key: (previous value, current value)} for every leaf that differs; a missing side is "<unset>"."""
+    old, new = _flatten(previous), _flatten(current)
+    keys = sorted(set(old) | set(new))
+    return {
+        k: (old.get(k, _UNSET), new.get(k, _UNSET)) for k in keys if old.get(k, _UNSET) != new.get(k, _UNSET)
+    }
+
+
+def _may_change(key: str, allowed: tuple[str, ...]) -> bool:
+    return any(key == prefix or key.startswith(prefix + ".") for prefix in allowed)
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def read_config_history(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The entries of a run's config history, oldest first ([] when it has none)."""
+    path = RunDir(Path(run_dir)).config_history
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _without_output_dir(config: Any) -> dict:
+    config = dict(config or {})
+    config.pop("output_dir", None)
+    return config
+
+
+def claim_run_dir(
+    run_dir: str | os.PathLike,
+    resolved_yaml: str,
+    identity: dict[str, Any] | None = None,
+    may_change: tuple[str, ...] = (),
+) -> dict[str, tuple[Any, Any]]:
+    """Claim `run_dir` for a config; returns the settings it changes in a run already there ({} otherwise).
+
+    `identity` is what makes two configs the same run (the resolved config without output_dir, data named by
+    content; default: the resolved YAML without output_dir), compared with the identity the run last
+    recorded, so a moved or copied run directory and another spelling of the same paths are still the same
+    run. Changes to keys under `may_change` (settings that steer optimisation or bookkeeping) are accepted and
+    appended to config_history.jsonl, and config.resolved.yaml becomes the new config; any other change is
+    refused with the difference. Claiming with the same run writes nothing. Every write renames a whole
+    file, so torchrun ranks claiming at once each succeed.
+    """
+    run = RunDir(Path(run_dir))
+    current = identity if identity is not None else _without_output_dir(_yaml_load(resolved_yaml))
+    history = read_config_history(run_dir)
+    if history:
+        previous: dict | None = history[-1]["identity"]
+    elif run.resolved_config.exists():
+        # a run recorded before the history existed: its resolved YAML is all there is to compare with
+        previous = _without_output_dir(_yaml_load(run.resolved_config.read_text()))
+        current = _without_output_dir(_yaml_load(resolved_yaml))
+    else:
+        previous = None
+    changes = {} if previous is None else config_changes(previous, current)
+    refused = {key: values for key, values in changes.items() if not _may_change(key, may_change)}
+    if refused:
+        lines = "\n".join(
+            f"-{key}: {_shown(old)}\n+{key}: {_shown(new)}" for key, (old, new) in refused.items()
+        )
+        allowed = ", ".join(may_change) or "none"
+        raise UserError(
+            f"{run_dir} holds a run made with a different config, and these changes alter what is trained, so "
+            f"it cannot be resumed with them:\n{lines}\nA resumed run may change only optimisation and "
+            f"bookkeeping settings ({allowed}). Use another --output-dir, restore the previous values, or "
+            f"delete {run_dir} to start over."
+        )
+    if previous is None or changes or not history:
+        found = complete_checkpoints(run.checkpoints)
+        entry = {
+            "time": _now(),
+            "from_step": checkpoint_step(found[-1]) if found else 0,
+            "changed": {key: [old, new] for key, (old, new) in changes.items()},
+            "identity": identity if identity is not None else current,
+        }
+        lines = [json.dumps(e, ensure_ascii=False, sort_keys=True) for e in [*history, entry]]
+        atomic_write_text(run.config_history, "\n".join(lines) + "\n")
+    if previous is None or changes:
+        atomic_write_text(run.resolved_config, resolved_yaml)
+    return changes
+
+
+def _yaml_load(text: str) -> Any:
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def _now() -> str:
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+# ----------------------------------------------------------------------------- the run record
+
+
+def read_run_record(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """What `so8t run` last made in this run directory ({} when nothing, or when the file is unreadable)."""
+    path = RunDir(Path(run_dir)).run_record
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def write_run_record(run_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
+    return atomic_write_json(RunDir(Path(run_dir)).run_record, record, sort_keys=True)
+
+
+def checkpoint_digest(checkpoint: str | os.PathLike) -> str:
+    """Hash of the files of a checkpoint that consolidation reads (names and contents): equal digests give
+    the same consolidated model, wherever the run directory lies."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(
+        p for p in Path(checkpoint).iterdir() if p.is_file() and is_consolidation_input(p.name)
+    ):
+        digest.update(f"{path.name}\0{path.stat().st_size}\0".encode())
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+# ----------------------------------------------------------------------------- the W&B run id
+
+
+def wandb_run_id(run_dir: str | os.PathLike) -> str:
+    """The W&B run id of this run directory, made on first use: every resume, rank and the evaluation log
+    into the one run. The first writer wins (a hard link cannot replace a file), the others read its id."""
+    import uuid
+
+    path = RunDir(Path(run_dir)).wandb_run_id
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(uuid.uuid4().hex[:16] + "\n")
+        os.chmod(tmp, 0o644)
+        with suppress(FileExistsError):
+            os.link(tmp, path)
+        os.unlink(tmp)
+    return path.read_text(encoding="utf-8").strip()
 
 
 # ----------------------------------------------------------------------------- checkpoint discovery
@@ -472,9 +654,11 @@ def complete_checkpoints(folder: str | os.PathLike) -> list[Path]:
 
 
 def last_complete_checkpoint(checkpoint_root: str | os.PathLike) -> Path | None:
-    """The highest-step complete checkpoint-N in the folder (staging leftovers of a crash are removed)."""
+    """The highest-step complete checkpoint-N in the folder, after undoing what a crashed save left: a
+    replaced checkpoint moved aside goes back (recover_replaced) and staging folders are removed."""
     if not Path(checkpoint_root).is_dir():
         return None
+    recover_replaced(checkpoint_root)
     remove_staging_leftovers(checkpoint_root)
     found = complete_checkpoints(checkpoint_root)
     return found[-1] if found else None

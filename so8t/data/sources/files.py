@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -46,6 +47,14 @@ class PathSource(SourceForm):
         copy._written = self._written or self.path
         return copy
 
+    def identity(self) -> dict[str, Any]:
+        # the files by content, in the order they are read: the same data under another path is the same
+        return {
+            "files_sha256": [_sha256(path) for path in expand_pattern(self.path)],
+            "format": self.format,
+            "repeat": self.repeat,
+        }
+
     def check(
         self, split: str, key: str, on_bad_record: OnBadRecord
     ) -> tuple[list[SourceSummary], list[str]]:
@@ -76,6 +85,14 @@ class PathSource(SourceForm):
                 out.safety += safety
             out.skipped += skipped
         return out
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _file_format(path: Path, declared: str) -> str:
