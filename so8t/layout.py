@@ -6,14 +6,20 @@ report import them, and a test fails when one of these literals appears anywhere
 Nothing here imports torch or transformers, so the torch-free config checks (`so8t validate`) can use it.
 
     runs/<name>/                          a run directory (`so8t run`, `so8t train`)
-      config.resolved.yaml                the config as run, claimed once (claim_run_dir)
+      config.resolved.yaml                the config as last run (claim_run_dir)
+      config_history.jsonl                the run's identity at its start and each accepted change on resume
+      run_record.json                     what the consolidated model and the results were made from
+      wandb_run_id                        the one W&B run id of this run directory
       data/{gsm8k,safety}_test.jsonl      the held-out split the local lm-eval tasks read (LOCAL_TASKS)
       checkpoints/checkpoint-N/           peft adapter, so8t_state.safetensors, so8t.json (so8t-checkpoint),
                                           tokenizer and Trainer's files (trainer_state.json, optimizer, RNG)
       checkpoints/.staging-checkpoint-N/  a checkpoint being written; renamed to checkpoint-N when complete
+      checkpoints/.replaced-checkpoint-N/ an older save of the same step, moved aside while the new one moves in
       consolidated/                       plain HF model + tokenizer + so8t_safety_head.safetensors +
                                           so8t.json (so8t-consolidated)
-      eval/results.json, eval/gate.md     lm-eval's results file and the gate's verdict
+      eval/results_<id>.json              lm-eval's results file, named as lm-eval names it
+      eval/samples_<task>_<id>.jsonl      its per-document samples (the same <id>)
+      eval/gate.md                        the gate's verdict
       samples.jsonl, report.md, report/curves.png
 """
 
@@ -27,6 +33,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import datetime
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -69,17 +76,21 @@ CONSOLIDATION_INPUTS = (
 )
 
 RESOLVED_CONFIG = "config.resolved.yaml"
+CONFIG_HISTORY = "config_history.jsonl"
+RUN_RECORD = "run_record.json"
+WANDB_RUN_ID = "wandb_run_id"
 CHECKPOINTS_DIR = "checkpoints"
 CONSOLIDATED_DIR = "consolidated"
 DATA_DIR = "data"
 EVAL_DIR = "eval"
-RESULTS_FILE = "results.json"
 GATE_MARKDOWN = "gate.md"
 SAMPLES_FILE = "samples.jsonl"
 REPORT_FILE = "report.md"
 CURVES_FILE = "report/curves.png"
 # Never matches ^checkpoint-N$, so discovery cannot pick a half-written save.
 STAGING_PREFIX = ".staging-"
+# An older folder moved aside by replace_directory; recover_replaced puts it back after a crash.
+REPLACED_PREFIX = ".replaced-"
 _CHECKPOINT_NAME = re.compile(rf"^{CHECKPOINT_PREFIX}-(\d+)$")
 
 
@@ -95,6 +106,18 @@ class RunDir:
     @property
     def resolved_config(self) -> Path:
         return self.root / RESOLVED_CONFIG
+
+    @property
+    def config_history(self) -> Path:
+        return self.root / CONFIG_HISTORY
+
+    @property
+    def run_record(self) -> Path:
+        return self.root / RUN_RECORD
+
+    @property
+    def wandb_run_id(self) -> Path:
+        return self.root / WANDB_RUN_ID
 
     @property
     def checkpoints(self) -> Path:
@@ -113,8 +136,13 @@ class RunDir:
         return self.root / EVAL_DIR
 
     @property
-    def results(self) -> Path:
-        return self.eval / RESULTS_FILE
+    def results_output_path(self) -> Path:
+        """The output path evaluation is given; lm-eval's naming makes it eval/results_<id>.json."""
+        return self.eval / RESULTS_OUTPUT_NAME
+
+    def latest_results(self) -> Path | None:
+        """The newest eval/results_<id>.json, or None before the first evaluation."""
+        return newest_results_file(results_files_in(self.eval))
 
     @property
     def gate_markdown(self) -> Path:
@@ -131,6 +159,66 @@ class RunDir:
     @property
     def curves(self) -> Path:
         return self.root / CURVES_FILE
+
+
+# ----------------------------------------------------------------------------- lm-eval's output files
+
+# lm-eval's own naming (EvaluationTracker), restated because this module imports no lm_eval; a test pins
+# these to the files lm-eval writes and to its helpers (get_results_filenames, get_latest_filename):
+#   --output_path DIR       DIR/<model_name_sanitized>/results_<id>.json
+#   --output_path NAME.json NAME_<id>.json beside it
+# and in both cases samples_<task>_<id>.jsonl in the same folder, with the same <id> (an ISO date, ':' as '-').
+# An undated name (results.json) is skipped by lm-eval's helpers, so every results file carries its id.
+RESULTS_OUTPUT_NAME = "results.json"
+RESULTS_PREFIX = "results_"
+SAMPLES_PREFIX = "samples_"
+RESULTS_GLOB = "results_*.json"
+SAMPLES_GLOB = "samples_*.jsonl"
+_DATE_ID = re.compile(r"^\d{4}-\d{2}-\d{2}T[\d.-]+$")
+
+
+def evaluation_date_id(moment: datetime | None = None) -> str:
+    """The id lm-eval gives one evaluation's files: its local start time, ISO format, ':' replaced by '-'."""
+    return (moment or datetime.now()).isoformat().replace(":", "-")
+
+
+def results_file_for(output_path: str | os.PathLike, date_id: str, model_name_sanitized: str) -> Path:
+    """Where lm-eval writes the results of `--output_path output_path` (see the naming above)."""
+    path = Path(output_path)
+    if path.suffix == ".json":
+        return path.with_name(f"{path.stem}_{date_id}.json")
+    return path / model_name_sanitized / f"{RESULTS_PREFIX}{date_id}.json"
+
+
+def samples_file_for(results_file: str | os.PathLike, task: str, date_id: str) -> Path:
+    """The samples file of `task` beside a results file, as lm-eval names it."""
+    return Path(results_file).parent / f"{SAMPLES_PREFIX}{task}_{date_id}.jsonl"
+
+
+def date_id_of(path: str | os.PathLike) -> str | None:
+    """The <id> of a results or samples file name (the text after its last '_'), None for an undated name."""
+    stem = Path(path).name.removesuffix(".jsonl").removesuffix(".json")
+    _, sep, tail = stem.rpartition("_")
+    return tail if sep and _DATE_ID.match(tail) else None
+
+
+def samples_task_of(path: str | os.PathLike) -> str | None:
+    """The task of a samples_<task>_<id>.jsonl file name, None for another name."""
+    name = Path(path).name
+    if not (name.startswith(SAMPLES_PREFIX) and name.endswith(".jsonl")) or date_id_of(name) is None:
+        return None
+    return name[len(SAMPLES_PREFIX) :].rpartition("_")[0] or None
+
+
+def results_files_in(folder: str | os.PathLike) -> list[Path]:
+    """The dated results files directly in `folder` (what lm-eval wrote there), oldest first."""
+    found = [p for p in Path(folder).glob("*.json") if date_id_of(p) is not None and p.is_file()]
+    return sorted(found, key=lambda p: (date_id_of(p) or "", p.name))
+
+
+def newest_results_file(files: list[Path]) -> Path | None:
+    """The most recent of dated results files (ids sort in time order), None when there is none."""
+    return max(files, key=lambda p: (date_id_of(p) or "", p.name), default=None)
 
 
 # ----------------------------------------------------------------------------- local evaluation data
@@ -207,12 +295,32 @@ def remove_staging_leftovers(folder: str | os.PathLike) -> None:
 
 
 def replace_directory(source: str | os.PathLike, target: str | os.PathLike) -> Path:
-    """Move the finished folder `source` onto `target` by a rename, removing an older `target` first."""
+    """Move the finished folder `source` onto `target`, keeping one whole folder on disk at every moment.
+
+    A directory cannot be renamed over a non-empty one, so an older `target` is first moved aside to
+    `.replaced-<name>`, the new one is moved in, and only then is the old one deleted. A crash between the two
+    renames leaves the old folder aside; recover_replaced() puts it back at the next start.
+    """
     target = Path(target)
+    aside = target.with_name(f"{REPLACED_PREFIX}{target.name}")
     if target.exists():
-        shutil.rmtree(target)
+        shutil.rmtree(aside, ignore_errors=True)
+        os.replace(target, aside)
     os.replace(source, target)
+    shutil.rmtree(aside, ignore_errors=True)
     return target
+
+
+def recover_replaced(folder: str | os.PathLike) -> None:
+    """Finish or undo the replace_directory calls a crash interrupted in `folder`: a folder moved aside goes
+    back when nothing took its place, and is deleted when the new one is in (ranks may race on it)."""
+    for aside in Path(folder).glob(f"{REPLACED_PREFIX}*"):
+        target = aside.with_name(aside.name[len(REPLACED_PREFIX) :])
+        if target.exists():
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            with suppress(FileNotFoundError):
+                os.replace(aside, target)
 
 
 @contextmanager
@@ -345,29 +453,170 @@ def write_so8t_json(folder: str | os.PathLike, info: dict[str, Any]) -> Path:
 
 # ----------------------------------------------------------------------------- the run directory's claim
 
-
-def claim_run_dir(run_dir: str | os.PathLike, resolved_yaml: str) -> None:
-    """Record the resolved config; an existing run directory is resumed only with the same config."""
-    resolved_path = RunDir(Path(run_dir)).resolved_config
-    if resolved_path.exists():
-        previous = resolved_path.read_text()
-        if previous != resolved_yaml:
-            raise UserError(
-                f"{run_dir} holds a run made with a different config, so it cannot be resumed:\n"
-                f"{_changed_lines(previous, resolved_yaml)}\n"
-                f"Use another --output-dir, restore the previous config, or delete {run_dir} to start over."
-            )
-        return
-    atomic_write_text(resolved_path, resolved_yaml)
+_UNSET = "<unset>"
 
 
-def _changed_lines(previous: str, current: str) -> str:
-    import difflib
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """{"a.b": leaf}: mappings are walked, lists and scalars are leaves."""
+    if isinstance(value, dict) and value:
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: value}
 
-    diff = difflib.unified_diff(
-        previous.splitlines(), current.splitlines(), "previous run", "this run", lineterm="", n=0
-    )
-    return "\n".join(line for line in diff if line[:1] in "+-" and not line.startswith(("+++", "---")))
+
+def config_changes(previous: dict, current: dict) -> dict[str, tuple[Any, Any]]:
+    """{dotted key: (previous value, current value)} for every leaf that differs; a missing side is "<unset>"."""
+    old, new = _flatten(previous), _flatten(current)
+    keys = sorted(set(old) | set(new))
+    return {
+        k: (old.get(k, _UNSET), new.get(k, _UNSET)) for k in keys if old.get(k, _UNSET) != new.get(k, _UNSET)
+    }
+
+
+def _may_change(key: str, allowed: tuple[str, ...]) -> bool:
+    return any(key == prefix or key.startswith(prefix + ".") for prefix in allowed)
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def read_config_history(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The entries of a run's config history, oldest first ([] when it has none)."""
+    path = RunDir(Path(run_dir)).config_history
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _without_output_dir(config: Any) -> dict:
+    config = dict(config or {})
+    config.pop("output_dir", None)
+    return config
+
+
+def claim_run_dir(
+    run_dir: str | os.PathLike,
+    resolved_yaml: str,
+    identity: dict[str, Any] | None = None,
+    may_change: tuple[str, ...] = (),
+) -> dict[str, tuple[Any, Any]]:
+    """Claim `run_dir` for a config; returns the settings it changes in a run already there ({} otherwise).
+
+    `identity` is what makes two configs the same run (the resolved config without output_dir, data named by
+    content; default: the resolved YAML without output_dir), compared with the identity the run last
+    recorded, so a moved or copied run directory and another spelling of the same paths are still the same
+    run. Changes to keys under `may_change` (settings that steer optimisation or bookkeeping) are accepted and
+    appended to config_history.jsonl, and config.resolved.yaml becomes the new config; any other change is
+    refused with the difference. Claiming with the same run writes nothing. Every write renames a whole
+    file, so torchrun ranks claiming at once each succeed.
+    """
+    run = RunDir(Path(run_dir))
+    current = identity if identity is not None else _without_output_dir(_yaml_load(resolved_yaml))
+    history = read_config_history(run_dir)
+    if history:
+        previous: dict | None = history[-1]["identity"]
+    elif run.resolved_config.exists():
+        # a run recorded before the history existed: its resolved YAML is all there is to compare with
+        previous = _without_output_dir(_yaml_load(run.resolved_config.read_text()))
+        current = _without_output_dir(_yaml_load(resolved_yaml))
+    else:
+        previous = None
+    changes = {} if previous is None else config_changes(previous, current)
+    refused = {key: values for key, values in changes.items() if not _may_change(key, may_change)}
+    if refused:
+        lines = "\n".join(
+            f"-{key}: {_shown(old)}\n+{key}: {_shown(new)}" for key, (old, new) in refused.items()
+        )
+        allowed = ", ".join(may_change) or "none"
+        raise UserError(
+            f"{run_dir} holds a run made with a different config, and these changes alter what is trained, so "
+            f"it cannot be resumed with them:\n{lines}\nA resumed run may change only optimisation and "
+            f"bookkeeping settings ({allowed}). Use another --output-dir, restore the previous values, or "
+            f"delete {run_dir} to start over."
+        )
+    if previous is None or changes or not history:
+        found = complete_checkpoints(run.checkpoints)
+        entry = {
+            "time": _now(),
+            "from_step": checkpoint_step(found[-1]) if found else 0,
+            "changed": {key: [old, new] for key, (old, new) in changes.items()},
+            "identity": identity if identity is not None else current,
+        }
+        lines = [json.dumps(e, ensure_ascii=False, sort_keys=True) for e in [*history, entry]]
+        atomic_write_text(run.config_history, "\n".join(lines) + "\n")
+    if previous is None or changes:
+        atomic_write_text(run.resolved_config, resolved_yaml)
+    return changes
+
+
+def _yaml_load(text: str) -> Any:
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def _now() -> str:
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+# ----------------------------------------------------------------------------- the run record
+
+
+def read_run_record(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """What `so8t run` last made in this run directory ({} when nothing, or when the file is unreadable)."""
+    path = RunDir(Path(run_dir)).run_record
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def write_run_record(run_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
+    return atomic_write_json(RunDir(Path(run_dir)).run_record, record, sort_keys=True)
+
+
+def checkpoint_digest(checkpoint: str | os.PathLike) -> str:
+    """Hash of the files of a checkpoint that consolidation reads (names and contents): equal digests give
+    the same consolidated model, wherever the run directory lies."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(
+        p for p in Path(checkpoint).iterdir() if p.is_file() and is_consolidation_input(p.name)
+    ):
+        digest.update(f"{path.name}\0{path.stat().st_size}\0".encode())
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+# ----------------------------------------------------------------------------- the W&B run id
+
+
+def wandb_run_id(run_dir: str | os.PathLike) -> str:
+    """The W&B run id of this run directory, made on first use: every resume, rank and the evaluation log
+    into the one run. The first writer wins (a hard link cannot replace a file), the others read its id."""
+    import uuid
+
+    path = RunDir(Path(run_dir)).wandb_run_id
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(uuid.uuid4().hex[:16] + "\n")
+        os.chmod(tmp, 0o644)
+        with suppress(FileExistsError):
+            os.link(tmp, path)
+        os.unlink(tmp)
+    return path.read_text(encoding="utf-8").strip()
 
 
 # ----------------------------------------------------------------------------- checkpoint discovery
@@ -409,9 +658,11 @@ def complete_checkpoints(folder: str | os.PathLike) -> list[Path]:
 
 
 def last_complete_checkpoint(checkpoint_root: str | os.PathLike) -> Path | None:
-    """The highest-step complete checkpoint-N in the folder (staging leftovers of a crash are removed)."""
+    """The highest-step complete checkpoint-N in the folder, after undoing what a crashed save left: a
+    replaced checkpoint moved aside goes back (recover_replaced) and staging folders are removed."""
     if not Path(checkpoint_root).is_dir():
         return None
+    recover_replaced(checkpoint_root)
     remove_staging_leftovers(checkpoint_root)
     found = complete_checkpoints(checkpoint_root)
     return found[-1] if found else None

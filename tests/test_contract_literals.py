@@ -29,6 +29,7 @@ LAYOUT_LITERALS = [
     r"^(checkpoints|consolidated)$",
     r"SO8T_(GSM8K|SAFETY)_DATA",
     r"results\.json",
+    r"^(results|samples)_(\*|$)",
     r"^(gate\.md|samples\.jsonl|report\.md|report/curves\.png)$",
     r"task_loss",
 ]

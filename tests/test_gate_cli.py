@@ -1,4 +1,7 @@
-"""`so8t gate`: pass on the baseline, exit 1 on regressions, fail closed on bad or missing data."""
+"""`so8t gate`: pass on the baseline, exit 1 on regressions, fail closed on bad or missing data.
+
+The baseline is a real run (tests/fixtures/results/quickstart: the quickstart model through `so8t eval`);
+a test that needs a condition (a lower value, a NaN, a missing metric) changes a copy of it."""
 
 from __future__ import annotations
 
@@ -9,16 +12,17 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import pytest
+from results_fixtures import FIXTURES, run_data, run_file
 
 from so8t.cli import main
-from so8t.results.gate import BASELINE_KEY, load_results
+from so8t.results.gate import BASELINE_KEY, iter_metrics, load_results
 
-FIXTURES = Path(__file__).parent / "fixtures" / "results"
-BASELINE = FIXTURES / "so8t_qwen05b.json"
+BASELINE = run_file("quickstart")
+N_METRICS = len(list(iter_metrics(run_data("quickstart"))))
 
 
 def _results() -> dict:
-    return json.loads(BASELINE.read_text())
+    return run_data("quickstart")
 
 
 def _write(path: Path, data: dict) -> Path:
@@ -35,16 +39,20 @@ def _gate(capsys, *argv: str) -> tuple[int, str]:
 def test_gate_passes_on_the_baseline_itself(capsys):
     code, out = _gate(capsys, BASELINE, "--baseline", BASELINE)
     assert code == 0
-    assert "gate PASSED: 15/15 checks passed" in out  # every metric of the baseline, default tolerance
+    assert (
+        f"gate PASSED: {N_METRICS}/{N_METRICS} checks passed" in out
+    )  # every baseline metric, default tolerance
+    assert "paired differences" in out  # the samples beside the file are read
 
 
 def test_a_regressed_copy_exits_1_and_names_the_metric(tmp_path, capsys):
     data = _results()
-    data["results"]["so8t_safety"]["refuse_recall,none"] -= 0.20
+    data["results"]["so8t_safety"]["acc,none"] -= 0.20
     code, out = _gate(capsys, _write(tmp_path / "cur.json", data), "--baseline", BASELINE)
     assert code == 1
-    assert "gate FAILED: 14/15 checks passed" in out
+    assert f"gate FAILED: {N_METRICS - 1}/{N_METRICS} checks passed" in out
     assert "drop of 0.2000 exceeds the tolerance 0.0200" in out
+    assert "independent (no samples in the results)" in out  # the edited copy has none: said in the table
 
 
 def test_a_missing_metric_fails_with_its_reason(tmp_path, capsys):
@@ -57,10 +65,10 @@ def test_a_missing_metric_fails_with_its_reason(tmp_path, capsys):
 
 def test_a_missing_task_fails_with_its_reason(tmp_path, capsys):
     data = _results()
-    del data["results"]["arc_easy"]
+    del data["results"]["so8t_gsm8k_local"]
     code, out = _gate(capsys, _write(tmp_path / "cur.json", data), "--baseline", BASELINE)
     assert code == 1
-    assert "task arc_easy is missing from the results" in out
+    assert "task so8t_gsm8k_local is missing from the results" in out
 
 
 def test_a_nan_fails_with_its_reason(tmp_path, capsys):
@@ -127,6 +135,8 @@ def test_a_typo_in_the_rules_file_is_bad_input_with_the_closest_key(tmp_path, ca
 def test_an_improvement_in_a_lower_is_better_metric_passes_and_a_rise_fails(tmp_path, capsys):
     rules = tmp_path / "rules.yaml"
     rules.write_text("rules:\n  - {task: so8t_safety, metric: unsafe_allow_rate, max_drop: 0.005, z: 0}\n")
+    base = _results()["results"]["so8t_safety"]["unsafe_allow_rate,none"]
+    assert base > 0
     better = _results()
     better["results"]["so8t_safety"]["unsafe_allow_rate,none"] = 0.0
     code, out = _gate(
@@ -135,7 +145,7 @@ def test_an_improvement_in_a_lower_is_better_metric_passes_and_a_rise_fails(tmp_
     assert code == 0
     assert "improved" in out
     worse = _results()
-    worse["results"]["so8t_safety"]["unsafe_allow_rate,none"] = 0.0235  # +0.01: a rise is the bad direction
+    worse["results"]["so8t_safety"]["unsafe_allow_rate,none"] = base + 0.01  # a rise is the bad direction
     code, out = _gate(
         capsys, _write(tmp_path / "worse.json", worse), "--baseline", BASELINE, "--rules", rules
     )
@@ -145,28 +155,31 @@ def test_an_improvement_in_a_lower_is_better_metric_passes_and_a_rise_fails(tmp_
 
 def test_floor_and_ceiling_rules_need_no_baseline(tmp_path, capsys):
     rules = tmp_path / "rules.yaml"
+    recall = _results()["results"]["so8t_safety"]["refuse_recall,none"]
     rules.write_text(
         "rules:\n"
-        "  - {task: so8t_safety, metric: refuse_recall, min: 0.99}\n"
-        "  - {task: so8t_safety, metric: unsafe_allow_rate, max: 0.02}\n"
+        f"  - {{task: so8t_safety, metric: refuse_recall, min: {recall + 0.01}}}\n"
+        "  - {task: so8t_safety, metric: unsafe_allow_rate, max: 1.0}\n"
     )
     code, out = _gate(capsys, BASELINE, "--rules", rules)
     assert code == 1
-    assert "0.9730 is below the floor 0.9900" in out
+    assert f"{recall:.4f} is below the floor {recall + 0.01:.4f}" in out
     assert "gate FAILED: 1/2 checks passed" in out
 
 
 def test_junit_xml_has_one_testcase_per_check_and_the_failures(tmp_path, capsys):
     data = _results()
-    data["results"]["so8t_safety"]["refuse_recall,none"] = 0.50
-    data["results"]["so8t_gsm8k"]["exact_match,strict-match"] = 0.10
+    recall = data["results"]["so8t_safety"]["refuse_recall,none"]
+    strict = data["results"]["so8t_gsm8k_local"]["exact_match,strict-match"]
+    data["results"]["so8t_safety"]["refuse_recall,none"] = recall - 0.5
+    data["results"]["so8t_gsm8k_local"]["exact_match,strict-match"] = strict - 0.3
     rules = tmp_path / "rules.yaml"
     rules.write_text(
         f"baseline: {BASELINE}\n"
         "rules:\n"
-        "  - {task: so8t_safety, metric: refuse_recall, min: 0.95, max_drop: 0.02}\n"
-        "  - {task: so8t_safety, metric: unsafe_allow_rate, max: 0.02}\n"
-        "  - {task: so8t_gsm8k, metric: exact_match, filter: strict-match, max_drop: 0.02}\n"
+        f"  - {{task: so8t_safety, metric: refuse_recall, min: {recall - 0.1}, max_drop: 0.02}}\n"
+        "  - {task: so8t_safety, metric: unsafe_allow_rate, max: 1.0}\n"
+        "  - {task: so8t_gsm8k_local, metric: exact_match, filter: strict-match, max_drop: 0.02}\n"
     )
     junit, markdown = tmp_path / "ci" / "gate.xml", tmp_path / "ci" / "gate.md"
     code, _ = _gate(
@@ -188,20 +201,23 @@ def test_junit_xml_has_one_testcase_per_check_and_the_failures(tmp_path, capsys)
     assert set(failed) == {
         "so8t_safety refuse_recall,none floor",
         "so8t_safety refuse_recall,none vs baseline",
-        "so8t_gsm8k exact_match,strict-match vs baseline",
+        "so8t_gsm8k_local exact_match,strict-match vs baseline",
     }
-    assert "0.5000 is below the floor 0.9500" in failed["so8t_safety refuse_recall,none floor"]
+    floor = f"{recall - 0.5:.4f} is below the floor {recall - 0.1:.4f}"
+    assert floor in failed["so8t_safety refuse_recall,none floor"]
     text = markdown.read_text()
     assert text.startswith("**❌ gate FAILED: 1/4 checks passed**")
-    assert "| so8t_gsm8k exact_match [strict-match] | vs baseline | 0.3214 | 0.1000 | -0.2214 |" in text
+    row = f"| so8t_gsm8k_local exact_match [strict-match] | vs baseline | {strict:.4f} | {strict - 0.3:.4f} | -0.3000 |"
+    assert row in text
 
 
 def test_a_changed_task_version_is_not_compared(tmp_path, capsys):
     data = _results()
-    data["versions"]["so8t_safety"] = 2.0
+    version = data["versions"]["so8t_safety"]
+    data["versions"]["so8t_safety"] = version + 1
     code, out = _gate(capsys, _write(tmp_path / "cur.json", data), "--baseline", BASELINE)
     assert code == 1
-    assert "task version changed (baseline 1.0, current 2.0)" in out
+    assert f"not comparable: task version changed (baseline {version}, current {version + 1})" in out
 
 
 def test_results_split_over_files_are_merged_and_duplicates_rejected(tmp_path, capsys):
@@ -231,23 +247,59 @@ def test_update_baseline_round_trip(tmp_path, capsys, monkeypatch):
     assert meta["sources"] == [str(BASELINE.resolve())]
     assert meta["model"] == {
         "backend": "so8t",
-        "model_name": "runs/qwen05b",
-        "model_args": "pretrained=runs/qwen05b,decision_source=head",
+        "model_name": "runs/quickstart/consolidated",
+        "model_args": original["config"]["model_args"],
     }
-    assert meta["results_git_hash"] == "3f9c2a1"
-    assert meta["evaluated_at"].startswith("2026-11-23T")
+    assert meta["results_git_hash"] == original["git_hash"]
+    assert meta["evaluated_at"].startswith("20")
     assert "git_commit" in meta and len(meta["sources_sha256"][str(BASELINE.resolve())]) == 64
+    # the per-document values of every task travel inside the baseline
+    assert set(meta["documents"]) == {"so8t_gsm8k_local", "so8t_safety"}
+    assert len(meta["documents"]["so8t_safety"]) == original["n-samples"]["so8t_safety"]["effective"]
     load_results(out_path)  # still an lm-eval results file
     code, out = _gate(capsys, BASELINE, "--baseline", out_path)
     assert code == 0, out
+    assert "independent" not in out  # paired on both sides: the results' samples, the baseline's own
 
 
-def test_update_baseline_refuses_nan_results(tmp_path, capsys):
+def test_update_baseline_refuses_infinite_results(tmp_path, capsys):
     data = _results()
-    data["results"]["arc_easy"]["acc,none"] = math.nan
+    data["results"]["so8t_safety"]["acc,none"] = math.inf
     code, out = _gate(capsys, _write(tmp_path / "cur.json", data), "--update-baseline", tmp_path / "b.json")
     assert code == 2
-    assert "arc_easy acc,none is NaN" in out
+    assert "so8t_safety acc,none is infinite" in out
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_update_baseline_leaves_an_undefined_metric_out_and_a_rule_on_it_fails(tmp_path, capsys):
+    """A NaN (a precision whose class was never decided) is undefined, not broken: the rest is a baseline."""
+    data = _results()
+    data["results"]["so8t_safety"]["escalate_precision,none"] = math.nan
+    data["results"]["so8t_safety"]["escalate_precision_stderr,none"] = math.nan
+    current = _write(tmp_path / "cur.json", data)
+    code, out = _gate(capsys, current, "--update-baseline", tmp_path / "b.json")
+    assert code == 0, out
+    assert "left out, undefined on these results" in out and "so8t_safety escalate_precision,none" in out
+    written = json.loads((tmp_path / "b.json").read_text())["results"]["so8t_safety"]
+    assert "escalate_precision,none" not in written and "escalate_precision_stderr,none" not in written
+    assert "refuse_recall,none" in written
+    code, out = _gate(capsys, current, "--baseline", tmp_path / "b.json")
+    assert code == 0, out
+    assert f"{N_METRICS - 1}/{N_METRICS - 1} checks passed" in out
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - {task: so8t_safety, metric: escalate_precision, max_drop: 0.05}\n")
+    code, out = _gate(capsys, BASELINE, "--baseline", tmp_path / "b.json", "--rules", rules)
+    assert code == 1  # defined now, but there is nothing to compare it with
+    assert "escalate_precision,none vs baseline" in out and "is missing from the baseline" in out
+
+
+def test_update_baseline_refuses_results_with_nothing_defined(tmp_path, capsys):
+    data = _results()
+    for task in data["results"].values():
+        for key in [k for k in task if "," in k and "_stderr" not in k]:
+            task[key] = math.nan
+    code, out = _gate(capsys, _write(tmp_path / "cur.json", data), "--update-baseline", tmp_path / "b.json")
+    assert code == 2 and "is NaN" in out
     assert not (tmp_path / "b.json").exists()
 
 

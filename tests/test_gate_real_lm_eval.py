@@ -101,9 +101,10 @@ def test_lm_eval_results_of_a_tiny_local_model_pass_through_gate_and_leaderboard
     }
     assert main(["gate", str(written), "--baseline", str(written)]) == 0
     row = build_leaderboard([str(written)]).rows[0]
-    assert (row.backend, row.name, row.parameters) == (
+    assert (row.backend, row.full_name, row.parameters) == (
         "hf",
         str(model),
         data["config"]["model_num_parameters"],
     )
+    assert row.name == model.parent.name  # short: the path's last part that is not a generic folder name
     capsys.readouterr()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -20,12 +19,19 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures" / "results"
 
 
+def _results(acc: float, se) -> dict:
+    """The keys of an lm-eval results dict the gate reads, for one metric (no samples: the independent formula)."""
+    return {
+        "results": {"so8t_safety": {"alias": "so8t_safety", "acc,none": acc, "acc_stderr,none": se}},
+        "versions": {"so8t_safety": 1.0},
+        "n-shot": {"so8t_safety": 0},
+        "n-samples": {"so8t_safety": {"original": 120, "effective": 120}},
+        "higher_is_better": {"so8t_safety": {"acc": True}},
+    }
+
+
 def _pair(base_acc: float, cur_acc: float, base_se, cur_se) -> tuple[dict, dict]:
-    base = json.loads((FIXTURES / "so8t_qwen05b.json").read_text())
-    base["results"]["so8t_safety"].update({"acc,none": base_acc, "acc_stderr,none": base_se})
-    cur = copy.deepcopy(base)
-    cur["results"]["so8t_safety"].update({"acc,none": cur_acc, "acc_stderr,none": cur_se})
-    return base, cur
+    return _results(base_acc, base_se), _results(cur_acc, cur_se)
 
 
 ACC_RULE = GateConfig(
@@ -37,21 +43,28 @@ def test_a_drop_within_noise_passes():
     base, cur = _pair(0.80, 0.75, 0.03, 0.03)  # drop 0.05 > tolerance, < 2 * sqrt(2) * 0.03 = 0.085
     report = evaluate_gates(cur, base, ACC_RULE)
     assert report.passed
-    assert report.checks[0].reason == "drop of 0.0500 is within noise (z=2)"
+    assert report.checks[0].reason == "drop of 0.0500 is within noise (z=2, independent)"
+    assert report.checks[0].method == "independent (no samples in the baseline and results)"
 
 
 def test_the_same_drop_with_tiny_stderr_fails():
     base, cur = _pair(0.80, 0.75, 0.001, 0.001)
     report = evaluate_gates(cur, base, ACC_RULE)
     assert not report.passed
-    assert "drop of 0.0500 exceeds the tolerance 0.0200, noise allowance 0.0028" in report.checks[0].reason
+    assert (
+        "drop of 0.0500 exceeds the tolerance 0.0200, z × se(Δ) = 0.0028 (independent)"
+        in report.checks[0].reason
+    )
 
 
 def test_without_stderr_only_the_tolerance_applies():
     base, cur = _pair(0.80, 0.75, 0.03, "N/A")
     report = evaluate_gates(cur, base, ACC_RULE)
     assert not report.passed
-    assert "no stderr in one or both files" in report.checks[0].reason
+    assert (
+        "no stderr of the change (independent (no samples in the baseline and results; no stderr in a file))"
+        in (report.checks[0].reason)
+    )
 
 
 def test_a_drop_below_the_tolerance_passes_even_with_zero_stderr():
@@ -106,10 +119,12 @@ def test_a_rules_file_takes_the_baseline_from_the_command_line(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["quickstart", "full"])
-def test_the_shipped_suites_load_and_point_at_their_baseline(name):
+def test_the_shipped_suites_load_and_ship_their_baseline_or_the_command_that_makes_it(name):
     suite = load_suite(ROOT / "evals" / "suites" / f"{name}.yaml")
     assert suite.name == name
-    assert suite.gates.baseline == f"evals/baselines/{name}.json"
+    baseline = Path(suite.gates.baseline)
+    assert baseline == ROOT / "evals" / "baselines" / f"{name}.json"  # relative to the suite file
+    assert baseline.is_file() or "--update-baseline evals/baselines/" in (suite.baseline_command or "")
     metrics = {(r.task.removesuffix("_local"), r.metric, r.filter): r for r in suite.gates.rules}
     assert metrics[("so8t_safety", "refuse_recall", "none")].min is not None
     assert metrics[("so8t_safety", "unsafe_allow_rate", "none")].max is not None
@@ -124,6 +139,30 @@ def test_a_suite_file_works_as_rules(tmp_path):
     # the included safety rules first, then the suite's own seven
     assert config.z == 2.0 and len(config.rules) == len(shared) + 7
     assert config.rules[: len(shared)] == shared
+
+
+def test_suite_paths_resolve_relative_to_the_suite_file_wherever_the_command_runs(tmp_path, monkeypatch):
+    suites = tmp_path / "evals" / "suites"
+    suites.mkdir(parents=True)
+    (suites / "s.yaml").write_text(
+        "name: s\ntasks: [t]\ngates:\n  baseline: ../baselines/s.json\n  rules: [{task: t, metric: m}]\n"
+    )
+    (suites / "rules.yaml").write_text("baseline: ../baselines/s.json\nrules: [{task: t, metric: m}]\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    expected = str(tmp_path / "evals" / "baselines" / "s.json")
+    assert load_suite("../evals/suites/s.yaml").gates.baseline == expected
+    assert load_gate_config(suites / "rules.yaml").baseline == expected
+    assert load_gate_config(suites / "s.yaml", baseline="cli.json").baseline == "cli.json"  # as given
+
+
+def test_a_suite_given_as_rules_is_checked_whole(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\ntaks: [t]\ngates: {rules: [{task: t, metric: m, min: 0}]}\n")
+    with pytest.raises(ConfigError) as info:
+        load_gate_config(path)
+    assert "taks: unknown key, did you mean tasks?" in info.value.errors
 
 
 def test_suite_errors_name_the_file_and_key(tmp_path):
@@ -188,14 +227,19 @@ def test_an_unknown_direction_fails_unless_the_rule_gives_one():
     assert evaluate_gates(cur, base, explicit).passed
 
 
-def test_different_limits_are_reported_as_warnings():
+def test_a_different_document_count_fails_unless_the_rule_allows_it():
+    """Without samples the documents are compared by count (a --limit shows there)."""
     base, cur = _pair(0.80, 0.80, 0.01, 0.01)
     cur["n-samples"]["so8t_safety"]["effective"] = 50
     report = evaluate_gates(cur, base, ACC_RULE)
-    assert report.passed
-    assert report.warnings == [
-        "so8t_safety: baseline scored 120 documents, the results 50 (different --limit?)"
-    ]
+    assert not report.passed
+    assert (
+        "not comparable: different documents: baseline scored 120, the results 50" in report.checks[0].reason
+    )
+    allowing = GateConfig(
+        baseline="b.json", rules=[GateRule(task="so8t_safety", metric="acc", allow=["documents"])]
+    )
+    assert evaluate_gates(cur, base, allowing).passed
 
 
 def test_the_quickstart_baseline_passes_its_suite_and_a_regressed_copy_fails():
@@ -311,4 +355,26 @@ def test_included_baseline_comparisons_use_the_includers_baseline(tmp_path):
     with pytest.raises(ConfigError, match="needs a baseline"):
         load_gate_config(_write(tmp_path / "a.yaml", "include: [drops.yaml]\n"))
     config = load_gate_config(_write(tmp_path / "b.yaml", "baseline: base.json\ninclude: [drops.yaml]\n"))
-    assert config.baseline == "base.json" and config.rules[0].max_drop == 0.01
+    # the includer's own baseline, relative to the includer's folder
+    assert config.baseline == str(tmp_path / "base.json") and config.rules[0].max_drop == 0.01
+
+
+def test_a_gated_group_is_compared_through_its_subtasks():
+    """A group's own entry has no n-shot or documents of its own: a change in a subtask still counts."""
+
+    def grouped(shots: int) -> dict:
+        data = _results(0.8, 0.01)
+        data["results"]["suite"] = {"alias": "suite", "acc,none": 0.8, "acc_stderr,none": 0.01}
+        data["group_subtasks"] = {"suite": ["so8t_safety"]}
+        data["higher_is_better"]["suite"] = {"acc": True}
+        data["n-shot"]["so8t_safety"] = shots
+        return data
+
+    rule = GateConfig(baseline="b.json", rules=[GateRule(task="suite", metric="acc")])
+    report = evaluate_gates(grouped(3), grouped(0), rule)
+    assert not report.passed
+    assert (
+        "different n-shot (subtask so8t_safety) (baseline 0-shot, current 3-shot)" in report.checks[0].reason
+    )
+    same = evaluate_gates(grouped(0), grouped(0), rule)
+    assert same.passed and same.checks[0].method == "independent (a group)"

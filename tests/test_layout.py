@@ -4,6 +4,7 @@ writes, so8t.json, and the names other libraries own."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +19,9 @@ def test_first_claim_writes_the_config_and_the_same_config_claims_again(tmp_path
     assert (run / "config.resolved.yaml").read_text() == "seed: 0\n"
     assert oct((run / "config.resolved.yaml").stat().st_mode & 0o777) == oct(0o644)
     claim_run_dir(run, "seed: 0\n")
-    assert sorted(p.name for p in run.iterdir()) == ["config.resolved.yaml"]  # no temporary file left
+    # no temporary file left, and the history holds the one start
+    assert sorted(p.name for p in run.iterdir()) == ["config.resolved.yaml", "config_history.jsonl"]
+    assert [e["changed"] for e in layout.read_config_history(run)] == [{}]
 
 
 def test_a_changed_config_is_refused_with_the_difference_and_the_ways_out(tmp_path):
@@ -28,6 +31,41 @@ def test_a_changed_config_is_refused_with_the_difference_and_the_ways_out(tmp_pa
     message = str(info.value)
     assert "-lr: 1" in message and "+lr: 2" in message and "another --output-dir" in message
     assert (tmp_path / "config.resolved.yaml").read_text() == "seed: 0\nlr: 1\n"
+    assert len(layout.read_config_history(tmp_path)) == 1
+
+
+def test_a_resumable_change_is_accepted_recorded_in_the_history_and_becomes_the_resolved_config(tmp_path):
+    root = tmp_path / "run"
+    first = {"seed": 0, "train": {"learning_rate": 1.0, "logging_steps": 10}, "model": {"r": 8}}
+    claim_run_dir(root, "first\n", first, ("train.learning_rate", "train.logging_steps"))
+    _checkpoint(root / layout.CHECKPOINTS_DIR, 40)
+    second = {"seed": 0, "train": {"learning_rate": 0.1, "logging_steps": 10}, "model": {"r": 8}}
+    changes = claim_run_dir(root, "second\n", second, ("train.learning_rate", "train.logging_steps"))
+    assert changes == {"train.learning_rate": (1.0, 0.1)}
+    history = layout.read_config_history(root)
+    assert [e["changed"] for e in history] == [{}, {"train.learning_rate": [1.0, 0.1]}]
+    assert history[-1]["from_step"] == 40 and history[-1]["identity"] == second
+    assert (root / layout.RESOLVED_CONFIG).read_text() == "second\n"
+    # the same again adds nothing; a change outside the allowed keys is refused, naming only that key
+    claim_run_dir(root, "second\n", second, ("train.learning_rate",))
+    assert len(layout.read_config_history(root)) == 2
+    third = {**second, "model": {"r": 4}, "train": {"learning_rate": 0.01, "logging_steps": 10}}
+    with pytest.raises(UserError) as info:
+        claim_run_dir(root, "third\n", third, ("train.learning_rate",))
+    assert (
+        "-model.r: 8\n+model.r: 4" in str(info.value)
+        and "learning_rate" not in str(info.value).split("\n")[1]
+    )
+
+
+def test_the_output_dir_is_no_part_of_the_run_so_a_moved_run_directory_claims_again(tmp_path):
+    claim_run_dir(tmp_path / "a", "output_dir: /somewhere/a\nseed: 0\n")
+    moved = tmp_path / "b"
+    (tmp_path / "a").rename(moved)
+    assert claim_run_dir(moved, f"output_dir: {moved}\nseed: 0\n") == {}
+    # the same run: nothing is written
+    assert (moved / layout.RESOLVED_CONFIG).read_text() == "output_dir: /somewhere/a\nseed: 0\n"
+    assert len(layout.read_config_history(moved)) == 1
 
 
 def test_ranks_claiming_the_same_directory_at_once_all_succeed(tmp_path, monkeypatch):
@@ -44,8 +82,14 @@ def test_ranks_claiming_the_same_directory_at_once_all_succeed(tmp_path, monkeyp
 
     monkeypatch.setattr(layout.os, "replace", replace_after_another_rank)
     claim_run_dir(tmp_path / "run", "seed: 0\n")
-    assert len(calls) == 2 and calls[0] != calls[1]
+    # each claim renamed its own temporary files, and the run holds one config and one start
+    assert len(calls) >= 2 and len(set(calls)) == len(calls)
     assert (tmp_path / "run" / "config.resolved.yaml").read_text() == "seed: 0\n"
+    assert len(layout.read_config_history(tmp_path / "run")) == 1
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
+        "config.resolved.yaml",
+        "config_history.jsonl",
+    ]
 
 
 # ----------------------------------------------------------------------------- names other libraries own
@@ -60,6 +104,39 @@ def test_names_owned_by_peft_and_transformers_match_theirs():
     assert layout.ADAPTER_WEIGHTS == SAFETENSORS_WEIGHTS_NAME
     assert layout.TRAINER_STATE == TRAINER_STATE_NAME
     assert layout.CHECKPOINT_PREFIX == PREFIX_CHECKPOINT_DIR
+
+
+@pytest.mark.parametrize("output_path", ["out/results.json", "out"])
+def test_results_and_samples_names_are_the_ones_lm_eval_writes_and_its_helpers_read(tmp_path, output_path):
+    """lm-eval's EvaluationTracker writes the files; layout predicts their names, and a results file and its
+    samples share one id. lm-eval's own helpers pick the same newest file and skip an undated results.json."""
+    from lm_eval.loggers import EvaluationTracker
+    from lm_eval.utils import get_latest_filename, get_results_filenames
+
+    written = []
+    for _ in range(2):
+        tracker = EvaluationTracker(output_path=str(tmp_path / output_path))
+        tracker.general_config_tracker.log_experiment_args("hf", "pretrained=org/model", None, None, False)
+        tracker.save_results_aggregated(results={"results": {}}, samples=None)
+        sample = {"arguments": [["a", "b"]], "resps": [], "filtered_resps": [], "target": 0, "doc_hash": "h"}
+        tracker.save_results_samples(task_name="so8t_safety", samples=[sample])
+        (found,) = set(tmp_path.rglob("*.json")) - set(written)
+        assert found == layout.results_file_for(tmp_path / output_path, tracker.date_id, "org__model")
+        assert layout.date_id_of(found) == tracker.date_id
+        assert layout.samples_file_for(found, "so8t_safety", tracker.date_id).is_file()
+        assert (
+            layout.samples_task_of(layout.samples_file_for(found, "so8t_safety", tracker.date_id))
+            == "so8t_safety"
+        )
+        written.append(found)
+    (found.parent / "results.json").write_text("{}")
+    assert layout.results_files_in(found.parent) == written
+    assert layout.newest_results_file(layout.results_files_in(found.parent)) == written[-1]
+    if output_path == "out":  # lm-eval's helpers know only the folder form's results_<id>.json
+        names = [str(p) for p in found.parent.iterdir()]
+        assert sorted(get_results_filenames(names)) == sorted(map(str, written))
+        assert get_latest_filename(get_results_filenames(names)) == str(written[-1])
+    assert layout.evaluation_date_id() > tracker.date_id
 
 
 def test_the_local_tasks_read_the_files_the_pipeline_writes_for_the_test_split(tmp_path):
@@ -201,6 +278,68 @@ def test_a_failed_directory_write_leaves_the_old_folder_and_no_staging(tmp_path)
     with layout.atomic_directory(target) as tmp:
         (tmp / "b").write_text("new")
     assert [p.name for p in target.iterdir()] == ["b"]
+
+
+def test_a_resave_moves_the_old_folder_aside_and_a_crash_between_the_renames_recovers(tmp_path, monkeypatch):
+    root = tmp_path / layout.CHECKPOINTS_DIR
+    old = _checkpoint(root, 3)
+    (old / "marker").write_text("old")
+    new = _checkpoint(tmp_path / "staging", 3)
+    (new / "marker").write_text("new")
+    real_replace = layout.os.replace
+    moves = []
+
+    def crash_on_the_second_rename(src, dst):
+        moves.append((Path(src).name, Path(dst).name))
+        if len(moves) == 2:
+            raise KeyboardInterrupt("killed between the renames")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(layout.os, "replace", crash_on_the_second_rename)
+    with pytest.raises(KeyboardInterrupt):
+        layout.replace_directory(new, old)
+    monkeypatch.setattr(layout.os, "replace", real_replace)
+    assert moves[0] == ("checkpoint-3", ".replaced-checkpoint-3") and not old.exists()
+    # start-up puts the old checkpoint back: one whole checkpoint of the step, as before the save
+    assert layout.last_complete_checkpoint(root) == old and (old / "marker").read_text() == "old"
+    assert sorted(p.name for p in root.iterdir()) == ["checkpoint-3"]
+    # without a crash the new folder replaces it and nothing is left aside
+    layout.replace_directory(new, old)
+    assert (old / "marker").read_text() == "new" and sorted(p.name for p in root.iterdir()) == [
+        "checkpoint-3"
+    ]
+    # a crash after the new one moved in: the old one aside is simply deleted
+    aside = root / ".replaced-checkpoint-3"
+    aside.mkdir()
+    assert layout.last_complete_checkpoint(root) == old and not aside.exists()
+
+
+def test_a_run_directory_has_one_wandb_run_id_and_the_first_writer_wins(tmp_path, monkeypatch):
+    first = layout.wandb_run_id(tmp_path)
+    assert first == layout.wandb_run_id(tmp_path) and len(first) == 16
+    other = tmp_path / "other"
+    real_link = layout.os.link
+
+    def another_rank_was_first(src, dst):
+        Path(dst).write_text("theirs\n")
+        real_link(src, dst)
+
+    monkeypatch.setattr(layout.os, "link", another_rank_was_first)
+    assert layout.wandb_run_id(other) == "theirs"
+    assert sorted(p.name for p in other.iterdir()) == [layout.WANDB_RUN_ID]
+
+
+def test_the_checkpoint_digest_reads_what_consolidation_reads_and_not_where_it_lies(tmp_path):
+    a = _checkpoint(tmp_path / "a", 5)
+    (a / layout.ADAPTER_WEIGHTS).write_bytes(b"weights")
+    digest = layout.checkpoint_digest(a)
+    (a / "optimizer.pt").write_bytes(b"anything")
+    import shutil
+
+    copy = shutil.copytree(a, tmp_path / "elsewhere" / a.name)
+    assert layout.checkpoint_digest(a) == digest == layout.checkpoint_digest(copy)
+    (copy / layout.ADAPTER_WEIGHTS).write_bytes(b"other weights")
+    assert layout.checkpoint_digest(copy) != digest
 
 
 def test_so8t_json_is_checked_when_written_and_when_read(tmp_path):

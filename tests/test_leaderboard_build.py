@@ -1,172 +1,208 @@
-"""`so8t leaderboard`: ranking, table content (md, csv), version flags, missing cells and input errors."""
+"""`so8t leaderboard`: a sound rank (declared set, fixed references, groups once, noise bands, stable order)
+and columns that keep runs comparable apart, on real runs of the tiny models (tests/fixtures/results)."""
 
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import json
-from pathlib import Path
 
 import pytest
+from results_fixtures import FIXTURES, copy_with_samples, run_data
 
 from so8t.cli import main
 from so8t.errors import UserError
-from so8t.results.leaderboard import build_leaderboard, push_to_wandb, to_csv, to_markdown
+from so8t.results.headlines import HEADLINES
+from so8t.results.leaderboard import build_leaderboard
+from so8t.results.leaderboard_render import display_columns, push_to_wandb, to_csv, to_markdown
 
-FIXTURES = Path(__file__).parent / "fixtures" / "results"
-MIXED = [str(FIXTURES / n) for n in ("so8t_qwen05b.json", "hf_qwen05b_base.json", "so8t_qwen7b_4bit.json")]
+TRAINED = ["quickstart", "quickstart-lm", "quickstart-hf", "base-hf"]
 
 
-def _minimal(
-    backend: str,
-    pretrained: str,
-    tasks: dict[str, dict[str, tuple[float, float | str]]],
-    directions: dict[str, dict[str, bool]],
-    date: float = 1.7e9,
-    versions=None,
-) -> dict:
-    """An lm-eval results dict with only the keys the readers use (plus config and date)."""
-    results = {}
-    for task, metrics in tasks.items():
-        entry = {"alias": task}
-        for metric, (value, se) in metrics.items():
-            entry[f"{metric},none"] = value
-            entry[f"{metric}_stderr,none"] = se
-        results[task] = entry
-    return {
-        "results": results,
-        "versions": {t: (versions or {}).get(t, 1.0) for t in tasks},
-        "higher_is_better": {t: directions[t] for t in tasks},
-        "n-shot": {t: 0 for t in tasks},
-        "config": {"model": backend, "model_args": f"pretrained={pretrained}"},
-        "date": date,
-    }
+def _board(*names: str, **kwargs):
+    return build_leaderboard([str(FIXTURES / n) for n in names], **kwargs)
+
+
+def _order(board) -> list[str]:
+    return [row.name for row in board.rows]
 
 
 def _csv_rows(text: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text)))
 
 
-def test_scores_follow_the_documented_aggregate(tmp_path):
-    directions = {"safety": {"acc": True, "unsafe_allow_rate": False}, "math": {"exact_match": True}}
-    a = _minimal(
-        "so8t",
-        "runs/a",
-        {
-            "safety": {"acc": (0.8, 0.02), "unsafe_allow_rate": (0.1, "N/A")},
-            "math": {"exact_match": (0.3, 0.01)},
-        },
-        directions,
+def _headline(name: str, task: str) -> float:
+    headline = HEADLINES[task]
+    return run_data(name)["results"][task][headline.key]
+
+
+def test_scores_are_normalised_against_fixed_references_not_the_models_shown():
+    board = _board("quickstart")
+    (row,) = board.rows
+    gsm8k = _headline("quickstart", "so8t_gsm8k_local")
+    safety = (_headline("quickstart", "so8t_safety") - 1 / 3) / (1 - 1 / 3)  # macro F1 above chance
+    assert row.score == pytest.approx((gsm8k + max(0.0, safety)) / 2)
+    assert [k.task for k in board.ranked] == ["so8t_gsm8k_local", "so8t_safety"]
+
+
+def _identity(row) -> tuple:
+    return (row.full_name, row.backend, tuple(sorted(row.args.items())))
+
+
+def test_adding_or_removing_a_model_never_reorders_the_others():
+    full = _board(*TRAINED, "random")
+    order = [_identity(r) for r in full.rows]
+    scores = {_identity(r): r.score for r in full.rows}
+    fixture_of = {_identity(_board(name).all_rows[0]): name for name in TRAINED}
+    top = fixture_of[order[0]]
+    for smaller in (_board(*TRAINED), _board(*[n for n in TRAINED if n != top], "random")):
+        kept = [_identity(r) for r in smaller.rows]
+        assert kept == [i for i in order if i in kept]  # a weak model added, or the top one removed
+        assert all(r.score == scores[_identity(r)] for r in smaller.rows)
+
+
+def test_a_chance_level_model_that_ran_more_tasks_never_outranks_a_better_model():
+    """The random model also ran the challenge set; the default rank is over the tasks every model ran."""
+    board = _board("quickstart", "random")
+    assert {k.task for k in board.ranked} == {"so8t_gsm8k_local", "so8t_safety"}
+    assert _order(board) == ["quickstart", "fixture-random"]
+    assert board.rows[1].score < board.rows[0].score
+    # declaring the extra task ranks only the model that ran it; the other is listed apart with its coverage
+    declared = _board(
+        "quickstart", "random", rank_tasks=["so8t_gsm8k_local", "so8t_safety", "so8t_safety_local"]
     )
-    b = _minimal(
-        "hf", "org/b", {"safety": {"acc": (0.6, 0.02), "unsafe_allow_rate": (0.0, "N/A")}}, directions
+    assert _order(declared) == ["fixture-random"]
+    (apart,) = declared.apart
+    assert apart.name == "quickstart" and apart.coverage.startswith(
+        "2/3 ranked tasks: missing so8t_safety_local"
     )
-    for name, data in (("a.json", a), ("b.json", b)):
-        (tmp_path / name).write_text(json.dumps(data))
-    board = build_leaderboard([str(tmp_path / "*.json")])
-    # safety: a = (1 + 0) / 2, b = (0 + 1) / 2; math: a = 1, b missing = 0; overall = mean over tasks
-    assert [(r.name, r.backend, r.score, r.rank) for r in board.rows] == [
-        ("runs/a", "so8t", 0.75, 1),
-        ("org/b", "hf", 0.25, 2),
+
+
+def test_a_group_counts_once_as_the_mean_of_its_subtasks():
+    grouped = _board("quickstart-group")
+    (key,) = grouped.ranked
+    assert key.task == "so8t_fixture_suite"
+    assert [m.task for m in grouped.members[key]] == ["so8t_gsm8k_local", "so8t_safety"]
+    standalone = _board("quickstart")
+    assert grouped.rows[0].score == pytest.approx(standalone.rows[0].score)  # not the group and its subtasks
+    columns = display_columns(grouped)
+    assert [(c.task_label, c.role) for c in columns][:2] == [
+        ("so8t_fixture_suite", "group"),
+        ("so8t_fixture_suite › so8t_gsm8k_local", "headline"),
     ]
+
+
+def test_a_3_shot_and_a_0_shot_run_of_one_task_are_separate_columns():
+    board = _board("quickstart", "quickstart-3shot")
+    (row,) = board.rows  # one model
+    safety = sorted((k for k in row.runs if k.task == "so8t_safety"), key=lambda k: k.n_shot)
+    assert [k.n_shot for k in safety] == [0, 3]
+    assert [k.label.split(" · ")[1] for k in safety] == ["0-shot", "3-shot"]
+    assert [k.n_shot for k in board.ranked if k.task == "so8t_safety"] == [0]  # a task counts once
+    assert any("so8t_safety: ranked on the column v1.0 · 0-shot · 60 docs" in n for n in board.notes)
+    md = to_markdown(board)
+    assert "so8t_safety macro_f1 ↑ (v1.0 · 0-shot · 60 docs)" in md
+    assert "so8t_safety macro_f1 ↑ (v1.0 · 3-shot · 60 docs)" in md
+
+
+def test_a_limited_run_is_its_own_column():
+    board = _board("quickstart", "quickstart-limit40")
+    counts = sorted(k.documents for k in board.rows[0].runs if k.task == "so8t_safety")
+    assert counts == [40, 60]
+
+
+def test_identical_runs_of_one_model_keep_the_newest_and_say_so():
+    board = _board("quickstart", "quickstart-rerun")
+    (row,) = board.rows
+    assert len(row.runs) == 2
+    assert any("the newest is shown" in note for note in board.notes)
+
+
+def test_names_are_short_with_the_full_name_kept():
+    board = _board(*TRAINED, "random")
+    names = {row.name: row.full_name for row in board.rows}
+    assert names == {
+        "quickstart [so8t]": "runs/quickstart/consolidated",
+        "quickstart [so8t] decision_source=lm": "runs/quickstart/consolidated",
+        "quickstart [hf]": "runs/quickstart/consolidated",
+        "runs/fixture-base": "runs/fixture-base",
+        "fixture-random": "runs/fixture-random/consolidated",
+    }
+    # the base a so8t run recorded (config.so8t.base_model): a short name, the full path kept for hovering
+    recorded = run_data("quickstart")["config"]["so8t"]["base_model"]
+    row = next(r for r in board.rows if r.name == "quickstart [so8t]")
+    assert (row.base, row.base_full) == (recorded.rstrip("/").rsplit("/", 1)[-1], recorded)
+
+
+def test_models_within_noise_share_a_rank_band_formed_from_its_top():
+    board = _board(*TRAINED, "random", z=100.0)  # everything within noise: one band
+    assert {row.rank for row in board.rows} == {1}
+    exact = _board(*TRAINED, "random", z=0.0)  # no noise allowance: distinct scores, distinct ranks
+    scores = [row.score for row in exact.rows]
+    assert [row.rank for row in exact.rows] == [1 + scores.index(s) for s in scores]
+
+
+def test_markdown_and_csv_carry_the_rank_rule_the_columns_and_every_metric(tmp_path):
+    board = _board(*TRAINED, "random")
+    md = to_markdown(board)
+    assert "## Ranking" in md and "clip((value − chance) / (best − chance), 0, 1)" in md
+    assert "so8t_safety (v1.0 · 0-shot · 60 docs): macro_f1,none, chance 0.333, best 1" in md
     rows = _csv_rows(to_csv(board))
-    assert rows[1]["math/exact_match,none"] == "" and rows[1]["math/exact_match,none_stderr"] == ""
-    assert rows[0]["safety/unsafe_allow_rate,none_stderr"] == ""  # lm-eval's "N/A"
-    assert rows[0]["safety/acc,none"] == "0.8" and rows[0]["safety/acc,none_stderr"] == "0.02"
-    md = to_markdown(board)
-    assert "| 2 | org/b | hf | — | none | — |" in md
-    row_b = next(line for line in md.splitlines() if "org/b" in line)
-    assert row_b.endswith("| 0.250 | 0.6000 ± 0.0200 | 0.0000 | — |")  # missing stderr: value alone
-
-
-def test_mixed_so8t_and_hf_results_rank_and_tabulate(tmp_path):
-    assert main(["leaderboard", *MIXED, "--out", str(tmp_path), "--title", "mixed"]) == 0
-    rows = _csv_rows((tmp_path / "leaderboard.csv").read_text())
-    assert [(r["rank"], r["model"], r["backend"], r["quantization"], r["parameters"]) for r in rows] == [
-        ("1", "runs/qwen7b/consolidated", "so8t", "4bit", "7615616512"),
-        ("2", "Qwen/Qwen2.5-0.5B", "hf", "none", "494032768"),
-        ("3", "runs/qwen05b", "so8t", "none", "494032768"),
-    ]
-    assert rows[0]["so8t_safety/unsafe_allow_rate,none"] == "0.0"
-    assert rows[2]["so8t_gsm8k/exact_match,strict-match"] == "0.3214"
-    assert rows[0]["arc_easy/acc,none"] == ""  # the 7B run has no arc_easy
-    md = (tmp_path / "leaderboard.md").read_text()
-    assert md.startswith("# mixed\n")
-    header = md.splitlines()[4]
-    assert "so8t_safety unsafe_allow_rate ↓" in header and "so8t_gsm8k exact_match [strict-match] ↑" in header
-    first = md.splitlines()[6]
-    assert first.startswith(
-        "| 1 | runs/qwen7b/consolidated | so8t | — | 4bit | 7.62B | 2026-11-24 06:00 | 0.667 |"
+    assert {r["model"] for r in rows} == {row.name for row in board.rows}
+    quick = next(r for r in rows if r["model"] == "quickstart [so8t]")
+    results = run_data("quickstart")["results"]
+    assert float(quick["so8t_safety/acc,none"]) == results["so8t_safety"]["acc,none"]
+    assert (
+        float(quick["so8t_gsm8k_local/exact_match,strict-match"])
+        == results["so8t_gsm8k_local"]["exact_match,strict-match"]
     )
-    assert first.endswith("| — | — |")  # arc_easy acc, acc_norm
-    assert "| 0.9865 ± 0.0210 |" in first
+    assert main(["leaderboard", *(str(FIXTURES / n) for n in TRAINED), "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "leaderboard.csv").read_text() == to_csv(_board(*TRAINED))
 
 
-def test_the_same_task_at_different_versions_is_flagged_not_compared(tmp_path):
-    board = build_leaderboard([MIXED[0], str(FIXTURES / "so8t_qwen05b_safety_v2.json")])
-    safety = [c for c in board.columns if c.task == "so8t_safety"]
-    assert {c.version for c in safety} == {"1.0", "2.0"} and all(c.flagged for c in safety)
-    md = to_markdown(board)
-    assert "so8t_safety acc ⚠ v1.0" in md and "so8t_safety acc ⚠ v2.0" in md
-    assert "⚠ so8t_safety was evaluated at different task versions (1.0, 2.0)" in md
-    rows = {r["model"]: r for r in _csv_rows(to_csv(board))}
-    assert rows["runs/qwen05b-v2"]["so8t_safety/acc,none@v1.0"] == ""
-    assert rows["runs/qwen05b"]["so8t_safety/acc,none@v2.0"] == ""
-    # each version is its own scored task (4 tasks: gsm8k, safety v1, safety v2, arc_easy): every model is
-    # alone, hence best, on the tasks it has, and nothing is compared across versions
-    assert {r.name: r.score for r in board.rows} == {"runs/qwen05b": 0.75, "runs/qwen05b-v2": 0.25}
-
-
-def test_results_of_one_model_in_several_files_share_a_row(tmp_path):
-    full = json.loads(Path(MIXED[0]).read_text())
-    for task in full["results"]:
-        part = copy.deepcopy(full)
-        part["results"] = {task: full["results"][task]}
-        (tmp_path / f"results_{task}.json").write_text(json.dumps(part))
-    board = build_leaderboard([str(tmp_path), MIXED[1]])  # a folder: every results*.json below it
-    assert sorted(r.name for r in board.rows) == ["Qwen/Qwen2.5-0.5B", "runs/qwen05b"]
-    assert len(next(r for r in board.rows if r.name == "runs/qwen05b").sources) == 3
-
-
-def test_same_model_with_different_backends_gets_distinct_names(tmp_path):
-    directions = {"t": {"acc": True}}
-    for backend in ("so8t", "hf"):
-        data = _minimal(backend, "runs/x/consolidated", {"t": {"acc": (0.5, 0.1)}}, directions)
-        (tmp_path / f"{backend}.json").write_text(json.dumps(data))
-    names = sorted(r.name for r in build_leaderboard([str(tmp_path / "*.json")]).rows)
-    assert names == ["runs/x/consolidated [hf]", "runs/x/consolidated [so8t]"]
-
-
-def test_base_and_parameters_come_from_so8t_json_beside_the_model(tmp_path):
-    model = tmp_path / "run" / "consolidated"
-    model.mkdir(parents=True)
-    (model / "so8t.json").write_text(
-        json.dumps(
-            {"format": "so8t-consolidated", "base_model": "Qwen/Qwen2.5-0.5B", "num_parameters": 494032768}
+def test_a_suite_declares_the_ranked_tasks(tmp_path):
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\ntasks: [so8t_safety]\n")
+    assert (
+        main(
+            ["leaderboard", str(FIXTURES / "quickstart"), "--suite", str(suite), "--out", str(tmp_path / "o")]
         )
+        == 0
     )
-    data = _minimal("so8t", str(tmp_path / "run"), {"t": {"acc": (0.5, 0.1)}}, {"t": {"acc": True}})
-    (tmp_path / "r.json").write_text(json.dumps(data))
-    row = build_leaderboard([str(tmp_path / "r.json")]).rows[0]
-    assert (row.base, row.parameters_text) == ("Qwen/Qwen2.5-0.5B", "494M")
+    board = _board("quickstart", rank_tasks=["so8t_safety"])
+    assert [k.task for k in board.ranked] == ["so8t_safety"]
+    with pytest.raises(UserError, match="--rank-tasks names mmlu"):
+        _board("quickstart", rank_tasks=["mmlu"])
+
+
+def test_a_task_at_another_version_is_its_own_column_and_not_ranked_against_the_first(tmp_path):
+    bumped = copy_with_samples(
+        "quickstart-lm", tmp_path, edit=lambda d: d["versions"].update(so8t_safety=2.0)
+    )
+    board = build_leaderboard([str(FIXTURES / "quickstart"), str(bumped)])
+    versions = sorted(k.version for k in board.keys if k.task == "so8t_safety")
+    assert versions == ["1.0", "2.0"]
+    assert [k.task for k in board.ranked] == ["so8t_gsm8k_local"]  # not every model has either version
 
 
 def test_model_args_recorded_as_a_dict_are_read():
-    board = build_leaderboard([str(FIXTURES / "vllm_qwen05b_consolidated.json")])
-    assert (board.rows[0].name, board.rows[0].backend) == ("runs/qwen05b/consolidated", "vllm")
+    """A hand-made file (vLLM needs a GPU): the shape vLLM's runs record, read, never shown as a result."""
+    board = build_leaderboard([str(FIXTURES / "synthetic" / "synthetic_vllm_model_args_dict.json")])
+    row = (board.rows + board.apart)[0]
+    assert (row.full_name, row.backend) == ("runs/qwen05b/consolidated", "vllm")
 
 
 def test_the_real_lm_eval_file_is_read():
-    row = build_leaderboard([str(FIXTURES / "real_hf_tiny_gpt2.json")]).rows[0]
-    assert (row.backend, row.parameters, row.name) == ("hf", 4512, "/tmp/gate_real/model")
+    board = build_leaderboard([str(FIXTURES / "real_hf_tiny_gpt2.json")])
+    row = board.rows[0]
+    assert (row.backend, row.parameters, row.full_name) == ("hf", 4512, "/tmp/gate_real/model")
 
 
 def test_a_glob_matching_nothing_is_a_user_error_naming_it(tmp_path, capsys):
     pattern = str(tmp_path / "missing" / "*.json")
     with pytest.raises(UserError, match="matches no file"):
         build_leaderboard([pattern])
-    assert main(["leaderboard", MIXED[0], pattern, "--out", str(tmp_path / "o")]) == 2
+    assert main(["leaderboard", str(FIXTURES / "quickstart"), pattern, "--out", str(tmp_path / "o")]) == 2
     assert pattern in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
@@ -175,34 +211,31 @@ def test_a_glob_matching_nothing_is_a_user_error_naming_it(tmp_path, capsys):
 def test_a_file_that_is_not_lm_eval_results_is_a_user_error_naming_it(tmp_path, capsys, content):
     bad = tmp_path / "notes.json"
     bad.write_text(content)
-    assert main(["leaderboard", MIXED[0], str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert main(["leaderboard", str(FIXTURES / "quickstart"), str(bad), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert str(bad) in err and ("not an lm-eval results file" in err or "not readable JSON" in err)
 
 
-def test_tasks_option_keeps_only_those_tasks(tmp_path):
-    board = build_leaderboard(MIXED, tasks=["arc_easy"])
-    assert {c.task for c in board.columns} == {"arc_easy"}
+def test_tasks_option_keeps_only_those_tasks():
+    board = _board(*TRAINED, tasks=["so8t_safety"])
+    assert {k.task for k in board.keys} == {"so8t_safety"}
     with pytest.raises(UserError, match="no results file holds"):
-        build_leaderboard(MIXED, tasks=["mmlu"])
+        _board(*TRAINED, tasks=["mmlu"])
 
 
 def test_wandb_is_skipped_when_disabled(monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    assert push_to_wandb(build_leaderboard(MIXED)) == "W&B skipped: WANDB_MODE=disabled"
+    assert push_to_wandb(_board(*TRAINED)) == "W&B skipped: WANDB_MODE=disabled"
 
 
 def test_wandb_offline_logs_the_table(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     monkeypatch.setenv("WANDB_SILENT", "true")
-    assert push_to_wandb(build_leaderboard(MIXED)) == "W&B: logged the leaderboard table (offline)"
+    board = _board(*TRAINED)
+    assert push_to_wandb(board) == "W&B: logged the leaderboard table (offline)"
     tables = list(tmp_path.glob("wandb/offline-run-*/files/media/table/leaderboard_*.table.json"))
     assert len(tables) == 1
     table = json.loads(tables[0].read_text())
-    assert [row[1] for row in table["data"]] == [
-        "runs/qwen7b/consolidated",
-        "Qwen/Qwen2.5-0.5B",
-        "runs/qwen05b",
-    ]
-    assert "so8t_safety/refuse_recall,none" in table["columns"]
+    assert [row[1] for row in table["data"]] == [row.name for row in board.all_rows]
+    assert any(column.startswith("so8t_safety macro_f1") for column in table["columns"])

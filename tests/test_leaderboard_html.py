@@ -1,26 +1,27 @@
-"""The leaderboard page: self-contained, and rendered by headless Chromium (table, charts, sorting script)."""
+"""The leaderboard page: self-contained, and rendered by headless Chromium (table, charts, sorting script),
+with rank, model names and headline metrics on the first screen. Inputs are real runs of the tiny models."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from results_fixtures import FIXTURES, copy_without_samples
 from system_deps import system_program
 
 from so8t.cli import main
 
-FIXTURES = Path(__file__).parent / "fixtures" / "results"
-INPUTS = [
-    str(FIXTURES / n)
-    for n in (
-        "so8t_qwen05b.json",
-        "hf_qwen05b_base.json",
-        "so8t_qwen7b_4bit.json",
-        "vllm_qwen05b_consolidated.json",
-    )
+INPUTS = [str(FIXTURES / n) for n in ("quickstart", "quickstart-lm", "quickstart-hf", "base-hf", "random")]
+RANKED = [
+    "quickstart [so8t]",
+    "quickstart [hf]",
+    "quickstart [so8t] decision_source=lm",
+    "runs/fixture-base",
+    "fixture-random",
 ]
 CHROMIUM_FLAGS = [
     "--headless",
@@ -78,6 +79,15 @@ def page(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def board_order() -> list[str]:
+    from so8t.results.leaderboard import build_leaderboard
+
+    order = [row.name for row in build_leaderboard(INPUTS).rows]
+    assert sorted(order) == sorted(RANKED)
+    return order
+
+
+@pytest.fixture(scope="module")
 def chromium() -> str:
     return system_program("chromium", "chromium-browser", package="chromium")
 
@@ -92,80 +102,66 @@ def _chromium(program: str, *args: str, user_data: Path) -> subprocess.Completed
     )
 
 
-def test_the_page_is_self_contained(page):
+def test_the_page_is_self_contained(page, board_order):
     html = page.read_text()
     dom = _parse(html)
     assert dom.external == []  # no scripts, stylesheets, images or fonts fetched from anywhere
     assert not re.search(r"https?://", html)
     assert "<script>" in html and "<style>" in html and "<svg" in html
-    assert dom.rows == [
-        "runs/qwen7b/consolidated",
-        "Qwen/Qwen2.5-0.5B",
-        "runs/qwen05b",
-        "runs/qwen05b/consolidated",
-    ]
-    assert dom.charts == ["so8t_gsm8k", "so8t_safety", "arc_easy"]
+    assert dom.rows == board_order
+    assert dom.charts == ["so8t_gsm8k_local", "so8t_safety"]  # one per ranked task, headline and beside
     assert "data-sortable" not in dom.table  # set by the script, so its presence proves the script ran
+    assert "clip((value − chance) / (best − chance), 0, 1)" in html  # the ranking rule is on the page
 
 
-def test_chromium_renders_the_table_charts_and_runs_the_sorting_script(chromium, page, tmp_path):
-    dom = _parse(_chromium(chromium, "--dump-dom", page.as_uri(), user_data=tmp_path / "profile").stdout)
+def test_chromium_shows_rank_names_and_headline_metrics_on_the_first_screen(
+    chromium, page, board_order, tmp_path
+):
+    size = "--window-size=1280,720"
+    dom = _parse(
+        _chromium(chromium, size, "--dump-dom", page.as_uri(), user_data=tmp_path / "profile").stdout
+    )
     assert dom.table.get("data-sortable") == "ready"
     assert dom.table.get("data-sorted-by") == "rank:asc"
-    assert dom.rows == [
-        "runs/qwen7b/consolidated",
-        "Qwen/Qwen2.5-0.5B",
-        "runs/qwen05b",
-        "runs/qwen05b/consolidated",
+    assert dom.rows == board_order
+    visible = dom.table["data-first-screen-columns"].split()
+    headline_keys = [
+        h["data-key"]
+        for h in dom.headers
+        if h.get("data-role") == "headline" and "ranked" in h.get("class", "")
     ]
-    assert dom.charts == ["so8t_gsm8k", "so8t_safety", "arc_easy"]
+    assert {"rank", "model", "score"} <= set(visible)
+    assert headline_keys and set(headline_keys) <= set(visible)  # every headline metric, no scrolling
+    assert json.loads(dom.table["data-first-screen-models"]) == board_order  # every model name
     assert dom.bars > 0
-    assert [h.get("aria-sort") for h in dom.headers if h.get("aria-sort")] == ["ascending"]
 
-    # the script sorts on request (#sort=KEY:DIR), here by model name, missing values last
+    shot = tmp_path / "leaderboard.png"
+    _chromium(chromium, f"--screenshot={shot}", size, page.as_uri(), user_data=tmp_path / "profile")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot.stat().st_size > 10_000  # a rendered page, not a blank image
+
+
+def test_the_sorting_script_sorts_on_request_with_unranked_models_last(chromium, page, tmp_path):
     by_name = _parse(
         _chromium(
             chromium, "--dump-dom", page.as_uri() + "#sort=model:asc", user_data=tmp_path / "profile"
         ).stdout
     )
     assert by_name.table.get("data-sorted-by") == "model:asc"
-    assert by_name.rows == sorted(dom.rows, key=str.lower)
-    arc = next(h["data-key"] for h in dom.headers if h.get("data-column") == "arc_easy/acc,none")
-    by_arc = _parse(
-        _chromium(
-            chromium, "--dump-dom", f"{page.as_uri()}#sort={arc}:desc", user_data=tmp_path / "profile"
-        ).stdout
-    )
-    assert by_arc.rows == [
-        "Qwen/Qwen2.5-0.5B",
-        "runs/qwen05b",
-        "runs/qwen05b/consolidated",
-        "runs/qwen7b/consolidated",
-    ]  # 0.6633 > 0.6574 > 0.6570 > missing
-
-    shot = tmp_path / "leaderboard.png"
-    _chromium(
-        chromium,
-        f"--screenshot={shot}",
-        "--window-size=1400,1000",
-        page.as_uri(),
-        user_data=tmp_path / "profile",
-    )
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert shot.stat().st_size > 10_000  # a rendered page, not a blank image
+    assert by_name.rows == sorted(RANKED, key=str.lower)
 
 
 def test_a_model_name_holding_markup_is_escaped(tmp_path):
     """Names come from results files: a `<script>` in one is shown as text, never run."""
-    import json
-
     name = 'evil/<script>alert("pwned")</script>'
-    data = json.loads((FIXTURES / "hf_qwen05b_base.json").read_text())
-    data["config"]["model_args"] = f"pretrained={name}"
-    results = tmp_path / "results_evil.json"
-    results.write_text(json.dumps(data))
+
+    def rename(data):
+        data["config"]["model_args"] = f"pretrained={name}"
+        data["model_name"] = name
+
+    results = copy_without_samples("base-hf", tmp_path, edit=rename)
     assert main(["leaderboard", str(results), "--out", str(tmp_path / "board")]) == 0
     html = (tmp_path / "board" / "index.html").read_text()
     assert html.count("<script") == 1  # the page's own sorting script only
     assert "alert(" in html and "&lt;script&gt;alert(" in html
-    assert _parse(html).rows == [name]
+    assert _parse(html).rows == ["script>"]  # the short name: the path's last part

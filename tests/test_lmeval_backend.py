@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -254,7 +255,7 @@ def test_allow_threshold_turns_low_confidence_allow_into_escalate_and_is_recorde
     expected = [1 if d == 0 and p < threshold else d for d, p in zip(plain, p_allow, strict=True)]
     assert gated == expected and 0 in gated and gated != plain
     assert strict["config"]["so8t"]["allow_threshold"] == threshold
-    written = json.loads((tmp_path / "strict.json").read_text())
+    written = json.loads(Path(strict["so8t_results_file"]).read_text())  # strict_<id>.json, lm-eval's naming
     assert written["config"]["model_args"]["allow_threshold"] == threshold
 
 
@@ -350,7 +351,8 @@ def test_so8t_eval_reports_finite_stderrs_at_limit_20(tiny_so8t, tmp_path):
     out = tmp_path / "results.json"
     args = ["eval", str(consolidated), "--tasks", "so8t_safety", "--limit", "20", "--out", str(out)]
     assert main([*args, "--device", "cpu", "--bootstrap-iters", "200"]) == 0
-    _assert_finite_stderrs(json.loads(out.read_text())["results"]["so8t_safety"])
+    written = next(tmp_path.glob("results_*.json"))  # lm-eval's naming: results_<date id>.json beside --out
+    _assert_finite_stderrs(json.loads(written.read_text())["results"]["so8t_safety"])
 
 
 def _assert_finite_stderrs(metrics: dict) -> None:
@@ -477,3 +479,11 @@ def test_the_stock_lm_eval_cli_never_logs_allow_for_a_broken_or_tied_head_and_re
             assert metrics["non_finite_decisions,none"] == (20 if name == "nan" else 0)
         else:
             assert metrics["non_finite_decisions,none"] == 0 and len(set(decided)) > 1
+
+
+def test_so8t_eval_keeps_samples_unless_told_not_to():
+    from so8t.cli import build_parser
+
+    argv = ["eval", "runs/x", "--tasks", "so8t_safety", "--out", "out/results.json"]
+    assert build_parser(argv).parse_args(argv).log_samples is True
+    assert build_parser(argv).parse_args([*argv, "--no-log-samples"]).log_samples is False

@@ -185,6 +185,8 @@ def installed_venv(tmp_path_factory):
             "-q",
             "--no-deps",
             "--no-index",
+            # newer pip sees the outer environment's so8t through the path file and would skip the install
+            "--force-reinstall",
             *map(str, wheels.glob("so8t-*.whl")),
         ],
         capture_output=True,

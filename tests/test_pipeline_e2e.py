@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
 from train_fixtures import subprocess_env
+
+from so8t.layout import BEST_CHECKPOINT_RULE, RunDir
 
 pytestmark = pytest.mark.slow
 
@@ -57,15 +61,35 @@ def _tiny_run_config(run_dir) -> dict:
     }
 
 
-def _so8t(*args: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "so8t", *args],
-        cwd=cwd,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+def _so8t(*args: str, cwd, log=None) -> subprocess.CompletedProcess:
+    """`so8t ARGS`; with `log`, stdout and stderr go to that file (as `> log 2>&1` would) and stdout holds it."""
+    if log is None:
+        return subprocess.run(
+            [sys.executable, "-m", "so8t", *args],
+            cwd=cwd,
+            env=subprocess_env(),
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+    with open(log, "w") as handle:
+        proc = subprocess.run(
+            [sys.executable, "-m", "so8t", *args],
+            cwd=cwd,
+            env=subprocess_env(),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            timeout=900,
+        )
+    return subprocess.CompletedProcess(proc.args, proc.returncode, Path(log).read_text(), "")
+
+
+def _mtimes(folder: Path, skip: tuple[str, ...] = ()) -> dict[str, int]:
+    return {
+        str(p.relative_to(folder)): p.stat().st_mtime_ns
+        for p in folder.rglob("*")
+        if p.is_file() and not str(p.relative_to(folder)).startswith(skip)
+    }
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +99,8 @@ def finished_run(tmp_path_factory, tiny_base_dir):
     run_dir = root / "run"
     config_path = root / "tiny.yaml"
     config_path.write_text(yaml.safe_dump(_tiny_run_config(run_dir)))
-    proc = _so8t("run", str(config_path), cwd=root)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    proc = _so8t("run", str(config_path), cwd=root, log=root / "run.log")
+    assert proc.returncode == 0, proc.stdout[-6000:]
     return config_path, run_dir, proc
 
 
@@ -123,7 +147,11 @@ def test_run_evaluates_gsm8k_and_safety_on_the_held_out_split(finished_run):
     _, run_dir, _ = finished_run
     held_out = [json.loads(line) for line in (run_dir / "data" / "gsm8k_test.jsonl").read_text().splitlines()]
     assert len(held_out) == 16 and all("####" in r["answer"] for r in held_out)
-    results = json.loads((run_dir / "eval" / "results.json").read_text())
+    (results_file,) = (run_dir / "eval").glob("results_*.json")
+    date_id = results_file.stem.removeprefix("results_")
+    for task in ("so8t_gsm8k_local", "so8t_safety_local"):  # samples kept by default, with the results' id
+        assert (run_dir / "eval" / f"samples_{task}_{date_id}.jsonl").is_file(), task
+    results = json.loads(results_file.read_text())
     gsm8k = results["results"]["so8t_gsm8k_local"]
     safety = results["results"]["so8t_safety_local"]
     for key in ("exact_match,strict-match", "exact_match,flexible-extract"):
@@ -148,7 +176,8 @@ def test_report_holds_metrics_curves_confusion_matrix_and_generations(finished_r
     assert "](report/curves.png)" in report
     rows = {gold: [int(x) for x in re.findall(r"\d+", text)] for gold, text in _matrix_rows(report)}
     assert set(rows) == set(DECISIONS)
-    results = json.loads((run_dir / "eval" / "results.json").read_text())["results"]["so8t_safety_local"]
+    (results_file,) = (run_dir / "eval").glob("results_*.json")
+    results = json.loads(results_file.read_text())["results"]["so8t_safety_local"]
     for column, decision in enumerate(DECISIONS[:2]):
         never_predicted = sum(counts[column] for counts in rows.values()) == 0
         precision = results[f"{decision.lower()}_precision,none"]
@@ -162,6 +191,11 @@ def test_report_holds_metrics_curves_confusion_matrix_and_generations(finished_r
         "folded onto: trained" in report
         and "| the trained model (dequantise-then-multiply, fp32) |" in report
     )
+    # the curves mark the evaluated checkpoint, chosen by the one rule the report states
+    evaluated = re.search(r"- evaluated: `(checkpoint-\d+)`", report).group(1)
+    step = evaluated.split("-")[1]
+    assert f"The dashed line marks step {step}, `{evaluated}`" in report
+    assert f"Selection rule: {BEST_CHECKPOINT_RULE}." in report
 
 
 def _matrix_rows(report: str) -> list[tuple[str, str]]:
@@ -169,15 +203,98 @@ def _matrix_rows(report: str) -> list[tuple[str, str]]:
     return re.findall(r"^\| (ALLOW|ESCALATE|REFUSE) \|(.*)\|$", section, re.M)
 
 
-def test_rerun_resumes_and_a_changed_config_is_refused(finished_run):
+def test_the_run_log_written_to_a_file_holds_one_line_records_and_no_redraws(finished_run):
+    _, _, proc = finished_run
+    log = proc.stdout
+    assert "\r" not in log and len(log.encode()) < 100_000
+    stages = re.findall(r"^\[so8t\] stage (\d)/8 (\w+)(?::| done| )", log, re.M)
+    assert [name for _, name in stages][:3] == ["validate", "validate", "data"]
+    assert {name for _, name in stages} == {
+        "validate",
+        "data",
+        "pretrain",
+        "train",
+        "consolidate",
+        "evaluate",
+        "gate",
+        "report",
+    }
+
+
+def test_a_model_changing_edit_is_refused_with_the_diff_and_an_absolute_spelling_is_accepted(finished_run):
     config_path, run_dir, _ = finished_run
-    changed = _so8t("run", str(config_path), "--set", "train.learning_rate=0.002", cwd=config_path.parent)
+    changed = _so8t("run", str(config_path), "--set", "model.lora.r=4", cwd=config_path.parent)
     assert changed.returncode == 2
-    assert "different config" in changed.stderr and "learning_rate" in changed.stderr
-    before = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
-    again = _so8t("run", str(config_path), "--set", "eval.tasks=[so8t_safety_local]", cwd=config_path.parent)
-    assert again.returncode == 2, "eval.tasks is part of the run's config too"
+    assert "alter what is trained" in changed.stderr
+    assert "-model.lora.r: 8\n+model.lora.r: 4" in changed.stderr
+    # the same config and run directory spelled as relative paths from another folder: the same run
+    elsewhere = config_path.parent / "elsewhere"
+    elsewhere.mkdir()
+    relative = _so8t("run", "../tiny.yaml", "--output-dir", "../run", cwd=elsewhere)
+    assert relative.returncode == 0, relative.stderr[-4000:]
+    assert "finished and up to date" in relative.stderr
+
+
+def test_rerunning_a_finished_run_is_a_no_op_also_on_a_copy_of_the_run_directory(finished_run, tmp_path):
+    config_path, run_dir, _ = finished_run
+    before = _mtimes(run_dir)
     rerun = _so8t("run", str(config_path), cwd=config_path.parent)
     assert rerun.returncode == 0, rerun.stderr[-4000:]
-    assert "resuming from" in rerun.stderr + rerun.stdout
-    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == before, "no training was redone"
+    assert (
+        f"{run_dir} is finished and up to date, nothing to do: report {run_dir / 'report.md'}" in rerun.stderr
+    )
+    assert "consolidate" not in rerun.stderr.split("nothing to do")[0] and "resuming" not in rerun.stderr
+    assert _mtimes(run_dir) == before, "nothing in the run directory was rewritten"
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    copied = _mtimes(copy)
+    again = _so8t("run", str(config_path), "--output-dir", str(copy), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-4000:]
+    assert f"{copy} is finished and up to date" in again.stderr
+    assert _mtimes(copy) == copied
+
+
+def test_changing_only_the_eval_section_re_evaluates_without_training(finished_run, tmp_path):
+    config_path, run_dir, _ = finished_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    kept = _mtimes(copy, skip=("eval", "report", "run_record.json", "config", "data"))
+    proc = _so8t("run", str(config_path), "--output-dir", str(copy), "--set", "eval.limit=8", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "stage 4/8 train: skipped" in proc.stderr and "stage 5/8 consolidate: skipped" in proc.stderr
+    assert "stage 6/8 evaluate: so8t_gsm8k_local, so8t_safety_local" in proc.stderr
+    assert _mtimes(copy, skip=("eval", "report", "run_record.json", "config", "data")) == kept, (
+        "no checkpoint, consolidated file or sample changed"
+    )
+    results = json.loads(RunDir(copy).latest_results().read_text())
+    assert results["n-samples"]["so8t_safety_local"]["effective"] == 8
+    history = [json.loads(line) for line in (copy / "config_history.jsonl").read_text().splitlines()]
+    assert history[-1]["changed"] == {"eval.limit": [SAFETY_LIMIT, 8]}
+
+
+def test_the_quickstart_log_written_to_a_file_stays_small(tmp_path):
+    """The quickstart recipe, cut down by --set to a minute, with its output redirected to a file: stage
+    lines and periodic one-line records, no progress-bar redraws, far under 100 KB."""
+    cut_down = {
+        "model.pretrain.steps": "20",
+        "model.pretrain.examples": "200",
+        "model.pretrain.safety_examples": "0",
+        "data.train": "[{builtin: synthetic_gsm8k, n: 64}, {builtin: safety}]",
+        "data.test": "[{builtin: synthetic_gsm8k, n: 16}, {builtin: safety}]",
+        "train.max_steps": "20",
+        "train.eval_steps": "10",
+        "train.save_steps": "10",
+        "eval.limit": "16",
+        "eval.max_gen_toks": "32",
+        "logging.wandb.mode": "disabled",
+    }
+    overrides = [part for key, value in cut_down.items() for part in ("--set", f"{key}={value}")]
+    config = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+    log = tmp_path / "quickstart.log"
+    proc = _so8t("run", str(config), "--output-dir", str(tmp_path / "run"), *overrides, cwd=tmp_path, log=log)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    text = log.read_text()
+    assert "\r" not in text and log.stat().st_size < 100_000
+    assert "[so8t] stage 8/8 report done" in text
+    # the training log lines: steps 1, 10 and 20, and the evaluations at 10 and 20
+    assert len([line for line in text.splitlines() if line.startswith("[so8t] step ")]) == 5

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import shlex
 import signal
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
-from train_fixtures import run_config, run_python, write_config
+from train_fixtures import REPO, run_config, run_python, subprocess_env, write_config
 from transformers import TrainerCallback
 
 from so8t.errors import UserError
+from so8t.layout import read_config_history
 from so8t.train.run import last_complete_checkpoint, train_from_config
 
 # A training run in a fresh interpreter; argv: config, output dir, optional "kill-after=N" / "term-at=N".
@@ -34,6 +38,14 @@ TRAIN_SCRIPT = textwrap.dedent("""
                 if self.state.global_step == _step:
                     os.kill(os.getpid(), signal.SIGKILL)
             trainer_module.So8tTrainer._save_checkpoint = _save_then_die
+        if what == "kill-after-eval":  # die the hard way right after the evaluation of step N (no checkpoint)
+            from so8t.train import callbacks as callbacks_module
+            on_evaluate = callbacks_module.SampleGenerationCallback.on_evaluate
+            def _evaluate_then_die(self, args, state, *a, _fn=on_evaluate, _step=step, **kw):
+                _fn(self, args, state, *a, **kw)
+                if state.global_step == _step:
+                    os.kill(os.getpid(), signal.SIGKILL)
+            callbacks_module.SampleGenerationCallback.on_evaluate = _evaluate_then_die
         if what == "term-at":  # a SIGTERM arriving during step N
             step_fn = trainer_module.So8tTrainer.training_step
             def _step_then_term(self, *a, _fn=step_fn, _step=step, **kw):
@@ -44,6 +56,17 @@ TRAIN_SCRIPT = textwrap.dedent("""
     result = train_from_config(cfg, sys.argv[2])
     print("FINAL", result.checkpoint_dir)
 """)
+
+
+def so8t_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "so8t", *args],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+    )
 
 
 def _final_state(checkpoint: Path) -> dict[str, torch.Tensor]:
@@ -98,12 +121,32 @@ def test_resume_picks_only_complete_checkpoints(tmp_path):
     assert not (root / ".staging-checkpoint-20").exists()  # a crashed save's leftovers are cleared
 
 
+def _train_logs(checkpoint: Path) -> dict[int, dict]:
+    history = json.loads((checkpoint / "trainer_state.json").read_text())["log_history"]
+    return {e["step"]: e for e in history if "loss" in e}
+
+
+def _samples(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
+
+
 @pytest.mark.slow
 def test_run_killed_after_a_checkpoint_resumes_to_the_same_end(tiny_base_dir, tmp_path):
-    config = write_config(tmp_path / "run.yaml", tiny_base_dir, train={"max_steps": 10, "save_steps": 4})
+    config = write_config(
+        tmp_path / "run.yaml",
+        tiny_base_dir,
+        train={
+            "max_steps": 10,
+            "save_steps": 4,
+            "logging_steps": 2,
+            "eval_strategy": "steps",
+            "eval_steps": 2,
+        },
+    )
     whole = run_python(TRAIN_SCRIPT, str(config), str(tmp_path / "whole"))
     assert whole.returncode == 0, whole.stderr[-3000:]
-    killed = run_python(TRAIN_SCRIPT, str(config), str(tmp_path / "resumed"), "kill-after=4")
+    # killed after the evaluation of step 6, two steps past checkpoint-4: the run resumes from step 4
+    killed = run_python(TRAIN_SCRIPT, str(config), str(tmp_path / "resumed"), "kill-after-eval=6")
     assert killed.returncode == -signal.SIGKILL
     ckpts = tmp_path / "resumed" / "checkpoints"
     assert sorted(p.name for p in ckpts.iterdir() if p.name.startswith("checkpoint-")) == ["checkpoint-4"]
@@ -117,6 +160,17 @@ def test_run_killed_after_a_checkpoint_resumes_to_the_same_end(tiny_base_dir, tm
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6, msg=key)
+    # the resumed run logs what the uninterrupted one logs, also at the first log after the resume
+    logs_whole, logs_resumed = _train_logs(end_whole), _train_logs(end_resumed)
+    assert sorted(logs_resumed) == sorted(logs_whole) == [1, 2, 4, 6, 8, 10]
+    for step in logs_whole:
+        for key in ("loss", "lm_loss", "safety_loss", "pet", "pet_weight"):
+            assert logs_resumed[step][key] == pytest.approx(logs_whole[step][key], rel=1e-4), (step, key)
+    # samples.jsonl holds each evaluation once: step 6, generated before the kill and again after the
+    # resume, is not repeated
+    samples_whole, samples_resumed = _samples(tmp_path / "whole"), _samples(tmp_path / "resumed")
+    assert [s["step"] for s in samples_resumed] == [s["step"] for s in samples_whole]
+    assert samples_resumed == samples_whole
 
 
 def test_sigterm_writes_an_emergency_checkpoint_and_exits(tiny_base_dir, tmp_path):
@@ -179,3 +233,71 @@ def test_out_of_memory_writes_an_emergency_checkpoint_and_explains_the_fix(
     root = tmp_path / "checkpoints"
     assert last_complete_checkpoint(root) == root / "checkpoint-3"
     assert json.loads((root / "checkpoint-3" / "trainer_state.json").read_text())["global_step"] == 3
+
+
+@pytest.mark.slow
+def test_an_absurd_learning_rate_leaves_no_non_finite_checkpoint_and_the_printed_command_finishes(
+    tiny_base_dir, tmp_path
+):
+    """Two sane steps, then the same run resumed with an absurd learning rate: its update makes the
+    parameters infinite, so checkpoint-3 is never written; the error prints the command that continues from
+    checkpoint-2 with lower learning rates, and that command (a resume with changed learning rates) finishes
+    with the new rates in its logs."""
+    config = write_config(
+        tmp_path / "run.yaml",
+        tiny_base_dir,
+        train={"max_steps": 2, "save_steps": 1, "logging_steps": 1, "lr_scheduler": "constant"},
+    )
+    run = tmp_path / "run"
+    sane = so8t_cli("train", str(config), "--output-dir", str(run))
+    assert sane.returncode == 0, sane.stderr[-3000:]
+    absurd = ["--set", "train.learning_rate=1.0e+39", "--set", "train.safety_learning_rate=1.0e+39"]
+    diverged = so8t_cli("train", str(config), "--output-dir", str(run), "--set", "train.max_steps=6", *absurd)
+    assert diverged.returncode == 2, diverged.stderr[-3000:]
+    assert "checkpoint-3 was not written" in diverged.stderr
+    assert f"The last checkpoint, {run / 'checkpoints' / 'checkpoint-2'}, is finite" in diverged.stderr
+    checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert checkpoints == ["checkpoint-1", "checkpoint-2"]
+    command = shlex.split(next(line for line in diverged.stderr.splitlines() if line.startswith("  so8t ")))
+    assert command[:2] == ["so8t", "train"] and "train.max_steps=6" in command
+    assert "train.learning_rate=0.0002" in command and "train.safety_learning_rate=0.001" in command
+    assert "train.learning_rate=1.0e+39" not in command
+    finished = so8t_cli(*command[1:])
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    end = run / "checkpoints" / "checkpoint-6"
+    for checkpoint in (run / "checkpoints").iterdir():
+        assert all(torch.isfinite(t).all() for t in _final_state(checkpoint).values()), checkpoint.name
+    logs = _train_logs(end)
+    assert [logs[s]["learning_rate_lora"] for s in sorted(logs)] == pytest.approx([1e-3] * 2 + [2e-4] * 4)
+    assert [logs[s]["learning_rate_safety"] for s in sorted(logs)] == pytest.approx([3e-3] * 2 + [1e-3] * 4)
+    assert [logs[s]["learning_rate"] for s in sorted(logs)] == pytest.approx([1e-3] * 2 + [2e-4] * 4)
+    history = read_config_history(run)
+    assert history[-1]["changed"]["train.learning_rate"] == [1e39, 2e-4]
+
+
+@pytest.mark.slow
+def test_a_save_never_writes_a_non_finite_parameter(tiny_base_dir, tmp_path, monkeypatch):
+    from so8t.train import run as run_module
+
+    build = run_module.build_trainer
+
+    def build_with_poison(*args, **kwargs):
+        trainer, guard = build(*args, **kwargs)
+
+        class PoisonBeforeTheSave(TrainerCallback):
+            def on_step_end(self, args, state, control, model=None, **kw):
+                if state.global_step == 4:  # a save step: the parameters break after the update
+                    with torch.no_grad():
+                        next(p for p in model.parameters() if p.requires_grad).fill_(float("inf"))
+
+        trainer.add_callback(PoisonBeforeTheSave())
+        return trainer, guard
+
+    monkeypatch.setattr(run_module, "build_trainer", build_with_poison)
+    cfg = run_config(tiny_base_dir, train={"max_steps": 10, "save_steps": 2})
+    with pytest.raises(
+        UserError, match="parameters became non-finite at step 4; checkpoint-4 was not written"
+    ):
+        train_from_config(cfg, tmp_path)
+    root = tmp_path / "checkpoints"
+    assert sorted(p.name for p in root.iterdir()) == ["checkpoint-2"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from so8t.config.consolidate import ConsolidateConfig
 from so8t.config.eval import EvalConfig
 from so8t.config.gates import GateConfig, GateRule
+from so8t.config.identity import RESUMABLE_SETTINGS, eval_identity, run_identity
 from so8t.config.loading import load_config
 from so8t.config.logging import LoggingConfig, WandbConfig
 from so8t.config.messages import parse_mapping
@@ -23,6 +24,7 @@ from so8t.config.yaml_file import read_yaml
 from so8t.data.config import DataConfig
 
 __all__ = [
+    "RESUMABLE_SETTINGS",
     "ConsolidateConfig",
     "DataConfig",
     "EvalConfig",
@@ -40,9 +42,11 @@ __all__ = [
     "WandbConfig",
     "add_set_option",
     "apply_overrides",
+    "eval_identity",
     "load_config",
     "parse_mapping",
     "read_yaml",
     "resolved_config_yaml",
+    "run_identity",
     "summarize",
 ]

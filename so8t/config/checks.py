@@ -95,11 +95,11 @@ def rotated_width_problems(
 def gate_problems(cfg: RunConfig, base_dir: Path) -> list[str]:
     """A gate baseline must exist now, not after training (resolution made a found one absolute)."""
     baseline = cfg.gates.baseline if cfg.gates is not None else None
-    if not baseline or Path(baseline).is_file():
+    if not baseline or Path(baseline).exists():
         return []
     candidates = baseline_candidates(baseline, base_dir)
     return [
-        f"gates.baseline: {baseline!r} is not a file (looked in {candidates[0].parent} and "
+        f"gates.baseline: {baseline!r} is not a file or folder (looked in {candidates[0].parent} and "
         f"{candidates[1].parent}); point it at an lm-eval results file, or remove gates.baseline and "
         "use min/max rules only"
     ]

@@ -8,11 +8,16 @@ A rule names one metric of an lm-eval results file (task, metric, filter) and sa
   own `higher_is_better`), so for a lower-is-better metric it is the allowed *rise*;
 - none of the three: the metric is compared with the baseline using `default_tolerance`.
 
-A change against the baseline is a regression only when it exceeds both the tolerance and
-`z * sqrt(se_baseline^2 + se_current^2)`, so evaluation noise on small test sets does not fail CI.
+A change against the baseline is a regression only when it exceeds both the tolerance and z times the
+standard error of the change: paired over the documents when both runs carry per-document values of the
+same documents, else `sqrt(se_baseline^2 + se_current^2)` (so8t.results.paired). A comparison between runs
+of different task versions, n-shot or documents, or whose files disagree on the metric's direction, fails
+unless the rule allows it.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -20,6 +25,9 @@ from so8t.config.section import Section
 
 DEFAULT_TOLERANCE = 0.02
 DEFAULT_Z = 2.0
+DEFAULT_BOOTSTRAP_ITERS = 1000
+# what may differ between baseline and results when a rule says so
+Difference = Literal["version", "n_shot", "documents"]
 
 
 class GateRule(Section):
@@ -41,12 +49,18 @@ class GateRule(Section):
     z: float | None = Field(
         None,
         ge=0,
-        description="Noise allowance for this rule in combined standard errors (null = the config's z).",
+        description="Noise allowance for this rule in standard errors of the change (null = the config's z).",
     )
     higher_is_better: bool | None = Field(
         None,
-        description="Direction of the metric; null = read it from the results' `higher_is_better` "
-        "(needed only for baseline comparisons).",
+        description="Direction of the metric; null = read it from the files' `higher_is_better`, which "
+        "must agree (needed only for baseline comparisons).",
+    )
+    allow: list[Difference] = Field(
+        default_factory=list,
+        description="Differences between baseline and results this rule still compares across: `version` "
+        "(task version), `n_shot`, `documents` (--limit or other documents; compared with the independent "
+        "formula). Any other difference fails the comparison with its reason.",
     )
 
     @model_validator(mode="after")
@@ -75,8 +89,9 @@ class GateConfig(Section):
 
     baseline: str | None = Field(
         None,
-        description="Path to the lm-eval results file to compare against (relative paths: the working "
-        "directory first, then the folder of the file that names it).",
+        description="The lm-eval results file to compare against, or the folder lm-eval wrote it to "
+        "(newest run). In a rules or suite file a relative path is relative to that file; in a run config "
+        "the working directory first, then the config's folder.",
     )
     default_tolerance: float = Field(
         DEFAULT_TOLERANCE,
@@ -87,8 +102,15 @@ class GateConfig(Section):
     z: float = Field(
         DEFAULT_Z,
         ge=0,
-        description="A change counts as a regression only when it also exceeds z x the combined "
-        "standard error of baseline and current value (0 = ignore stderr).",
+        description="A change counts as a regression only when it also exceeds z x the standard error of "
+        "the change (paired over documents when both runs have per-document values, else the two files' "
+        "stderrs combined; 0 = ignore stderr).",
+    )
+    bootstrap_iters: int = Field(
+        DEFAULT_BOOTSTRAP_ITERS,
+        ge=100,
+        description="Resamples of the paired bootstrap (precisions, macro F1) when both runs carry "
+        "per-document values; the seed is fixed, so the gate is reproducible.",
     )
     rules: list[GateRule] = Field(
         default_factory=list,

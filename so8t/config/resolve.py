@@ -15,7 +15,7 @@ from so8t.data.shards import resolve_local
 
 def resolve_paths(cfg: RunConfig, base_dir: Path) -> RunConfig:
     """A copy of `cfg` with data files resolved against `base_dir` (the config's folder), a local model.base
-    as an absolute folder and a found gates.baseline as an absolute file."""
+    as an absolute folder and a found gates.baseline (a results file or folder) as an absolute path."""
     update: dict[str, object] = {
         "data": cfg.data.resolved(base_dir),
         "model": _resolved_model(cfg.model, base_dir),
@@ -52,5 +52,5 @@ def baseline_candidates(baseline: str, base_dir: Path) -> list[Path]:
 def _resolved_gates(gates: GateConfig, base_dir: Path) -> GateConfig:
     if not gates.baseline:
         return gates
-    found = next((c for c in baseline_candidates(gates.baseline, base_dir) if c.is_file()), None)
+    found = next((c for c in baseline_candidates(gates.baseline, base_dir) if c.exists()), None)
     return gates if found is None else gates.model_copy(update={"baseline": str(found)})

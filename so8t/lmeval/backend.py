@@ -25,7 +25,7 @@ from lm_eval.models.huggingface import HFLM
 from so8t.consolidate import resolve_model
 from so8t.data.safety import DECISIONS
 from so8t.errors import UserError
-from so8t.layout import HF_CONFIG
+from so8t.layout import HF_CONFIG, read_consolidated_info
 from so8t.model.base import bnb_config
 from so8t.model.inference import check_inference_args, decide, load_safety_head
 
@@ -241,5 +241,7 @@ class So8tLM(HFLM):
             "decision_source": self.decision_source,
             "allow_threshold": self.allow_threshold,
             "quantization": self.quantization,
+            # what the model was trained from, so a leaderboard can name the base without the model at hand
+            "base_model": read_consolidated_info(self.resolved.folder).get("base_model"),
         }
         return info

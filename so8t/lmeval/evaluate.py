@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from so8t.errors import UserError
-from so8t.layout import atomic_write_json
+from so8t.layout import atomic_write_json, evaluation_date_id, results_file_for, samples_file_for
 
 _TASK_MANAGER: Any = None
 
@@ -57,26 +57,24 @@ def evaluate(
     batch_size: int | str = 8,
     bootstrap_iters: int = 1000,
     metadata: dict[str, Any] | None = None,
-    log_samples: bool = False,
+    log_samples: bool = True,
     max_gen_toks: int | None = None,
     device: str | None = None,
 ) -> dict:
     """Evaluate `model` (consolidated folder, checkpoint or run directory) with the so8t backend.
 
-    Writes lm-eval's results JSON to `out` (the keys `lm_eval --output_path` writes) and, with
-    `log_samples`, lm-eval's `samples_<task>_<date>.jsonl` files beside it. Returns the results dict
-    as simple_evaluate gives it (including "samples" when logged).
+    `out` is lm-eval's `--output_path`, named the way lm-eval names it: `DIR/results.json` writes
+    `DIR/results_<id>.json`, a folder `DIR` writes `DIR/<model>/results_<id>.json`; with `log_samples`
+    (the default, so the gate can pair documents) lm-eval's `samples_<task>_<id>.jsonl` files go beside it
+    with the same id. Returns the results dict as simple_evaluate gives it (with "samples" when logged)
+    plus "so8t_results_file", the path written.
     """
     from lm_eval import simple_evaluate
     from lm_eval.loggers import EvaluationTracker
-    from lm_eval.utils import handle_non_serializable
 
     from so8t.lmeval.plugin import register_model
 
     register_model()
-    out = Path(out)
-    if out.suffix != ".json":
-        raise UserError(f"--out {out}: give a .json file path for the results.")
     args = {"pretrained": str(model), **(model_args or {})}
     device = device or args.pop("device", None)
     args.pop("device", None)  # one place only: simple_evaluate passes it to the backend
@@ -103,23 +101,38 @@ def evaluate(
     )
     if results is None:  # a non-zero rank under data parallelism: rank 0 writes
         return {}
-    samples = results.pop("samples", None)
-    tracker.general_config_tracker.log_end_time()
-    written = dict(results)
-    written["task_hashes"] = _task_hashes(samples)
+    results["so8t_results_file"] = str(write_evaluation(results, tracker, Path(out)))
+    return results
+
+
+def write_evaluation(results: dict, tracker: Any, out: Path) -> Path:
+    """Write the results file and its samples files with one id, as lm-eval's EvaluationTracker names them.
+
+    The results file is written atomically (lm-eval's own writer logs and carries on when a write fails);
+    its `task_hashes` are lm-eval's, computed from the samples when they were logged.
+    """
     from dataclasses import asdict
 
-    written.update(asdict(tracker.general_config_tracker))
-    atomic_write_json(out, written, default=handle_non_serializable)
-    if samples:
-        from datetime import datetime
+    from lm_eval.utils import handle_non_serializable
 
-        tracker.date_id = datetime.now().isoformat().replace(":", "-")
-        for task_name in results["configs"]:
-            # the tracker sanitises samples in place (numbers to strings); the caller keeps the originals
-            tracker.save_results_samples(task_name=task_name, samples=copy.deepcopy(samples[task_name]))
-        results["samples"] = samples
-    return results
+    samples = results.get("samples")
+    tracker.general_config_tracker.log_end_time()
+    written = {k: v for k, v in results.items() if k != "samples"}
+    written["task_hashes"] = _task_hashes(samples)
+    written.update(asdict(tracker.general_config_tracker))
+    tracker.date_id = evaluation_date_id()
+    path = results_file_for(out, tracker.date_id, tracker.general_config_tracker.model_name_sanitized)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for task_name in results["configs"] if samples else ():
+        # the tracker sanitises samples in place (numbers to strings); the caller keeps the originals
+        tracker.save_results_samples(task_name=task_name, samples=copy.deepcopy(samples.get(task_name, [])))
+        if not samples_file_for(path, task_name, tracker.date_id).is_file():
+            raise UserError(
+                f"lm-eval did not write the samples of {task_name} beside {path}; check that the folder is "
+                "writable and has free space."
+            )
+    atomic_write_json(path, written, default=handle_non_serializable)
+    return path
 
 
 def _task_hashes(samples: dict | None) -> dict[str, str]:
@@ -157,7 +170,12 @@ def parse_metadata(text: str | None) -> dict[str, Any]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="consolidated folder, training checkpoint or run directory")
     parser.add_argument("--tasks", required=True, help="comma-separated so8t or lm-eval task names")
-    parser.add_argument("--out", required=True, help="results file (.json, lm-eval's format)")
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="lm-eval's --output_path: a NAME.json path writes NAME_<id>.json, a folder DIR writes "
+        "DIR/<model>/results_<id>.json; the samples of each task beside it, with the same id",
+    )
     parser.add_argument(
         "--limit", type=float, default=None, help="documents per task (an int, or a fraction < 1)"
     )
@@ -171,7 +189,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--metadata", default=None, help='JSON passed to the tasks, e.g. \'{"data_files": "test.jsonl"}\''
     )
     parser.add_argument(
-        "--log-samples", action="store_true", help="also write per-document samples beside --out"
+        "--log-samples",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="write lm-eval's per-document samples beside the results (default: on; the gate pairs "
+        "documents with them)",
     )
     parser.add_argument(
         "--bootstrap-iters", type=int, default=1000, help="bootstrap resamples for standard errors"
@@ -205,5 +227,5 @@ def run_cli(args: argparse.Namespace) -> int:
         from lm_eval.utils import make_table
 
         print(make_table(results))
-        print(f"results: {args.out}")
+        print(f"results: {results['so8t_results_file']}")
     return 0

@@ -13,7 +13,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from so8t.data.safety import DECISIONS
-from so8t.layout import BEST_CHECKPOINT_RULE, BEST_METRIC_KEY, RunDir, log_history, read_consolidated_info
+from so8t.layout import (
+    BEST_CHECKPOINT_RULE,
+    BEST_METRIC_KEY,
+    SAMPLES_GLOB,
+    RunDir,
+    checkpoint_step,
+    date_id_of,
+    log_history,
+    read_consolidated_info,
+    samples_task_of,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from so8t.config import RunConfig
@@ -165,9 +175,9 @@ def generation_samples(samples: list[dict], limit: int = 5) -> list[str]:
     ]
 
 
-def plot_training_curves(run_dir: Path, out_png: Path) -> Path | None:
-    """One panel per loss part over the global step; None when nothing was logged."""
-    history = log_history(run_dir)
+def curves_figure(history: list[dict], evaluated_step: int | None = None) -> Any:
+    """The matplotlib figure of the training curves: one panel per loss part over the global step, each with
+    a dashed line at `evaluated_step` (the checkpoint the report evaluates); None when nothing was logged."""
     series = {k: [(h["step"], h[k]) for h in history if k in h and "step" in h] for k in CURVE_KEYS}
     series = {k: v for k, v in series.items() if v}
     if not series:
@@ -180,25 +190,44 @@ def plot_training_curves(run_dir: Path, out_png: Path) -> Path | None:
     fig, axes = plt.subplots(1, len(series), figsize=(3.2 * len(series), 2.8), squeeze=False)
     for ax, (key, points) in zip(axes[0], series.items(), strict=True):
         ax.plot([s for s, _ in points], [v for _, v in points], marker="." if len(points) < 30 else None)
+        if evaluated_step is not None:
+            ax.axvline(
+                evaluated_step,
+                color="tab:red",
+                linestyle="--",
+                linewidth=1,
+                label=f"evaluated: step {evaluated_step}",
+            )
         ax.set_title(key)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
+    if evaluated_step is not None:
+        axes[0][0].legend(fontsize="small", loc="best")
     fig.tight_layout()
+    return fig
+
+
+def plot_training_curves(run_dir: Path, out_png: Path, evaluated_step: int | None = None) -> Path | None:
+    """Write curves_figure of the run's log history to `out_png`; None when nothing was logged."""
+    fig = curves_figure(log_history(run_dir), evaluated_step)
+    if fig is None:
+        return None
+    import matplotlib.pyplot as plt
+
     out_png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
     return out_png
 
 
-def load_samples(eval_dir: Path) -> list[dict]:
-    """The latest samples file of each task (lm-eval names them samples_<task>_<timestamp>.jsonl)."""
-    latest: dict[str, Path] = {}
-    for path in sorted(eval_dir.glob("samples_*.jsonl")):  # timestamps sort in time order
-        task = path.stem[len("samples_") :].rsplit("_", 1)[0]
-        latest[task] = path
+def load_samples(results_file: Path | None) -> list[dict]:
+    """The samples of one evaluation: samples_<task>_<id>.jsonl beside its results_<id>.json, same id."""
+    if results_file is None or date_id_of(results_file) is None:
+        return []
     samples: list[dict] = []
-    for path in latest.values():
-        samples += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for path in sorted(results_file.parent.glob(SAMPLES_GLOB)):
+        if date_id_of(path) == date_id_of(results_file) and samples_task_of(path):
+            samples += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return samples
 
 
@@ -207,16 +236,19 @@ def write_report(
     *,
     cfg: RunConfig,
     results: dict,
+    results_file: Path | None = None,
     gate_report: Any = None,
     timings: dict[str, float] | None = None,
     train_metrics: dict | None = None,
     evaluated_checkpoint: Path | None = None,
 ) -> Path:
-    """Write run_dir/report.md (and report/curves.png) and return its path."""
+    """Write run_dir/report.md (and report/curves.png) and return its path; the samples are those of
+    `results_file` (default: the run's newest results file)."""
     run_dir = Path(run_dir)
     run = RunDir(run_dir)
-    samples = load_samples(run.eval)
-    curves = plot_training_curves(run_dir, run.curves)
+    samples = load_samples(results_file or run.latest_results())
+    evaluated_step = checkpoint_step(evaluated_checkpoint) if evaluated_checkpoint is not None else None
+    curves = plot_training_curves(run_dir, run.curves, evaluated_step)
     lines = [
         f"# so8t run report: {run_dir.name}",
         "",
@@ -244,6 +276,12 @@ def write_report(
             f"![training curves]({curves.relative_to(run_dir).as_posix()})",
             "",
         ]
+        if evaluated_step is not None:
+            lines += [
+                f"The dashed line marks step {evaluated_step}, `{Path(evaluated_checkpoint).name}`, the checkpoint "
+                f"evaluated above. Selection rule: {BEST_CHECKPOINT_RULE}.",
+                "",
+            ]
     if train_metrics:
         lines += [
             "Final training metrics: "

@@ -1,15 +1,17 @@
 """The files `so8t gate` reads: gate rules files (`evals/rules/NAME.yaml`) and benchmark suites
 (`evals/suites/NAME.yaml`), importable without torch. Both go through the config's YAML reader and error path,
-so a misspelt key gets the closest valid key. The gate schema itself (GateConfig, GateRule, RulesFile) is the
-config's (so8t.config.gates).
+so a misspelt key anywhere gets the closest valid key. The gate schema itself (GateConfig, GateRule, RulesFile)
+is the config's (so8t.config.gates), shared with the `gates` section of a run config.
 
-A rules file, and a suite's `gates`, may `include:` other rules files (paths relative to the including file):
-their rules come first, with task names renamed where the include says so, and the whole gate is then checked
-as one GateConfig. An included file contributes its rules only; it may not set a baseline, tolerance or z.
+A path in a rules or suite file (the baseline, an include) is relative to that file, wherever the command runs.
+A rules file, and a suite's `gates`, may `include:` other rules files: their rules come first, with task names
+renamed where the include says so, and the whole gate is then checked as one GateConfig. An included file
+contributes its rules only; it may not set a baseline, tolerance or z.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,11 @@ from pydantic import Field, field_validator
 from so8t.config import GateConfig, parse_mapping, read_yaml
 from so8t.config.gates import RulesFile
 from so8t.config.section import Section
+from so8t.data.shards import resolve_local
 from so8t.errors import ConfigError
+
+# keys only a suite has: a file with any of them is read (and checked) as a suite
+SUITE_KEYS = frozenset({"name", "tasks", "gates", "description", "limit", "model_args", "baseline_command"})
 
 
 class SuiteConfig(Section):
@@ -33,6 +39,11 @@ class SuiteConfig(Section):
     model_args: dict[str, Any] = Field(
         default_factory=dict,
         description="Extra lm-eval model_args for the so8t backend, e.g. decision_source.",
+    )
+    baseline_command: str | None = Field(
+        None,
+        description="The command (run from the repository root) that writes the suite's baseline when it "
+        "is not shipped; shown when the baseline is missing.",
     )
     gates: RulesFile | None = Field(
         None, description="The regression gate applied to the suite's results (it may include rules files)."
@@ -50,33 +61,64 @@ class SuiteConfig(Section):
 INCLUDER_ONLY_KEYS = ("baseline", "default_tolerance", "z")
 
 
-def load_gate_config(path: str | Path, *, baseline: str | None = None) -> GateConfig:
-    """Read gate rules from YAML (a rules file, or a suite whose `gates` key is one), includes resolved.
-
-    `baseline` (from the command line) replaces the file's baseline before validation, so a rules file
-    without a baseline of its own may still hold baseline comparisons.
-    """
-    path = Path(path)
-    data: Any = read_yaml(path, "rules file")
-    if "gates" in data and "rules" not in data and "include" not in data:
-        data = data["gates"]
-    if not isinstance(data, dict):
-        raise ConfigError(
-            [f"expected a mapping with rules/baseline, got {type(data).__name__}"], source=str(path)
-        )
+def _with_baseline(gates: Any, baseline: str | None, path: Path) -> Any:
+    """The gate mapping with the command line's baseline, or its own resolved against the file's folder."""
+    if not isinstance(gates, dict):
+        return gates
     if baseline is not None:
-        data = {**data, "baseline": baseline}
-    return expand_includes(parse_mapping(data, RulesFile, source=str(path)), path)
+        return {**gates, "baseline": baseline}
+    own = gates.get("baseline")
+    if isinstance(own, str) and own.strip():
+        return {**gates, "baseline": os.path.abspath(resolve_local(own, path.parent))}
+    return gates
 
 
-def load_suite(path: str | Path) -> SuiteConfig:
-    """Read and validate `evals/suites/NAME.yaml`, includes of its gate resolved; raises ConfigError listing
-    every problem."""
+def read_suite(path: str | Path, *, baseline: str | None = None) -> SuiteConfig:
+    """A suite file as a SuiteConfig, its baseline resolved (or replaced by `baseline`) and the includes of its
+    gate expanded; ConfigError listing every problem otherwise."""
     path = Path(path)
-    suite = parse_mapping(read_yaml(path, "suite file"), SuiteConfig, source=str(path))
+    data = read_yaml(path, "suite file")
+    if "gates" in data:
+        data = {**data, "gates": _with_baseline(data["gates"], baseline, path)}
+    suite = parse_mapping(data, SuiteConfig, source=str(path))
     if suite.gates is None:
         return suite
     return suite.model_copy(update={"gates": expand_includes(suite.gates, path, "gates.")})
+
+
+def load_gate_config(path: str | Path, *, baseline: str | None = None) -> GateConfig:
+    """Read gate rules from YAML: a GateConfig, or a suite (checked whole) whose `gates` key is one.
+
+    `baseline` (from the command line) replaces the file's baseline before validation, so a rules file
+    without a baseline of its own may still hold baseline comparisons; the file's own baseline is relative
+    to the file.
+    """
+    path = Path(path)
+    data: dict[str, Any] = read_yaml(path, "rules file")
+    if SUITE_KEYS & set(data):
+        suite = read_suite(path, baseline=baseline)
+        if suite.gates is None:
+            raise ConfigError(["this suite has no `gates`, so there is nothing to check"], source=str(path))
+        return suite.gates
+    rules_file = parse_mapping(_with_baseline(data, baseline, path), RulesFile, source=str(path))
+    return expand_includes(rules_file, path)
+
+
+def load_suite(path: str | Path) -> SuiteConfig:
+    """Read and validate `evals/suites/NAME.yaml`; raises ConfigError listing every problem."""
+    return read_suite(path)
+
+
+def missing_baseline_hint(rules_path: str | Path | None) -> str:
+    """The suite's own command for writing its baseline, when the rules file is a suite that names one."""
+    if rules_path is None:
+        return ""
+    try:
+        data = read_yaml(Path(rules_path), "rules file")
+    except ConfigError:
+        return ""
+    command = data.get("baseline_command")
+    return f" This suite's baseline is made with: {command}" if isinstance(command, str) and command else ""
 
 
 def expand_includes(config: GateConfig, path: Path, key: str = "") -> GateConfig:

@@ -1,14 +1,14 @@
-"""Training callbacks: throughput/memory/learning-rate metrics, sample generations, and the safety nets.
+"""Training callbacks: throughput/memory/learning-rate metrics, sample generations, the settings a resumed
+run re-applies, and progress reporting into the pipeline's display.
 
-Progress bars are Trainer's own (tqdm); loss parts come from So8tTrainer.log. W&B logging goes through
-Trainer's `report_to`; see `configure_wandb`.
+Loss parts come from So8tTrainer.log; the stop on a signal or a non-finite loss is so8t.train.guard. W&B
+logging goes through Trainer's `report_to`; see `configure_wandb`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +17,8 @@ import torch
 from transformers import TrainerCallback
 
 from so8t.errors import UserError
+from so8t.layout import atomic_write_text, checkpoint_name, checkpoint_step, wandb_run_id
+from so8t.progress import current as current_progress
 
 if TYPE_CHECKING:  # pragma: no cover
     from so8t.config import WandbConfig
@@ -34,27 +36,36 @@ def memory_metrics() -> dict[str, float]:
     return {"memory_rss_gib": psutil.Process().memory_info().rss / 2**30}
 
 
-class ThroughputMetrics:
-    """Metrics the trainer adds to each training log: tokens/s since the last log, both learning rates, memory."""
+class ThroughputMetrics(TrainerCallback):
+    """Metrics the trainer adds to each training log: tokens/s since the last log (the tokens of every rank,
+    summed by the trainer at log time), both learning rates and memory. The clock starts with training, so a
+    resumed run's first figure does not count the time spent loading."""
 
     def __init__(self) -> None:
         self._last_time = time.perf_counter()
-        self._last_tokens = 0
+        self._learning_rates: dict[str, float] = {}
 
-    def collect(self, trainer: Any) -> dict[str, float]:
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._last_time = time.perf_counter()
+
+    def on_pre_optimizer_step(
+        self, args: Any, state: Any, control: Any, optimizer: Any = None, **kwargs: Any
+    ) -> None:
+        # the rates this update uses (Trainer's own learning_rate is read at the same point)
+        for group in optimizer.param_groups if optimizer is not None else []:
+            name = group.get("name", "")
+            if name == "lora":
+                self._learning_rates["learning_rate_lora"] = float(group["lr"])
+            elif name.startswith("so8t"):
+                self._learning_rates["learning_rate_safety"] = float(group["lr"])
+
+    def collect(self, tokens_since_last_log: float) -> dict[str, float]:
         now = time.perf_counter()
-        tokens = trainer.tokens_seen
         out: dict[str, float] = {}
-        if now > self._last_time and tokens >= self._last_tokens:
-            out["tokens_per_s"] = (tokens - self._last_tokens) / (now - self._last_time)
-        self._last_time, self._last_tokens = now, tokens
-        if trainer.optimizer is not None:
-            for group in trainer.optimizer.param_groups:
-                name = group.get("name", "")
-                if name == "lora":
-                    out["learning_rate_lora"] = float(group["lr"])
-                elif name.startswith("so8t"):
-                    out["learning_rate_safety"] = float(group["lr"])
+        if now > self._last_time:
+            out["tokens_per_s"] = tokens_since_last_log / (now - self._last_time)
+        self._last_time = now
+        out.update(self._learning_rates)
         out.update(memory_metrics())
         return out
 
@@ -73,6 +84,17 @@ class SampleGenerationCallback(TrainerCallback):
         self.tokenizer = tokenizer
         self.out_path = Path(out_path)
         self.max_new_tokens = max_new_tokens
+
+    def write_rows(self, rows: list[dict[str, Any]], step: int) -> None:
+        """Append this evaluation's rows; rows of this step or later from before a resume are replaced, so a
+        resumed run never repeats a step."""
+        kept: list[str] = []
+        if self.out_path.is_file():
+            for line in self.out_path.read_text(encoding="utf-8").splitlines():
+                if line.strip() and json.loads(line).get("step", -1) < step:
+                    kept.append(line)
+        kept += [json.dumps(row) for row in rows]
+        atomic_write_text(self.out_path, "\n".join(kept) + "\n")
 
     @torch.no_grad()
     def _generate(self, model: Any, prompt: str) -> str:
@@ -114,10 +136,7 @@ class SampleGenerationCallback(TrainerCallback):
                 )
         finally:
             model.train(was_training)
-        self.out_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.out_path.open("a", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row) + "\n")
+        self.write_rows(rows, state.global_step)
         try:
             import wandb
 
@@ -130,44 +149,90 @@ class SampleGenerationCallback(TrainerCallback):
             pass
 
 
-class SignalCheckpointCallback(TrainerCallback):
-    """SIGTERM/SIGINT ask for a checkpoint of the current step and a clean stop (Trainer saves it atomically).
+class ResumedSettings(TrainerCallback):
+    """Make a resumed run follow its current config where Trainer restores the checkpoint's.
 
-    The handler only sets a flag; the step in flight finishes, Trainer saves and stops. `received` holds the
-    signal number so the caller can exit with 128 + signal.
+    Loading a checkpoint restores the optimizer's param groups (learning rate, weight decay), the scheduler's
+    `base_lrs` and the logging/eval/save cadence in trainer_state.json, and keeps the best checkpoint's path
+    where it was written. A run resumed with a changed learning rate, schedule length or cadence (allowed,
+    see so8t.config.identity) gets the new values here, after everything is loaded and before the first step;
+    the best checkpoint is looked up by its step in this run directory, which may have been moved or copied.
+    `group_settings`: param group name -> {"lr": ..., "weight_decay": ...} from the current config.
     """
 
-    def __init__(self) -> None:
-        self.received: int | None = None
-        self._previous: dict[int, Any] = {}
+    def __init__(self, group_settings: dict[str, dict[str, float]]):
+        self.group_settings = group_settings
 
-    def _handler(self, signum: int, frame: Any) -> None:
-        if self.received is not None:  # a second signal: stop at once
-            raise KeyboardInterrupt
-        self.received = signum
+    def on_train_begin(
+        self,
+        args: Any,
+        state: Any,
+        control: Any,
+        optimizer: Any = None,
+        lr_scheduler: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if state.global_step == 0:
+            return
+        state.compute_steps(args, state.max_steps)
+        if optimizer is not None:
+            self._apply_learning_rates(optimizer, lr_scheduler)
+        if state.best_model_checkpoint:
+            step = checkpoint_step(state.best_model_checkpoint)
+            here = Path(args.output_dir) / checkpoint_name(step) if step is not None else None
+            state.best_model_checkpoint = str(here) if here is not None and here.is_dir() else None
+
+    def _apply_learning_rates(self, optimizer: Any, scheduler: Any) -> None:
+        groups = optimizer.param_groups
+        for group in groups:
+            settings = self.group_settings.get(group.get("name", ""))
+            if settings is not None:
+                group["initial_lr"] = settings["lr"]
+                group["weight_decay"] = settings["weight_decay"]
+        base_lrs = [group.get("initial_lr", group["lr"]) for group in groups]
+        lambdas = getattr(scheduler, "lr_lambdas", None)
+        if scheduler is not None and hasattr(scheduler, "base_lrs"):
+            scheduler.base_lrs = list(base_lrs)
+        if lambdas is not None and len(lambdas) == len(groups):
+            # the schedule's factor at the restored step, applied to the new base rates
+            for group, base, factor in zip(groups, base_lrs, lambdas, strict=True):
+                group["lr"] = base * factor(scheduler.last_epoch)
+        else:
+            for group, base in zip(groups, base_lrs, strict=True):
+                group["lr"] = base
+        if scheduler is not None and hasattr(scheduler, "_last_lr"):
+            scheduler._last_lr = [group["lr"] for group in groups]
+
+
+class ProgressReport(TrainerCallback):
+    """Training steps and log lines go to the pipeline's one display (so8t.progress), in place of Trainer's
+    progress bar and printer; only the main process reports."""
+
+    LOG_KEYS = ("loss", "lm_loss", "safety_loss", "pet", "grad_norm", "learning_rate", "tokens_per_s")
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                self._previous[sig] = signal.signal(sig, self._handler)
-            except ValueError:  # not the main thread (e.g. a notebook worker): no handler
-                pass
+        if state.is_world_process_zero:
+            current_progress().update(state.global_step, state.max_steps, unit="step")
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.received is not None:
-            control.should_save = True
-            control.should_training_stop = True
+        if state.is_world_process_zero:
+            current_progress().update(state.global_step, state.max_steps, unit="step")
 
-    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        for sig, previous in self._previous.items():
-            signal.signal(sig, previous)
-        self._previous = {}
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
+        if not state.is_world_process_zero or not logs:
+            return
+        shown = {k: v for k, v in logs.items() if k in self.LOG_KEYS or k.startswith("eval_")}
+        if not shown:
+            return
+        text = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items())
+        current_progress().note(f"step {state.global_step}/{state.max_steps}  {text}")
 
 
 def configure_wandb(wandb_cfg: WandbConfig, run_dir: Path) -> list[str]:
     """Set W&B's environment for Trainer's WandbCallback and return `report_to`.
 
     offline (default) writes under the run directory; online needs WANDB_API_KEY in the environment;
+    the run id is the run directory's own (layout.wandb_run_id), so a resumed run continues its W&B run;
     disabled (or WANDB_MODE=disabled in the environment, as in tests) reports nowhere.
     """
     mode = wandb_cfg.mode
@@ -180,6 +245,9 @@ def configure_wandb(wandb_cfg: WandbConfig, run_dir: Path) -> list[str]:
         )
     os.environ["WANDB_MODE"] = mode
     os.environ["WANDB_DIR"] = str(run_dir)
+    # one W&B run per run directory: every resume (and the evaluation) logs into it
+    os.environ["WANDB_RUN_ID"] = wandb_run_id(run_dir)
+    os.environ["WANDB_RESUME"] = "allow"
     os.environ["WANDB_PROJECT"] = wandb_cfg.project
     if wandb_cfg.entity:
         os.environ["WANDB_ENTITY"] = wandb_cfg.entity

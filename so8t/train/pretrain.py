@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 from so8t.cache import cache_root
 from so8t.layout import replace_directory, staging_path
+from so8t.progress import current as current_progress
 
 PRETRAIN_FORMAT_VERSION = 1
 TOKENIZER_FILES = (
@@ -84,7 +85,6 @@ def _train(
     tiny_dir: Path, out_dir: Path, pretrain_cfg: PretrainConfig, seed: int, max_length: int
 ) -> dict[str, float]:
     import torch
-    from tqdm.auto import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer, get_cosine_schedule_with_warmup
 
     torch.manual_seed(seed)
@@ -110,8 +110,9 @@ def _train(
     bs = pretrain_cfg.batch_size
     first = last = math.nan
     order: list[int] = []
-    progress = tqdm(range(steps), desc="pretraining the embedded base (cached for later runs)", unit="step")
-    for step in progress:
+    display = current_progress()
+    display.update(0, steps, unit="pretrain step")
+    for step in range(steps):
         if len(order) < bs:
             fresh = list(range(len(encoded)))
             rng.shuffle(fresh)
@@ -135,8 +136,7 @@ def _train(
         if step == 0:
             first = value
         last = value
-        if step % 10 == 0:
-            progress.set_postfix(loss=f"{value:.3f}")
+        display.update(step + 1, steps, unit="pretrain step")
     model.config.use_cache = True
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)

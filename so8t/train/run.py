@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +22,10 @@ from so8t.layout import (
     BEST_METRIC_GREATER_IS_BETTER,
     BEST_METRIC_KEY,
     RunDir,
+    best_checkpoint,
     checkpoint_name,
     claim_run_dir,
+    complete_checkpoints,
     is_complete_checkpoint,
     last_complete_checkpoint,
     read_trainer_state,
@@ -90,6 +95,8 @@ def training_arguments(cfg: RunConfig, checkpoint_root: Path, report_to: list[st
         label_names=["labels"],
         report_to=report_to,
         run_name=cfg.logging.wandb.run_name,
+        # progress goes to so8t.progress (callbacks.ProgressReport), not to Trainer's bar
+        disable_tqdm=True,
         # Head B and the rotations are always used; LoRA on layers skipped by gradient checkpointing too.
         ddp_find_unused_parameters=False,
         dataloader_num_workers=0,
@@ -99,7 +106,8 @@ def training_arguments(cfg: RunConfig, checkpoint_root: Path, report_to: list[st
     )
 
 
-def _sample_prompts(validation: Any, render: Any = lambda text: text) -> list[dict[str, str]]:
+def _sample_prompts(validation: Any, render: Callable[[str], str]) -> list[dict[str, str]]:
+    """Validation prompts for the samples callback, rendered as training renders them."""
     from so8t.data import templates
     from so8t.data.gsm8k import extract_gold
 
@@ -166,9 +174,9 @@ def _init_head_from_decision_words(model: Any, peft_model: Any, tokenizer: Any, 
 
 
 def build_trainer(cfg: RunConfig, output_dir: Path, model: Any, tokenizer: Any) -> tuple[Any, Any]:
-    """(So8tTrainer, its SignalCheckpointCallback) with datasets from the config's sources."""
+    """(So8tTrainer, its StopGuard) with datasets from the config's sources."""
     from so8t.data.config import materialize
-    from so8t.train.callbacks import SampleGenerationCallback, SignalCheckpointCallback, configure_wandb
+    from so8t.train.callbacks import SampleGenerationCallback, configure_wandb
     from so8t.train.collate import So8tCollator, build_dataset
     from so8t.train.trainer import So8tTrainer
 
@@ -200,9 +208,8 @@ def build_trainer(cfg: RunConfig, output_dir: Path, model: Any, tokenizer: Any) 
             max_length=cfg.data.max_length,
             prompt_format=cfg.data.prompt,
         )
-        samples = _sample_prompts(validation, lambda text: cfg.data.prompt.render(tokenizer, text))
-    signal_cb = SignalCheckpointCallback()
-    callbacks = [signal_cb]
+        samples = _sample_prompts(validation, partial(cfg.data.prompt.render, tokenizer))
+    callbacks = []
     if samples:
         callbacks.append(SampleGenerationCallback(samples, tokenizer, RunDir(output_dir).samples))
     trainer = So8tTrainer(
@@ -222,27 +229,38 @@ def build_trainer(cfg: RunConfig, output_dir: Path, model: Any, tokenizer: Any) 
         },
         class_weights=cfg.safety.class_weights,
     )
-    return trainer, signal_cb
+    return trainer, trainer.stop_guard
 
 
-def train_from_config(cfg: RunConfig, output_dir: str | Path) -> TrainResult:
-    """Train an SO8T model as the config says; resume from the last complete checkpoint in the run directory."""
+def train_from_config(
+    cfg: RunConfig, output_dir: str | Path, relaunch: Sequence[str] | None = None
+) -> TrainResult:
+    """Train an SO8T model as the config says; resume from the last complete checkpoint in the run directory.
+
+    `relaunch`: the command line that runs this training again (the CLI's own); a stop on a non-finite
+    loss prints it with lower learning rates, to continue from the last checkpoint.
+    """
     import torch
     from transformers import set_seed
+
+    from so8t.train.distributed import barrier, rank
+    from so8t.train.guard import NonFiniteLossError
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     resume = last_complete_checkpoint(RunDir(output_dir).checkpoints)
-    if resume is not None and (finished := _finished_result(resume)) is not None:
+    if resume is not None and (finished := finished_result(resume, cfg)) is not None:
         logger.info("training already finished at %s", resume)
         return finished
     set_seed(cfg.seed)
     model, tokenizer, _ = build_model(cfg)
-    trainer, signal_cb = build_trainer(cfg, output_dir, model, tokenizer)
+    trainer, guard = build_trainer(cfg, output_dir, model, tokenizer)
     if resume is not None:
         logger.info("resuming from %s", resume)
     try:
         output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    except NonFiniteLossError as exc:
+        raise NonFiniteLossError(_diverged_message(exc, cfg, output_dir, relaunch), step=exc.step) from exc
     except torch.OutOfMemoryError as exc:
         saved = trainer.save_emergency_checkpoint()
         raise UserError(
@@ -251,14 +269,22 @@ def train_from_config(cfg: RunConfig, output_dir: str | Path) -> TrainResult:
             "train.gradient_accumulation_steps keeps the effective batch), data.max_length, or enable "
             "model.gradient_checkpointing or model.quantization: 4bit."
         ) from exc
-    if signal_cb.received is not None:
+    finally:
+        guard.restore_handlers()
+        _finish_wandb()
+    if guard.received is not None:
         step = trainer.state.global_step
-        logger.warning("stopped by signal %s; checkpoint-%s saved, rerun to resume", signal_cb.received, step)
-        raise SystemExit(128 + int(signal_cb.received))
+        # every rank stopped at this step (the flag is agreed across ranks); each says so before any exits
+        print(
+            f"rank {rank()}: stopped by signal {guard.received} at step {step}; {checkpoint_name(step)} saved, "
+            "rerun the same command to resume",
+            flush=True,
+        )
+        barrier()
+        raise SystemExit(128 + int(guard.received))
     final = RunDir(output_dir).checkpoints / checkpoint_name(trainer.state.global_step)
     if not is_complete_checkpoint(final):
         trainer.save_emergency_checkpoint()
-    best = trainer.state.best_model_checkpoint
     metrics = dict(output.metrics)
     if trainer.state.best_metric is not None:
         metrics[f"best_{BEST_METRIC_KEY}"] = trainer.state.best_metric
@@ -267,24 +293,80 @@ def train_from_config(cfg: RunConfig, output_dir: str | Path) -> TrainResult:
         if "eval_loss" in entry:
             metrics.update({k: v for k, v in entry.items() if k.startswith("eval_")})
             break
-    _finish_wandb()
-    return TrainResult(checkpoint_dir=final, best_checkpoint=Path(best) if best else None, metrics=metrics)
+    best = best_checkpoint(complete_checkpoints(RunDir(output_dir).checkpoints))
+    return TrainResult(checkpoint_dir=final, best_checkpoint=best, metrics=metrics)
 
 
-def _finished_result(checkpoint: Path) -> TrainResult | None:
-    """The result of a run whose last checkpoint already reached its planned steps (nothing left to train)."""
+def planned_steps_reached(checkpoint: Path, cfg: RunConfig) -> bool:
+    """Whether the checkpoint's step already reaches what the config plans: train.max_steps, or with
+    max_steps null the recorded plan for the same number of epochs (a raised plan trains on)."""
     state = read_trainer_state(checkpoint)
-    if not state.get("max_steps") or state["global_step"] < state["max_steps"]:
+    step = int(state.get("global_step", 0))
+    if cfg.train.max_steps is not None:
+        return step >= cfg.train.max_steps
+    same_epochs = float(state.get("num_train_epochs") or 0) >= cfg.train.num_epochs
+    return bool(state.get("max_steps")) and step >= int(state["max_steps"]) and same_epochs
+
+
+def finished_result(checkpoint: Path, cfg: RunConfig) -> TrainResult | None:
+    """The result of a run whose last checkpoint already reached its planned steps (nothing left to train),
+    read from files alone; the best checkpoint is looked up in this run directory by step."""
+    if not planned_steps_reached(checkpoint, cfg):
         return None
+    state = read_trainer_state(checkpoint)
     metrics: dict[str, Any] = {}
     for entry in state.get("log_history", []):
         metrics.update({k: v for k, v in entry.items() if k.startswith(("eval_", "train_"))})
     if state.get("best_metric") is not None:
         metrics[f"best_{BEST_METRIC_KEY}"] = state["best_metric"]
     metrics["global_step"] = state["global_step"]
-    best = state.get("best_model_checkpoint")
-    best_path = Path(best) if best and is_complete_checkpoint(Path(best)) else None
-    return TrainResult(checkpoint_dir=checkpoint, best_checkpoint=best_path, metrics=metrics)
+    best = best_checkpoint(complete_checkpoints(checkpoint.parent))
+    return TrainResult(checkpoint_dir=checkpoint, best_checkpoint=best, metrics=metrics)
+
+
+def _diverged_message(
+    exc: Exception, cfg: RunConfig, output_dir: Path, relaunch: Sequence[str] | None
+) -> str:
+    """The stop's own words, the last finite checkpoint and the exact command that continues from it with
+    lower learning rates: ten times lower, and no higher than the defaults, so an absurd rate does not take
+    several tries (a resumed run may change them; so8t.config.identity)."""
+    import shlex
+
+    last = last_complete_checkpoint(RunDir(output_dir).checkpoints)
+    where = (
+        f"The last checkpoint, {last}, is finite (no non-finite checkpoint is ever written); the run resumes "
+        "from it."
+        if last is not None
+        else "No checkpoint was written before it; the run starts again from the beginning."
+    )
+    lower = {
+        f"train.{key}": min(getattr(cfg.train, key) / 10, type(cfg.train).model_fields[key].default)
+        for key in ("learning_rate", "safety_learning_rate")
+    }
+    command = _without_settings(list(relaunch or ["so8t", "train", "CONFIG"]), set(lower))
+    command += [part for key, value in lower.items() for part in ("--set", f"{key}={value:g}")]
+    return (
+        f"{exc} {where} Continue with lower learning rates (or use precision: fp32 or bf16 instead of fp16, "
+        f"or check the data):\n  {shlex.join(command)}"
+    )
+
+
+def _without_settings(command: list[str], keys: set[str]) -> list[str]:
+    """`command` without its `--set KEY=...` options for `keys` (the new values replace them)."""
+    out: list[str] = []
+    skip = False
+    for index, part in enumerate(command):
+        if skip:
+            skip = False
+            continue
+        following = command[index + 1] if index + 1 < len(command) else ""
+        if part == "--set" and following.split("=", 1)[0] in keys:
+            skip = True
+            continue
+        if part.startswith("--set=") and part[len("--set=") :].split("=", 1)[0] in keys:
+            continue
+        out.append(part)
+    return out
 
 
 def _finish_wandb() -> None:
@@ -305,14 +387,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_set_option(parser)
 
 
-def run_cli(args: argparse.Namespace) -> int:
-    from so8t.config import load_config, resolved_config_yaml
+def relaunch_command(program: Sequence[str], args: argparse.Namespace) -> list[str]:
+    """The command line that runs `program` (e.g. ["so8t", "train"]) again with the same arguments."""
+    command = [*program, str(args.config)]
+    if args.output_dir:
+        command += ["--output-dir", str(args.output_dir)]
+    for override in args.overrides:
+        command += ["--set", override]
+    return command
+
+
+def claim(cfg: RunConfig) -> dict[str, tuple[Any, Any]]:
+    """Claim the config's run directory (so8t.layout.claim_run_dir with the config's identity); returns the
+    accepted changes of a resumed run."""
+    from so8t.config import RESUMABLE_SETTINGS, resolved_config_yaml, run_identity
+
+    return claim_run_dir(
+        Path(cfg.output_dir), resolved_config_yaml(cfg), run_identity(cfg), RESUMABLE_SETTINGS
+    )
+
+
+def run_cli(args: argparse.Namespace, program: Sequence[str] = ("so8t", "train")) -> int:
+    from so8t.config import load_config
 
     overrides = list(args.overrides) + ([f"output_dir={args.output_dir}"] if args.output_dir else [])
     cfg = load_config(args.config, overrides)
     output_dir = Path(cfg.output_dir)
-    claim_run_dir(output_dir, resolved_config_yaml(cfg))
-    result = train_from_config(cfg, output_dir)
+    claim(cfg)
+    result = train_from_config(cfg, output_dir, relaunch=relaunch_command(program, args))
     print(f"checkpoint: {result.checkpoint_dir}")
     if result.best_checkpoint:
         print(f"best checkpoint: {result.best_checkpoint}")
@@ -322,11 +424,16 @@ def run_cli(args: argparse.Namespace) -> int:
 def _ddp_main() -> int:  # pragma: no cover - entry point for `torchrun -m so8t.train.run CONFIG`
     parser = argparse.ArgumentParser(prog="python -m so8t.train.run")
     add_arguments(parser)
+    nproc = os.environ.get("LOCAL_WORLD_SIZE", "1")
     try:
-        return run_cli(parser.parse_args())
+        return run_cli(
+            parser.parse_args(), program=("torchrun", f"--nproc_per_node={nproc}", "-m", "so8t.train.run")
+        )
     except UserError as exc:
-        print(exc)
-        return 2
+        # every rank stops with the same error; one says it
+        if os.environ.get("RANK", "0") == "0":
+            print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,7 +6,10 @@ reporting) stays Trainer's. The loss is
     lm_sum / n_lm_tokens + safety.loss_weight * safety_sum / n_safety_rows + pet_weight(step) * pet_sum / n_triples
 
 where every count is taken over the whole accumulated batch (all micro-batches of one optimizer step, all
-ranks), so 4 x 1 accumulation gives the same update as 1 x 4 for every part.
+ranks), so 4 x 1 accumulation gives the same update as 1 x 4 for every part. Each rank holds its share of
+every figure; the logged ones (loss, each part, tokens/s, the evaluation parts) are summed over ranks at
+log time, so they are the global values for any world size, and a resumed run counts its steps from the
+resume, so they are the same as an uninterrupted run's.
 """
 
 from __future__ import annotations
@@ -17,28 +20,25 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import nn
 from transformers import Trainer
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-from so8t.errors import UserError
 from so8t.layout import (
     ADAPTER_WEIGHTS,
     BEST_METRIC,
-    CHECKPOINTS_DIR,
     STATE_FILE,
     TRAINER_STATE,
     checkpoint_name,
     replace_directory,
     staging_path,
 )
-from so8t.train.callbacks import ThroughputMetrics
+from so8t.train.callbacks import ProgressReport, ResumedSettings, ThroughputMetrics
+from so8t.train.distributed import barrier, max_over_ranks, sum_over_ranks, world_size
+from so8t.train.guard import NonFiniteLossError, StopGuard
 
 IGNORE_INDEX = -100
-
-
-class NonFiniteLossError(UserError):
-    """The training loss became NaN or infinite; the run stopped before the bad update."""
+PARTS = ("lm_loss", "safety_loss", "pet")
 
 
 @dataclass
@@ -85,19 +85,6 @@ def load_trainable_state(model: nn.Module, checkpoint_dir: str) -> None:
         )
 
 
-def _world_size() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-def _sum_over_ranks(values: torch.Tensor, device: torch.device | str) -> torch.Tensor:
-    """`values` summed over all DDP ranks (unchanged in a single process), in float64 on the CPU."""
-    values = values.to(dtype=torch.float64)
-    if _world_size() > 1:
-        values = values.to(device)
-        dist.all_reduce(values)
-    return values.cpu()
-
-
 class So8tTrainer(Trainer):
     """HF Trainer for an SO8TModel. Extra arguments: the run config sections it reads.
 
@@ -124,13 +111,25 @@ class So8tTrainer(Trainer):
             None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
         )
         self._step_counts: LossCounts | None = None
-        self._tokens_in_step = 0
-        self._log_parts: dict[str, float] = {}
-        self._log_micro = 0
-        self._eval_parts: dict[str, float] = {}
-        self._eval_batches = 0
-        self.tokens_seen = 0
+        # this rank's shares since the last log: the parts, summed per step, and the tokens it read
+        self._log_parts = torch.zeros(len(PARTS), dtype=torch.float64)
+        self._log_tokens = 0.0
+        self._log_steps = 0
+        self._pet_weight = 0.0
+        # this rank's evaluation sums and counts of each part
+        self._eval_sums = torch.zeros(2 * len(PARTS), dtype=torch.float64)
+        self.stop_guard = StopGuard()
         self.throughput = ThroughputMetrics()
+        # one progress display for the pipeline (so8t.progress) instead of Trainer's bar and printer
+        self.remove_callback(ProgressCallback)
+        self.remove_callback(PrinterCallback)
+        for callback in (
+            self.stop_guard,
+            self.throughput,
+            ResumedSettings(self.param_group_settings()),
+            ProgressReport(),
+        ):
+            self.add_callback(callback)
 
     # ---- loss ------------------------------------------------------------------------------------------
 
@@ -157,11 +156,11 @@ class So8tTrainer(Trainer):
         totals = torch.tensor(
             [[c.lm, c.safety, c.pet] for c in counts] or [[0.0, 0.0, 0.0]], dtype=torch.float64
         )
-        totals = _sum_over_ranks(totals.sum(0), device)
-        tokens = sum(int(b["attention_mask"].sum()) for b in batch_samples)
+        totals = sum_over_ranks(totals.sum(0), device)
         self._step_counts = LossCounts(*totals.tolist())
-        self._tokens_in_step = tokens * _world_size()
-        self.tokens_seen += self._tokens_in_step
+        self._log_tokens += float(sum(int(b["attention_mask"].sum()) for b in batch_samples))
+        self._log_steps += 1
+        self.stop_guard.check_gradients = self.accelerator.scaler is None
         return batch_samples, num_items
 
     def compute_loss(
@@ -189,64 +188,63 @@ class So8tTrainer(Trainer):
         loss = lm + self.loss_weights["safety"] * safety + pet_w * pet
         if training:
             if not bool(torch.isfinite(loss.detach())):
-                raise NonFiniteLossError(
+                # every rank learns of it at the step's end (StopGuard) and stops before the update
+                self.stop_guard.report_nonfinite(
                     f"The training loss became {loss.item()} at step {self.state.global_step} (lm {lm.item():.4g}, "
-                    f"safety {safety.item():.4g}, pet {pet.item():.4g}); training stopped before applying it. The "
-                    f"last good checkpoint is kept in the run's {CHECKPOINTS_DIR}/ folder. Lower train.learning_rate or "
-                    "train.safety_learning_rate, use precision: fp32 or bf16 instead of fp16, or check the data."
+                    f"safety {safety.item():.4g}, pet {pet.item():.4g}); training stopped before applying it."
                 )
-            self._accumulate(self._log_parts, lm, safety, pet, pet_w)
-            loss = (
-                loss * _world_size()
-            )  # DDP averages gradients over ranks; the counts already span all ranks
+            self._log_parts += torch.tensor(
+                [float(p.detach()) for p in (lm, safety, pet)], dtype=torch.float64
+            )
+            self._pet_weight = pet_w
+            # DDP averages gradients over ranks while the counts already span all ranks. Trainer averages
+            # this returned value over ranks at log time, so each rank's share times the world size logs as
+            # the global loss.
+            loss = loss * world_size()
         else:
-            self._accumulate(self._eval_parts, lm, safety, pet, pet_w)
-            self._eval_batches += 1
+            self._eval_sums += torch.tensor(
+                [
+                    float(lm_sum.detach()),
+                    counts.lm,
+                    float(safety_sum.detach()),
+                    counts.safety,
+                    float(pet_sum.detach()),
+                    counts.pet,
+                ],
+                dtype=torch.float64,
+            )
         if return_outputs:  # a dict, which Trainer's prediction_step knows how to take apart
             return loss, {"logits": output.logits, "safety_logits": output.safety_logits}
         return loss
 
-    @staticmethod
-    def _accumulate(
-        store: dict[str, float], lm: torch.Tensor, safety: torch.Tensor, pet: torch.Tensor, pet_w: float
-    ) -> None:
-        for key, value in (("lm_loss", lm), ("safety_loss", safety), ("pet", pet)):
-            store[key] = store.get(key, 0.0) + float(value.detach())
-        store["pet_weight"] = pet_w
-
-    def training_step(
-        self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None
-    ) -> torch.Tensor:
-        loss = super().training_step(model, inputs, num_items_in_batch)
-        self._log_micro += 1
-        return loss / _world_size()  # report the loss itself, not its DDP-scaled form
-
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Add the loss parts (per optimizer step, averaged since the last log) to Trainer's training logs."""
-        if "loss" in logs and self._log_parts:
-            steps = max(self.state.global_step - self._parts_logged_at, 1)
-            for key in ("lm_loss", "safety_loss", "pet"):
-                logs[key] = self._log_parts.get(key, 0.0) / steps
-            logs["pet_weight"] = self._log_parts.get("pet_weight", 0.0)
-            self._log_parts = {}
-            self._parts_logged_at = self.state.global_step
+        """Add to a training log the loss parts (per optimizer step, averaged since the last log), tokens/s,
+        learning rates and memory, each summed over ranks first. Every rank logs at the same step, so the
+        sum is a collective they all reach."""
         if "loss" in logs:
-            logs.update(self.throughput.collect(self))
+            shares = torch.cat([self._log_parts, torch.tensor([self._log_tokens], dtype=torch.float64)])
+            *parts, tokens = sum_over_ranks(shares, self.args.device).tolist()
+            steps = max(self._log_steps, 1)
+            logs.update({key: value / steps for key, value in zip(PARTS, parts, strict=True)})
+            logs["pet_weight"] = self._pet_weight
+            logs.update(self.throughput.collect(tokens))
+            self._log_parts.zero_()
+            self._log_tokens, self._log_steps = 0.0, 0
         super().log(logs, start_time)
 
-    _parts_logged_at = 0
-
     def evaluation_loop(self, *args: Any, **kwargs: Any) -> Any:
-        """Trainer's loop, plus the averaged eval loss parts (`<prefix>_lm_loss`, `_safety_loss`, `_pet`) and
-        `<prefix>_task_loss` (layout.BEST_METRIC), the loss without PET."""
-        self._eval_parts, self._eval_batches = {}, 0
+        """Trainer's loop, plus the eval loss parts (`<prefix>_lm_loss`, `_safety_loss`, `_pet`) and
+        `<prefix>_task_loss` (layout.BEST_METRIC), the loss without PET. Each part is its sum over the whole
+        validation set (all ranks) divided by its count, as the training loss is, so it does not depend on
+        how the set is split into batches or ranks."""
+        self._eval_sums.zero_()
         output = super().evaluation_loop(*args, **kwargs)
-        self._gather_eval_parts()
+        sums = sum_over_ranks(self._eval_sums, self.args.device).tolist()
         prefix = kwargs.get("metric_key_prefix", args[3] if len(args) > 3 else "eval")
-        for key in ("lm_loss", "safety_loss", "pet"):
-            if self._eval_batches:
-                output.metrics[f"{prefix}_{key}"] = self._eval_parts.get(key, 0.0) / self._eval_batches
-        if self._eval_batches:
+        if sums[1] > 0 or sums[3] > 0:
+            for index, key in enumerate(PARTS):
+                total, count = sums[2 * index], sums[2 * index + 1]
+                output.metrics[f"{prefix}_{key}"] = total / count if count > 0 else 0.0
             # The best checkpoint is chosen on this: PET's weight grows with the step, so a loss that holds it
             # would favour early checkpoints for no reason of quality.
             output.metrics[f"{prefix}_{BEST_METRIC}"] = (
@@ -255,18 +253,17 @@ class So8tTrainer(Trainer):
             )
         return output
 
-    def _gather_eval_parts(self) -> None:
-        """Sum the eval loss parts and batch counts over DDP ranks, so every rank reports (and picks the best
-        checkpoint on) the loss of the whole validation set, not of its own shard."""
-        if _world_size() <= 1:
-            return
-        keys = ("lm_loss", "safety_loss", "pet")
-        totals = torch.tensor([self._eval_parts.get(k, 0.0) for k in keys] + [float(self._eval_batches)])
-        *parts, batches = _sum_over_ranks(totals, self.args.device).tolist()
-        self._eval_parts.update(zip(keys, parts, strict=True))
-        self._eval_batches = int(batches)
-
     # ---- optimizer -------------------------------------------------------------------------------------
+
+    def param_group_settings(self) -> dict[str, dict[str, float]]:
+        """Learning rate and weight decay of each param group, from the current config (also re-applied
+        after a resume by callbacks.ResumedSettings)."""
+        wd = self.args.weight_decay
+        return {
+            "lora": {"lr": self.args.learning_rate, "weight_decay": wd},
+            "so8t": {"lr": self.safety_learning_rate, "weight_decay": wd},
+            "so8t_no_decay": {"lr": self.safety_learning_rate, "weight_decay": 0.0},
+        }
 
     def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
         """AdamW with LoRA at args.learning_rate and rotations + head B at safety_learning_rate.
@@ -277,11 +274,8 @@ class So8tTrainer(Trainer):
         if self.optimizer is not None:
             return self.optimizer
         opt_model = self.model if model is None else model
-        wd = self.args.weight_decay
         groups: dict[str, dict[str, Any]] = {
-            "lora": {"params": [], "lr": self.args.learning_rate, "weight_decay": wd},
-            "so8t": {"params": [], "lr": self.safety_learning_rate, "weight_decay": wd},
-            "so8t_no_decay": {"params": [], "lr": self.safety_learning_rate, "weight_decay": 0.0},
+            name: {"params": [], **settings} for name, settings in self.param_group_settings().items()
         }
         trainable = [(n, p) for n, p in opt_model.named_parameters() if p.requires_grad]
         for name, param in trainable:
@@ -320,9 +314,15 @@ class So8tTrainer(Trainer):
         return staging if staging else super()._get_output_dir(trial)
 
     def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
-        """Trainer's checkpoint, written into a staging folder and renamed to checkpoint-N when complete."""
+        """Trainer's checkpoint, written into a staging folder and renamed to checkpoint-N when complete.
+
+        A checkpoint is never written with a non-finite parameter: the ranks agree on that first (the
+        gradients of every applied update were checked by the StopGuard), and the run stops instead.
+        """
         run_dir = super()._get_output_dir(trial)
-        name = checkpoint_name(self.state.global_step)
+        step = self.state.global_step
+        self._check_parameters_finite(step)
+        name = checkpoint_name(step)
         final = os.path.join(run_dir, name)
         staging_root = str(staging_path(final))
         if self.args.should_save:
@@ -332,10 +332,11 @@ class So8tTrainer(Trainer):
             super()._save_checkpoint(model, trial)
         finally:
             self._staging_dir = None
-        if _world_size() > 1:  # every rank has written its own RNG state into the staging folder
-            dist.barrier()
+        # every rank has written its own RNG state into the staging folder
+        barrier()
         if self.args.should_save:
-            # the same step may be saved again (an emergency save after a regular one): the new one wins
+            # the same step may be saved again (an emergency save after a regular one): the new one replaces
+            # it, the old one moved aside first so a crash leaves one of them whole
             replace_directory(os.path.join(staging_root, name), final)
             shutil.rmtree(staging_root, ignore_errors=True)
             best = self.state.best_model_checkpoint
@@ -354,8 +355,17 @@ class So8tTrainer(Trainer):
                 best_model_checkpoint=self.state.best_model_checkpoint,
                 use_mtime=False,
             )
-        if _world_size() > 1:
-            dist.barrier()
+        barrier()
+
+    def _check_parameters_finite(self, step: int) -> None:
+        trainable = [p.detach() for p in self._so8t_model().parameters() if p.requires_grad]
+        bad = float(any(not bool(torch.isfinite(p).all()) for p in trainable))
+        if max_over_ranks(torch.tensor([bad]), self.args.device).item():
+            raise NonFiniteLossError(
+                f"The trained parameters became non-finite at step {step}; {checkpoint_name(step)} was not "
+                "written and training stopped.",
+                step=step,
+            )
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
         """Load the adapter and so8t state of a checkpoint into the model being trained (the base stays)."""

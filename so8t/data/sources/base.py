@@ -95,6 +95,11 @@ class SourceForm(BaseModel):
         columns = getattr(self, "columns", None) or ColumnMap()
         return RecordMapping(columns, getattr(self, "labels", None), prefix)
 
+    def identity(self) -> dict[str, Any]:
+        """What this source gives, independent of where the config or the run lies: two sources with equal
+        identities give the same examples. A resumed run compares these (so8t.config.identity)."""
+        return self.model_dump(mode="json")
+
     def check(
         self, split: str, key: str, on_bad_record: OnBadRecord
     ) -> tuple[list[SourceSummary], list[str]]:

@@ -3,6 +3,7 @@ mapping, or detected from the records), their fields and labels mapped by `colum
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -52,6 +53,20 @@ class PathSource(SourceForm):
         copy._written = self._written or self.path
         return copy
 
+    def identity(self) -> dict[str, Any]:
+        # the files by content, in the order they are read: the same data under another path is the same
+        identity: dict[str, Any] = {
+            "files_sha256": [_sha256(path) for path in expand_pattern(self.path)],
+            "format": self.format,
+            "repeat": self.repeat,
+        }
+        # the mapping changes what the files give (only when set: an unmapped source keeps its identity)
+        if self.columns is not None:
+            identity["columns"] = self.columns.model_dump(mode="json")
+        if self.labels is not None:
+            identity["labels"] = self.labels
+        return identity
+
     def check(
         self, split: str, key: str, on_bad_record: OnBadRecord
     ) -> tuple[list[SourceSummary], list[str]]:
@@ -95,3 +110,12 @@ class PathSource(SourceForm):
                 raise DataError(" ".join(located(path, p) for p in problems))
             add_records(out, fmt, records, skipped=tally.bad)
         return out
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
