@@ -53,8 +53,8 @@ class DataConfig(BaseModel):
     prompt_format: Literal["plain", "chat"] = Field(
         "plain",
         description="How prompts reach the model: plain text (`Request: ...` then `Decision:`), or chat: that "
-        "text as the user turn of the tokenizer's chat template (for instruct bases). Training records it in "
-        "so8t.json; `so8t eval`, predict and the Python API follow it.",
+        "text as the user turn of the tokenizer's chat template (for instruct bases). Training records it with "
+        "the model, and `so8t eval`, predict and the Python API follow it.",
     )
     system_prompt: str | None = Field(
         None,

@@ -15,6 +15,7 @@ without a category are not checked. Torch-free.
 from __future__ import annotations
 
 import difflib
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,3 +109,12 @@ def load_policy(path: str | Path) -> Policy:
     if not expected:
         raise PolicyFileError([f"{path}: `categories:` is empty; declare at least one category"])
     return Policy(path, expected, descriptions)
+
+
+def policy_digest(path: str | Path) -> str | None:
+    """The policy file by content (a run's identity: the same policy under another path is the same run);
+    None when the file cannot be read."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None

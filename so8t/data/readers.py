@@ -10,6 +10,7 @@ read, never `datasets` itself.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,6 +36,15 @@ class RawRecord:
     where: str
     record: dict[str, Any] | None
     reason: str | None = None
+
+
+def file_sha256(path: str | Path) -> str:
+    """A file by content (a data source's identity)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def file_kind(path: str | Path) -> str:

@@ -208,7 +208,8 @@ def read_saved_dataset(
     start with the split's folder. ValueError when the folder is no saved dataset or lacks the split."""
     files, shown = saved_dataset_files(folder, split)
     names = saved_dataset_columns(files)
-    fmt = declared if declared != "auto" else mapping.detect_format(names)
+    # the declared format, else the one the mapping implies (so a missing column is named), else the columns'
+    fmt = declared if declared != "auto" else mapping.implied_format() or mapping.detect_format(names)
     if fmt is None:
         return (
             None,

@@ -128,9 +128,10 @@ class PromptFormat:
         return cls(str(record.get("format") or PLAIN), record.get("system_prompt"))
 
     def lm_eval_args(self) -> dict[str, Any]:
-        """simple_evaluate's arguments that render these prompts (and the stock CLI's flags of the same name)."""
+        """simple_evaluate's arguments that render these prompts (and the stock CLI's flags of the same name);
+        none for plain, whose prompts are lm-eval's defaults."""
         if not self.is_chat:
-            return {"apply_chat_template": False, "fewshot_as_multiturn": False, "system_instruction": None}
+            return {}
         return {
             "apply_chat_template": True,
             "fewshot_as_multiturn": True,

@@ -17,10 +17,11 @@ from pathlib import Path
 from so8t.cache import cache_root
 from so8t.layout import atomic_directory
 
-SPECIAL_TOKENS = ["<pad>", "<eos>", "<unk>", "<|system|>", "<|user|>", "<|assistant|>"]
-# A small chat template in the style of instruct models: role tokens, each turn ended by EOS, and a default
+SPECIAL_TOKENS = ["<pad>", "<eos>", "<unk>"]
+# A small chat template in the style of instruct models: a role line, each turn ended by EOS, and a default
 # system prompt when the conversation brings none (as Qwen's template does), so prompt_format: chat runs end
-# to end on the CPU. Part of the recipe: changing it (or the tokens) builds a new base under a new key.
+# to end on the CPU. The role markers are plain text, not new special tokens: the vocabulary, and so every
+# plain-format token sequence and the model's weights, stay those of the base without a template.
 CHAT_TEMPLATE = (
     "{% if messages[0]['role'] != 'system' %}<|system|>\nYou are a careful assistant.{{ eos_token }}\n"
     "{% endif %}"
@@ -29,8 +30,7 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 )
 TINY_RECIPE = {
-    "version": 2,
-    "special_tokens": SPECIAL_TOKENS,
+    "version": 1,
     "chat_template": CHAT_TEMPLATE,
     "vocab_size": 2048,
     "hidden_size": 128,

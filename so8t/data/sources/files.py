@@ -3,7 +3,6 @@ mapping, or detected from the records), their fields and labels mapped by `colum
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -11,6 +10,7 @@ from pydantic import Field, PrivateAttr, model_validator
 
 from so8t.data.jsonl import OnBadRecord
 from so8t.data.mapping import ColumnMap, LabelMap, columns_field, labels_field
+from so8t.data.readers import file_sha256
 from so8t.data.records import file_format, located, read_records
 from so8t.data.shards import FORMATS, check_pattern, expand_pattern, resolve_local
 from so8t.data.sources.base import SourceForm, SourceSummary, repeat_field
@@ -56,7 +56,7 @@ class PathSource(SourceForm):
     def identity(self) -> dict[str, Any]:
         # the files by content, in the order they are read: the same data under another path is the same
         identity: dict[str, Any] = {
-            "files_sha256": [_sha256(path) for path in expand_pattern(self.path)],
+            "files_sha256": [file_sha256(path) for path in expand_pattern(self.path)],
             "format": self.format,
             "repeat": self.repeat,
         }
@@ -110,12 +110,3 @@ class PathSource(SourceForm):
                 raise DataError(" ".join(located(path, p) for p in problems))
             add_records(out, fmt, records, skipped=tally.bad)
         return out
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-

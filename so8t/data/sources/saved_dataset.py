@@ -11,6 +11,7 @@ from pydantic import Field, PrivateAttr
 
 from so8t.data.jsonl import OnBadRecord
 from so8t.data.mapping import ColumnMap, LabelMap, columns_field, labels_field
+from so8t.data.readers import file_sha256
 from so8t.data.records import read_saved_dataset
 from so8t.data.shards import resolve_local
 from so8t.data.sources.base import SourceForm, SourceSummary, repeat_field
@@ -48,6 +49,15 @@ class SavedDatasetSource(SourceForm):
         copy = self.model_copy(update={"load_from_disk": str(resolve_local(self.load_from_disk, base_dir))})
         copy._written = self._written or self.load_from_disk
         return copy
+
+    def identity(self) -> dict[str, Any]:
+        # the folder by content (its Arrow files), so the same dataset saved elsewhere is the same data
+        identity = self.model_dump(mode="json", exclude={"load_from_disk"})
+        folder = Path(self.load_from_disk)
+        identity["files_sha256"] = {
+            str(path.relative_to(folder)): file_sha256(path) for path in sorted(folder.rglob("*.arrow"))
+        }
+        return identity
 
     def _scan(self, split: str, on_bad_record: OnBadRecord, prefix: str) -> tuple[Any, ...]:
         """(format, canonical records, tally, problems)."""
