@@ -12,7 +12,7 @@ import pytest
 
 from so8t.config import load_config
 from so8t.data.config import materialize
-from so8t.errors import ConfigError
+from so8t.errors import ConfigError, DataError
 
 # the same six requests in a shop's own words: its columns, its labels (text, booleans, numbers)
 ROWS = [
@@ -306,3 +306,21 @@ def test_an_unmapped_label_in_evaluation_names_the_file_and_line(task_manager_fa
         task_manager_factory(metadata).load(["so8t_safety_local"])
     assert f"{data.resolve()}: label 'maybe' is not mapped: 1 record, the first at line 3" in str(info.value)
     assert '--metadata labels (e.g. "maybe": ESCALATE)' in str(info.value)
+
+
+def test_a_hub_dataset_is_mapped_like_a_file_and_an_unmapped_label_names_its_row(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    rows = [*ROWS]
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=lambda *a, **k: rows))
+    path = _config(tmp_path, f"    - hub: someone/shop-decisions{MAPPING}")
+    # columns and labels alone say the rows are safety rows
+    assert _decided(path) == EXPECTED
+    rows.append({"text": "Hmm", "verdict": "unclear", "topic": "x", "why": "?"})
+    with pytest.raises(DataError) as info:
+        materialize(load_config(path).data, "train", seed=0)
+    assert (
+        "someone/shop-decisions (train): label 'unclear' is not mapped: 1 record, the first at row 7"
+        in str(info.value)
+    )
