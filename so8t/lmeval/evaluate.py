@@ -205,7 +205,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch-size", default="8", help="batch size (int or 'auto')")
     parser.add_argument(
-        "--metadata", default=None, help='JSON passed to the tasks, e.g. \'{"data_files": "test.jsonl"}\''
+        "--metadata",
+        default=None,
+        help='JSON passed to the tasks, e.g. \'{"data_files": "test.csv", "columns": {"request": "text", '
+        '"decision": "label"}, "labels": {"safe": "ALLOW", "unsafe": "REFUSE"}}\'',
     )
     parser.add_argument(
         "--log-samples",
