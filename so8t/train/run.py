@@ -10,7 +10,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -121,6 +121,15 @@ def _sample_prompts(validation: Any) -> list[dict[str, str]]:
     return rows
 
 
+def process_device_map(quantization: str, cuda: bool, env: Mapping[str, str]) -> dict[str, int] | None:
+    """Where this training process loads an 8/4-bit base: its own GPU (LOCAL_RANK) under torchrun or
+    accelerate. bitsandbytes places quantised weights at load time and the Trainer cannot move them later, so
+    without this every process would load its copy onto GPU 0. None (the default placement) otherwise."""
+    if quantization == "none" or not cuda or int(env.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    return {"": int(env.get("LOCAL_RANK", "0"))}
+
+
 def build_model(cfg: RunConfig) -> tuple[Any, Any, str]:
     """(SO8TModel ready to train, tokenizer, base reference recorded for the checkpoint)."""
     import torch
@@ -135,7 +144,8 @@ def build_model(cfg: RunConfig) -> tuple[Any, Any, str]:
         base_dir = pretrained_tiny_base(model_cfg.pretrain, seed=cfg.seed, max_length=cfg.data.max_length)
         model_cfg = model_cfg.model_copy(update={"base": str(base_dir)})
     torch.manual_seed(cfg.seed)
-    base, tokenizer = load_base(model_cfg, for_training=True)
+    device_map = process_device_map(model_cfg.quantization, torch.cuda.is_available(), os.environ)
+    base, tokenizer = load_base(model_cfg, for_training=True, device_map=device_map)
     peft_model = add_lora(base, model_cfg.lora)
     model = SO8TModel(
         peft_model,
@@ -396,7 +406,13 @@ def run_cli(args: argparse.Namespace, program: Sequence[str] = ("so8t", "train")
     cfg = load_config(args.config, overrides)
     output_dir = Path(cfg.output_dir)
     claim(cfg)
-    result = train_from_config(cfg, output_dir, relaunch=relaunch_command(program, args))
+    if cfg.train.processes > 1 and "WORLD_SIZE" not in os.environ:
+        from so8t.train.launch import train_in_processes
+
+        config_argv = [str(args.config), *(part for o in overrides for part in ("--set", o))]
+        result = train_in_processes(cfg, output_dir, config_argv)
+    else:
+        result = train_from_config(cfg, output_dir, relaunch=relaunch_command(program, args))
     print(f"checkpoint: {result.checkpoint_dir}")
     if result.best_checkpoint:
         print(f"best checkpoint: {result.best_checkpoint}")
