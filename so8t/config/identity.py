@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
+
 from so8t.config.run import RunConfig
 from so8t.config.secrets import redact_secrets
 from so8t.data.safety import SPLITS
@@ -33,6 +36,19 @@ RESUMABLE_SETTINGS = (
     "gates",
     "logging",
 )
+
+
+def identity_defaults(model: type[BaseModel] = RunConfig, prefix: str = "") -> dict[str, Any]:
+    """{dotted key: default (JSON form)} of every setting with a default: a run directory recorded before a
+    setting existed was made with what is now its default, so resuming it is no change (layout.claim_run_dir)."""
+    defaults: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            defaults.update(identity_defaults(field.annotation, key + "."))
+        elif not field.is_required():
+            defaults[key] = to_jsonable_python(field.get_default(call_default_factory=True))
+    return defaults
 
 
 def run_identity(cfg: RunConfig) -> dict[str, Any]:

@@ -392,10 +392,14 @@ def relaunch_command(program: Sequence[str], args: argparse.Namespace) -> list[s
 def claim(cfg: RunConfig) -> dict[str, tuple[Any, Any]]:
     """Claim the config's run directory (so8t.layout.claim_run_dir with the config's identity); returns the
     accepted changes of a resumed run."""
-    from so8t.config import RESUMABLE_SETTINGS, resolved_config_yaml, run_identity
+    from so8t.config import RESUMABLE_SETTINGS, identity_defaults, resolved_config_yaml, run_identity
 
     return claim_run_dir(
-        Path(cfg.output_dir), resolved_config_yaml(cfg), run_identity(cfg), RESUMABLE_SETTINGS
+        Path(cfg.output_dir),
+        resolved_config_yaml(cfg),
+        run_identity(cfg),
+        RESUMABLE_SETTINGS,
+        defaults=identity_defaults(),
     )
 
 
