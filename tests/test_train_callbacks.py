@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -100,6 +101,8 @@ def test_wandb_offline_keeps_one_run_per_run_directory_with_the_eval_metrics_in_
     for steps in (2, 4):
         train = {"max_steps": steps, "save_steps": 2, "logging_steps": 1}
         train_from_config(run_config(tiny_base_dir, train=train, logging=offline), run)
+        # offline folders are named by the start's second: starts a real run never makes within one second
+        time.sleep(1.1)
     cfg = run_config(tiny_base_dir, train={"max_steps": 4}, logging=offline)
     results = {"results": {"so8t_safety_local": {"acc,none": 0.75, "alias": "so8t_safety_local"}}}
     log_eval_to_wandb(cfg, run, results, step=4)

@@ -245,3 +245,35 @@ def test_model_gradient_checkpointing_reaches_the_base_through_load_base(tiny_ba
     base = model.hf_model
     assert base.is_gradient_checkpointing is enabled
     assert base.config.use_cache is False
+
+
+@pytest.mark.slow
+def test_an_evaluation_leaves_the_gradients_of_4bit_training_as_they_were(bnb_friendly_base_dir, tmp_path):
+    """bitsandbytes' CPU eval forward repacks 4-bit weights for a kernel without a backward: training after a
+    validation pass must still get the gradients of a model never evaluated."""
+    from so8t.model.quantized import quantized_linears
+
+    cfg = run_config(
+        bnb_friendly_base_dir,
+        model={**run_config(bnb_friendly_base_dir).model.model_dump(), "quantization": "4bit"},
+    )
+    grads = []
+    for evaluate_first in (False, True):
+        set_seed(0)
+        model, tokenizer, _ = build_model(cfg)
+        trainer, _ = build_trainer(cfg, tmp_path / str(evaluate_first), model, tokenizer)
+        rows = list(trainer.train_dataset)[:4]
+        trainer.eval_dataset = EncodedDataset(rows)
+        if evaluate_first:
+            trainer.evaluate()
+            layers = [m for _, m in quantized_linears(model) if type(m).__name__ == "Linear4bit"]
+            assert layers and not any(
+                getattr(m.weight.quant_state, "packing_format_for_cpu", False) for m in layers
+            )
+        model.train()
+        model.zero_grad()
+        trainer.compute_loss(model, So8tCollator(pad_token_id=tokenizer.pad_token_id)(rows)).backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and any("lora_A" in n for n in grads[0])
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], rtol=1e-5, atol=1e-7, msg=name)
