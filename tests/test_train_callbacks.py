@@ -118,6 +118,22 @@ def test_wandb_offline_keeps_one_run_per_run_directory_with_the_eval_metrics_in_
     assert evaluated[0]["train/global_step"] >= max(trained)
 
 
+def test_a_second_run_directory_in_one_process_gets_its_own_wandb_run(monkeypatch, tmp_path):
+    """W&B reads its environment once per process: each run directory's settings must still take effect
+    (HF's WandbCallback calls wandb.init without a folder or an id)."""
+    import wandb
+
+    for key in WANDB_ENV:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    for name in ("first", "second"):
+        configure_wandb(_wandb_cfg("offline"), tmp_path / name)
+        run = wandb.init()
+        assert run.id == wandb_run_id(tmp_path / name)
+        run.finish()
+        assert [p.name.endswith(run.id) for p in (tmp_path / name / "wandb").glob("offline-run-*")] == [True]
+
+
 def test_disabled_wandb_reports_nowhere(monkeypatch, tmp_path):
     monkeypatch.delenv("WANDB_MODE", raising=False)
     assert configure_wandb(_wandb_cfg("disabled"), tmp_path) == ["none"]
