@@ -503,6 +503,7 @@ def claim_run_dir(
     resolved_yaml: str,
     identity: dict[str, Any] | None = None,
     may_change: tuple[str, ...] = (),
+    defaults: dict[str, Any] | None = None,
 ) -> dict[str, tuple[Any, Any]]:
     """Claim `run_dir` for a config; returns the settings it changes in a run already there ({} otherwise).
 
@@ -511,7 +512,9 @@ def claim_run_dir(
     recorded, so a moved or copied run directory and another spelling of the same paths are still the same
     run. Changes to keys under `may_change` (settings that steer optimisation or bookkeeping) are accepted and
     appended to config_history.jsonl, and config.resolved.yaml becomes the new config; any other change is
-    refused with the difference. Claiming with the same run writes nothing. Every write renames a whole
+    refused with the difference. A setting the recorded run lacks (added to so8t since) is no change when it
+    has its default (`defaults`: dotted key -> default): the run was made with what is now the default.
+    Claiming with the same run writes nothing. Every write renames a whole
     file, so torchrun ranks claiming at once each succeed.
     """
     run = RunDir(Path(run_dir))
@@ -526,6 +529,11 @@ def claim_run_dir(
     else:
         previous = None
     changes = {} if previous is None else config_changes(previous, current)
+    changes = {
+        key: (old, new)
+        for key, (old, new) in changes.items()
+        if not (old == _UNSET and defaults is not None and key in defaults and new == defaults[key])
+    }
     refused = {key: values for key, values in changes.items() if not _may_change(key, may_change)}
     if refused:
         lines = "\n".join(

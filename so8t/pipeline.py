@@ -85,11 +85,17 @@ def run_pipeline(
         if changes:
             progress.note("resumed with changed settings: " + ", ".join(sorted(changes)))
         progress.end("validate")
-        return _stages(cfg, run_dir, record, progress, relaunch)
+        config_argv = [str(config_path), *(part for o in overrides for part in ("--set", o))]
+        return _stages(cfg, run_dir, record, progress, relaunch, config_argv)
 
 
 def _stages(
-    cfg: RunConfig, run_dir: Path, record: dict, progress: Progress, relaunch: list[str] | None
+    cfg: RunConfig,
+    run_dir: Path,
+    record: dict,
+    progress: Progress,
+    relaunch: list[str] | None,
+    config_argv: list[str],
 ) -> int:
     from so8t.config import eval_identity
     from so8t.train.run import finished_result
@@ -121,7 +127,7 @@ def _stages(
         progress.skip("pretrain", "training is finished")
         progress.skip("train", f"finished at step {checkpoint_step(trained.checkpoint_dir)}")
     else:
-        trained = _train(cfg, run_dir, resume, record, progress, relaunch)
+        trained = _train(cfg, run_dir, resume, record, progress, relaunch, config_argv)
         checkpoint = trained.best_checkpoint or trained.checkpoint_dir
         digest = checkpoint_digest(checkpoint)
         current = _made_from(run, record, digest, evaluation, gates)
@@ -184,13 +190,23 @@ def _train(
     record: dict,
     progress: Progress,
     relaunch: list[str] | None,
+    config_argv: list[str],
 ) -> Any:
-    """The pretrain and train stages: train (resuming from `resume`) and return the TrainResult."""
-    from so8t.train.run import train_from_config
-
+    """The pretrain and train stages: train (resuming from `resume`), in this process or on
+    `train.processes` torchrun processes (`config_argv`: the config and its overrides), and return the
+    TrainResult."""
     _pretrain(cfg, progress)
-    progress.begin("train", f"{cfg.model.base}" + (f", resuming from {resume.name}" if resume else ""))
-    trained = train_from_config(cfg, run_dir, relaunch=relaunch)
+    detail = f"{cfg.model.base}" + (f", resuming from {resume.name}" if resume else "")
+    if cfg.train.processes > 1:
+        from so8t.train.launch import train_in_processes
+
+        progress.begin("train", f"{detail}, on {cfg.train.processes} processes (torchrun)")
+        trained = train_in_processes(cfg, run_dir, config_argv)
+    else:
+        from so8t.train.run import train_from_config
+
+        progress.begin("train", detail)
+        trained = train_from_config(cfg, run_dir, relaunch=relaunch)
     _remember(run_dir, record, progress)
     progress.end("train")
     return trained
@@ -279,7 +295,8 @@ def _load_results(path: Path) -> dict:
 
 
 def _evaluate(cfg: RunConfig, consolidated: Path, results_path: Path, test_files: dict[str, Path]) -> dict:
-    """Evaluate the consolidated model with the so8t backend; local tasks read the run's held-out split."""
+    """Evaluate the consolidated model with the so8t backend (on eval.processes processes); local tasks read
+    the run's held-out split."""
     from so8t.lmeval.evaluate import evaluate
 
     for task, spec in LOCAL_TASKS.items():
@@ -289,17 +306,21 @@ def _evaluate(cfg: RunConfig, consolidated: Path, results_path: Path, test_files
     model_args: dict[str, Any] = {"decision_source": cfg.eval.decision_source}
     if cfg.eval.allow_threshold is not None:
         model_args["allow_threshold"] = cfg.eval.allow_threshold
-    return evaluate(
-        str(consolidated),
-        list(cfg.eval.tasks),
-        results_path,
-        limit=cfg.eval.limit,
-        model_args=model_args,
-        batch_size=cfg.eval.batch_size,
-        bootstrap_iters=cfg.eval.bootstrap_iters,
-        max_gen_toks=cfg.eval.max_gen_toks,
-        log_samples=True,
-    )
+    options: dict[str, Any] = {
+        "limit": cfg.eval.limit,
+        "model_args": model_args,
+        "batch_size": cfg.eval.batch_size,
+        "bootstrap_iters": cfg.eval.bootstrap_iters,
+        "max_gen_toks": cfg.eval.max_gen_toks,
+        "log_samples": True,
+    }
+    if cfg.eval.processes > 1:
+        from so8t.lmeval.processes import evaluate_in_processes
+
+        return evaluate_in_processes(
+            cfg.eval.processes, str(consolidated), list(cfg.eval.tasks), results_path, **options
+        )
+    return evaluate(str(consolidated), list(cfg.eval.tasks), results_path, **options)
 
 
 def _gate(cfg: RunConfig, results_file: Path, run_dir: Path) -> Any:

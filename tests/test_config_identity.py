@@ -88,3 +88,26 @@ def test_optimisation_and_bookkeeping_may_change_on_resume_but_what_is_trained_m
     write_jsonl(tmp_path / "train.jsonl", GSM8K_RECORDS[:1])
     with pytest.raises(UserError, match=r"-data\.train: "):
         claim(_load(tmp_path / "run.yaml", body, resumable))
+
+
+def test_a_run_recorded_before_a_setting_existed_resumes_when_the_setting_has_its_default(
+    tmp_path, bundled_safety
+):
+    """A run directory from an older so8t lacks settings added since (train.processes, say): it was made with
+    what is now their default, so resuming it is no change; another value still alters what is trained."""
+    import json
+
+    from so8t.layout import RunDir
+    from so8t.train.run import claim
+
+    write_jsonl(tmp_path / "train.jsonl", GSM8K_RECORDS)
+    body = {**_config(tmp_path, "train.jsonl"), "output_dir": str(tmp_path / "run")}
+    claim(_load(tmp_path / "run.yaml", body))
+    history = RunDir(tmp_path / "run").config_history
+    entry = json.loads(history.read_text())
+    del entry["identity"]["train"]["processes"]  # as an older so8t recorded it
+    history.write_text(json.dumps(entry) + "\n")
+    assert claim(_load(tmp_path / "run.yaml", body)) == {}
+    assert len(read_config_history(tmp_path / "run")) == 1, "nothing changed, nothing recorded"
+    with pytest.raises(UserError, match=r'-train\.processes: "<unset>"\n\+train\.processes: 2'):
+        claim(_load(tmp_path / "run.yaml", body, ["train.processes=2"]))

@@ -150,10 +150,13 @@ def test_the_record_and_lm_eval_flags_of_a_prompt_format():
         "fewshot_as_multiturn": True,
         "system_instruction": "Be careful.",
     }
-    assert (
-        chat.lm_eval_cli_flags()
-        == "--apply_chat_template --fewshot_as_multiturn --system_instruction 'Be careful.'"
-    )
+    assert chat.lm_eval_cli_flags() == [
+        "--apply_chat_template",
+        "--fewshot_as_multiturn",
+        "--system_instruction",
+        "Be careful.",
+    ]
+    assert PromptFormat().lm_eval_cli_flags() == []
 
 
 def test_a_system_prompt_without_chat_is_a_config_error(tmp_path):

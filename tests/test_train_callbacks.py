@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -100,6 +101,8 @@ def test_wandb_offline_keeps_one_run_per_run_directory_with_the_eval_metrics_in_
     for steps in (2, 4):
         train = {"max_steps": steps, "save_steps": 2, "logging_steps": 1}
         train_from_config(run_config(tiny_base_dir, train=train, logging=offline), run)
+        # offline folders are named by the start's second: starts a real run never makes within one second
+        time.sleep(1.1)
     cfg = run_config(tiny_base_dir, train={"max_steps": 4}, logging=offline)
     results = {"results": {"so8t_safety_local": {"acc,none": 0.75, "alias": "so8t_safety_local"}}}
     log_eval_to_wandb(cfg, run, results, step=4)
@@ -113,6 +116,22 @@ def test_wandb_offline_keeps_one_run_per_run_directory_with_the_eval_metrics_in_
     evaluated = [row for row in rows if "eval/so8t_safety_local/acc,none" in row]
     assert len(evaluated) == 1 and evaluated[0]["eval/so8t_safety_local/acc,none"] == 0.75
     assert evaluated[0]["train/global_step"] >= max(trained)
+
+
+def test_a_second_run_directory_in_one_process_gets_its_own_wandb_run(monkeypatch, tmp_path):
+    """W&B reads its environment once per process: each run directory's settings must still take effect
+    (HF's WandbCallback calls wandb.init without a folder or an id)."""
+    import wandb
+
+    for key in WANDB_ENV:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    for name in ("first", "second"):
+        configure_wandb(_wandb_cfg("offline"), tmp_path / name)
+        run = wandb.init()
+        assert run.id == wandb_run_id(tmp_path / name)
+        run.finish()
+        assert [p.name.endswith(run.id) for p in (tmp_path / name / "wandb").glob("offline-run-*")] == [True]
 
 
 def test_disabled_wandb_reports_nowhere(monkeypatch, tmp_path):

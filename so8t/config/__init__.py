@@ -10,7 +10,7 @@ from __future__ import annotations
 from so8t.config.consolidate import ConsolidateConfig
 from so8t.config.eval import EvalConfig
 from so8t.config.gates import GateConfig, GateRule
-from so8t.config.identity import RESUMABLE_SETTINGS, eval_identity, run_identity
+from so8t.config.identity import RESUMABLE_SETTINGS, eval_identity, identity_defaults, run_identity
 from so8t.config.loading import load_config
 from so8t.config.logging import LoggingConfig, WandbConfig
 from so8t.config.messages import parse_mapping
@@ -43,6 +43,7 @@ __all__ = [
     "add_set_option",
     "apply_overrides",
     "eval_identity",
+    "identity_defaults",
     "load_config",
     "parse_mapping",
     "read_yaml",

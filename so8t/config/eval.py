@@ -31,6 +31,12 @@ class EvalConfig(Section):
     bootstrap_iters: int = Field(
         1000, ge=0, description="Bootstrap iterations for standard errors (0 = none)."
     )
+    processes: int = Field(
+        1,
+        ge=1,
+        description="Data-parallel evaluation processes (accelerate launch, lm-eval's own data parallelism): "
+        "one per GPU, or CPU processes without one; point values equal one process's.",
+    )
 
     @field_validator("limit")
     @classmethod

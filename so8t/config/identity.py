@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
+
 from so8t.config.run import RunConfig
 from so8t.config.secrets import redact_secrets
 from so8t.data.policy import policy_digest
@@ -36,6 +39,19 @@ RESUMABLE_SETTINGS = (
 )
 
 
+def identity_defaults(model: type[BaseModel] = RunConfig, prefix: str = "") -> dict[str, Any]:
+    """{dotted key: default (JSON form)} of every setting with a default: a run directory recorded before a
+    setting existed was made with what is now its default, so resuming it is no change (layout.claim_run_dir)."""
+    defaults: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            defaults.update(identity_defaults(field.annotation, key + "."))
+        elif not field.is_required():
+            defaults[key] = to_jsonable_python(field.get_default(call_default_factory=True))
+    return defaults
+
+
 def run_identity(cfg: RunConfig) -> dict[str, Any]:
     """The config as the run directory's claim compares it (never holds a secret)."""
     identity = redact_secrets(cfg.model_dump(mode="json"))
@@ -51,4 +67,8 @@ def run_identity(cfg: RunConfig) -> dict[str, Any]:
 
 def eval_identity(cfg: RunConfig) -> dict[str, Any]:
     """The settings an evaluation's results depend on, beside the model: a change re-evaluates."""
-    return {"eval": cfg.eval.model_dump(mode="json"), "test": run_identity(cfg)["data"]["test"]}
+    # the number of processes does not change the point values (lm-eval gathers every document)
+    return {
+        "eval": cfg.eval.model_dump(mode="json", exclude={"processes"}),
+        "test": run_identity(cfg)["data"]["test"],
+    }

@@ -47,6 +47,13 @@ class TrainConfig(Section):
     save_steps: int = Field(100, gt=0, description="Steps between checkpoints.")
     save_total_limit: int | None = Field(2, ge=1, description="Checkpoints kept on disk; null keeps all.")
     logging_steps: int = Field(10, gt=0, description="Steps between logged training metrics.")
+    processes: int = Field(
+        1,
+        ge=1,
+        description="Training processes on this machine: N > 1 makes `so8t run` launch torchrun (DDP, one "
+        "process per GPU; gloo on the CPU). The global batch is per_device_batch_size x "
+        "gradient_accumulation_steps x processes.",
+    )
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="Mixed precision; auto picks bf16 where the GPU supports it, else fp32."
     )

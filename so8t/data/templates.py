@@ -138,13 +138,13 @@ class PromptFormat:
             "system_instruction": self.system_prompt,
         }
 
-    def lm_eval_cli_flags(self) -> str:
-        """The same as stock `lm_eval` CLI flags."""
+    def lm_eval_cli_flags(self) -> list[str]:
+        """The same as stock `lm_eval` CLI arguments (none for plain)."""
         if not self.is_chat:
-            return ""
-        flags = "--apply_chat_template --fewshot_as_multiturn"
+            return []
+        flags = ["--apply_chat_template", "--fewshot_as_multiturn"]
         if self.system_prompt:
-            flags += " --system_instruction " + _shell_quote(self.system_prompt)
+            flags += ["--system_instruction", self.system_prompt]
         return flags
 
     # --- text -------------------------------------------------------------------------------------
@@ -229,9 +229,3 @@ def _apply_chat_template(tokenizer: Any, messages: list[dict[str, str]], add_gen
         return render(messages)
     except jinja2.exceptions.TemplateError:
         return render([m for m in messages if m["role"] != "system"])
-
-
-def _shell_quote(text: str) -> str:
-    import shlex
-
-    return shlex.quote(text)

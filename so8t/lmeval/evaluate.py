@@ -26,6 +26,8 @@ from so8t.layout import (
 )
 
 _TASK_MANAGER: Any = None
+# who answers generation tasks in `so8t eval` (so8t.lmeval.generation_split)
+GENERATION_BACKENDS = ("so8t", "vllm")
 
 
 def task_manager(metadata: dict[str, Any] | None = None) -> Any:
@@ -222,6 +224,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-gen-toks", type=int, default=None, help="cap on generated tokens per request")
     parser.add_argument("--device", default=None, help="device (default: cuda when available, else cpu)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="data-parallel processes: N > 1 relaunches this evaluation under `accelerate launch` (one per "
+        "GPU; on the CPU without one); point values equal one process's",
+    )
+    parser.add_argument(
+        "--generation-backend",
+        choices=GENERATION_BACKENDS,
+        default="so8t",
+        help="vllm: generation tasks run on `lm_eval --model vllm` in their own process (needs vllm and a GPU), "
+        "the rest (head-B decisions, loglikelihoods) on the so8t backend; the results are merged",
+    )
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -232,19 +248,30 @@ def run_cli(args: argparse.Namespace) -> int:
     if limit is not None and limit >= 1:
         limit = int(limit)
     batch_size: int | str = int(args.batch_size) if str(args.batch_size).isdigit() else args.batch_size
-    results = evaluate(
-        args.model,
-        tasks,
-        Path(args.out),
-        limit=limit,
-        model_args=parse_model_args_option(args.model_args),
-        batch_size=batch_size,
-        bootstrap_iters=args.bootstrap_iters,
-        metadata=parse_metadata(args.metadata),
-        log_samples=args.log_samples,
-        max_gen_toks=args.max_gen_toks,
-        device=args.device,
-    )
+    if args.processes < 1:
+        raise UserError(f"--processes must be >= 1, got {args.processes}.")
+    options: dict[str, Any] = {
+        "limit": limit,
+        "model_args": parse_model_args_option(args.model_args),
+        "batch_size": batch_size,
+        "bootstrap_iters": args.bootstrap_iters,
+        "metadata": parse_metadata(args.metadata),
+        "log_samples": args.log_samples,
+        "max_gen_toks": args.max_gen_toks,
+        "device": args.device,
+    }
+    if args.generation_backend == "vllm":
+        from so8t.lmeval.generation_split import evaluate_with_vllm_generation
+
+        results = evaluate_with_vllm_generation(
+            args.model, tasks, Path(args.out), processes=args.processes, **options
+        )
+    elif args.processes > 1:
+        from so8t.lmeval.processes import evaluate_in_processes
+
+        results = evaluate_in_processes(args.processes, args.model, tasks, Path(args.out), **options)
+    else:
+        results = evaluate(args.model, tasks, Path(args.out), **options)
     if results:
         from lm_eval.utils import make_table
 

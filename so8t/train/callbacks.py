@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -252,4 +253,9 @@ def configure_wandb(wandb_cfg: WandbConfig, run_dir: Path) -> list[str]:
     if wandb_cfg.entity:
         os.environ["WANDB_ENTITY"] = wandb_cfg.entity
     os.environ.setdefault("WANDB_LOG_MODEL", "false")  # checkpoints stay in the run directory
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is None:
+        # W&B reads this environment once per process (its settings singleton): without a reset, a second
+        # run directory trained in the same process would log into the first one's folder and run
+        wandb.teardown()
     return ["wandb"]

@@ -10,7 +10,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -127,6 +127,15 @@ def _sample_prompts(validation: Any, render: Callable[[str], str]) -> list[dict[
     return rows
 
 
+def process_device_map(quantization: str, cuda: bool, env: Mapping[str, str]) -> dict[str, int] | None:
+    """Where this training process loads an 8/4-bit base: its own GPU (LOCAL_RANK) under torchrun or
+    accelerate. bitsandbytes places quantised weights at load time and the Trainer cannot move them later, so
+    without this every process would load its copy onto GPU 0. None (the default placement) otherwise."""
+    if quantization == "none" or not cuda or int(env.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    return {"": int(env.get("LOCAL_RANK", "0"))}
+
+
 def build_model(cfg: RunConfig) -> tuple[Any, Any, str]:
     """(SO8TModel ready to train, tokenizer, base reference recorded for the checkpoint)."""
     import torch
@@ -141,7 +150,8 @@ def build_model(cfg: RunConfig) -> tuple[Any, Any, str]:
         base_dir = pretrained_tiny_base(model_cfg.pretrain, seed=cfg.seed, max_length=cfg.data.max_length)
         model_cfg = model_cfg.model_copy(update={"base": str(base_dir)})
     torch.manual_seed(cfg.seed)
-    base, tokenizer = load_base(model_cfg, for_training=True)
+    device_map = process_device_map(model_cfg.quantization, torch.cuda.is_available(), os.environ)
+    base, tokenizer = load_base(model_cfg, for_training=True, device_map=device_map)
     if cfg.data.prompt.is_chat:
         from so8t.data.templates import ChatTemplateMissing, check_chat_template
 
@@ -400,10 +410,14 @@ def relaunch_command(program: Sequence[str], args: argparse.Namespace) -> list[s
 def claim(cfg: RunConfig) -> dict[str, tuple[Any, Any]]:
     """Claim the config's run directory (so8t.layout.claim_run_dir with the config's identity); returns the
     accepted changes of a resumed run."""
-    from so8t.config import RESUMABLE_SETTINGS, resolved_config_yaml, run_identity
+    from so8t.config import RESUMABLE_SETTINGS, identity_defaults, resolved_config_yaml, run_identity
 
     return claim_run_dir(
-        Path(cfg.output_dir), resolved_config_yaml(cfg), run_identity(cfg), RESUMABLE_SETTINGS
+        Path(cfg.output_dir),
+        resolved_config_yaml(cfg),
+        run_identity(cfg),
+        RESUMABLE_SETTINGS,
+        defaults=identity_defaults(),
     )
 
 
@@ -414,7 +428,13 @@ def run_cli(args: argparse.Namespace, program: Sequence[str] = ("so8t", "train")
     cfg = load_config(args.config, overrides)
     output_dir = Path(cfg.output_dir)
     claim(cfg)
-    result = train_from_config(cfg, output_dir, relaunch=relaunch_command(program, args))
+    if cfg.train.processes > 1 and "WORLD_SIZE" not in os.environ:
+        from so8t.train.launch import train_in_processes
+
+        config_argv = [str(args.config), *(part for o in overrides for part in ("--set", o))]
+        result = train_in_processes(cfg, output_dir, config_argv)
+    else:
+        result = train_from_config(cfg, output_dir, relaunch=relaunch_command(program, args))
     print(f"checkpoint: {result.checkpoint_dir}")
     if result.best_checkpoint:
         print(f"best checkpoint: {result.best_checkpoint}")

@@ -33,6 +33,7 @@ from so8t.layout import (
     replace_directory,
     staging_path,
 )
+from so8t.model.quantized import kept_quantized_storage
 from so8t.train.callbacks import ProgressReport, ResumedSettings, ThroughputMetrics
 from so8t.train.distributed import barrier, max_over_ranks, sum_over_ranks, world_size
 from so8t.train.guard import NonFiniteLossError, StopGuard
@@ -231,6 +232,14 @@ class So8tTrainer(Trainer):
             self._log_parts.zero_()
             self._log_tokens, self._log_steps = 0.0, 0
         super().log(logs, start_time)
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+        """Trainer's evaluation (validation loss, then the callbacks' sample generations) with the 4-bit
+        layers' storage restored afterwards: bitsandbytes' CPU eval forward repacks it in place for an
+        inference-only kernel that has no backward, so training after an evaluation would otherwise get
+        wrong gradients for everything before a quantised layer."""
+        with kept_quantized_storage(self.model):
+            return super().evaluate(*args, **kwargs)
 
     def evaluation_loop(self, *args: Any, **kwargs: Any) -> Any:
         """Trainer's loop, plus the eval loss parts (`<prefix>_lm_loss`, `_safety_loss`, `_pet`) and
