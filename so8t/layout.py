@@ -362,6 +362,10 @@ COMMON_FIELDS = {
     "trust_remote_code": "whether the base's own model code ran; consolidation and loading pass it on",
     "rotated_layers": "indices of the layers whose attention output projection input is rotated",
     "safety_head": "head B: kind (linear or mlp), mlp_hidden (and in a consolidated folder hidden_size, reads)",
+    "prompt": "how prompts reach the model (data.prompt_format): format (plain, or chat: the text as the user "
+    "turn of the tokenizer's chat template) and system_prompt (chat; null: the template's own); `so8t eval` "
+    "sets lm-eval's apply_chat_template, fewshot_as_multiturn and system_instruction from it, predict and "
+    "so8t.load render with it; absent means plain",
     "so8t_version": "the so8t that trained the checkpoint",
 }
 CHECKPOINT_FIELDS = {

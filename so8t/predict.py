@@ -1,9 +1,11 @@
 """Decision-gated generation, the way a deployed SO8T agent runs: head B decides, only ALLOW answers.
 
 `so8t.load(path)` accepts a consolidated folder, a training checkpoint or a run directory (resolved
-like the lm-eval backend does). `.decide(text)` returns the decision with the probability of every
-class; `.generate(text)` also returns text: the task head's answer on ALLOW, a configurable message
-on ESCALATE and REFUSE (nothing is generated for those).
+like the lm-eval backend does). Prompts are rendered in the format the model was trained with (the `prompt`
+record of so8t.json: plain, or the tokenizer's chat template) and tokenized as lm-eval tokenizes them, so
+head B decides on the very tokens `lm_eval --model so8t` gives it. `.decide(text)` returns the decision with
+the probability of every class; `.generate(text)` also returns text: the task head's answer on ALLOW, a
+configurable message on ESCALATE and REFUSE (nothing is generated for those).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from so8t.data.safety import DECISIONS
+from so8t.data.templates import PromptFormat
 from so8t.errors import UserError
 
 DEFAULT_ESCALATE_MESSAGE = "This request needs review by a person before it can be answered."
@@ -59,6 +62,7 @@ class So8tAgent:
         refuse_message: str = DEFAULT_REFUSE_MESSAGE,
         max_new_tokens: int = 256,
         answer_format: str = "question",
+        prompt_format: PromptFormat | None = None,
     ) -> None:
         if answer_format not in ANSWER_FORMATS:
             raise ValueError(f"answer_format must be one of {ANSWER_FORMATS}, got {answer_format!r}")
@@ -69,6 +73,7 @@ class So8tAgent:
         self.messages = {"ESCALATE": escalate_message, "REFUSE": refuse_message}
         self.max_new_tokens = max_new_tokens
         self.answer_format = answer_format
+        self.prompt_format = prompt_format or PromptFormat()
 
     @property
     def device(self) -> Any:
@@ -80,14 +85,21 @@ class So8tAgent:
 
         return context_window(self.model, self.tokenizer)
 
-    def _prompt_ids(self, prompt: str, max_tokens: int) -> Any:
-        """(1, T) ids of a prompt, keeping its last `max_tokens` tokens (training and the backend do the same)."""
+    def _prompt_ids(self, prompt: str, max_tokens: int, context: bool = True) -> Any:
+        """(1, T) ids of a rendered prompt as lm-eval encodes it, keeping its last `max_tokens` tokens
+        (training and the backend do the same); `context`: a loglikelihood context, trailing spaces dropped."""
         import torch
 
+        from so8t.data.templates import context_ids, encode
         from so8t.model.inference import keep_end
 
-        ids = keep_end(self.tokenizer(prompt)["input_ids"], max_tokens)
+        ids = context_ids(self.tokenizer, prompt) if context else encode(self.tokenizer, prompt)
+        ids = keep_end(ids, max_tokens)
         return torch.tensor([ids], dtype=torch.long, device=self.device)
+
+    def render(self, text: str) -> str:
+        """The prompt text in the model's prompt format (plain: as it is; chat: the chat template's turn)."""
+        return self.prompt_format.render(self.tokenizer, text)
 
     def decide(self, text: str) -> Decision:
         """Head B on the safety prompt's last token, by the fail-closed rule (so8t.model.decision_rule):
@@ -99,7 +111,7 @@ class So8tAgent:
         from so8t.model.decision_rule import ALLOW, fail_closed_choice
         from so8t.model.inference import decide
 
-        ids = self._prompt_ids(safety_prompt(text), self.context_window)
+        ids = self._prompt_ids(self.render(safety_prompt(text)), self.context_window)
         decided = decide(self.model, self.safety_head, ids, torch.ones_like(ids), self.allow_threshold)
         probabilities = {
             name: float(p) for name, p in zip(DECISIONS, decided.log_probs[0].exp().tolist(), strict=True)
@@ -126,16 +138,18 @@ class So8tAgent:
         from so8t.data import templates
 
         if self.answer_format == "question":
-            prompt = templates.gsm8k_prompt(text)
+            prompt = self.render(templates.gsm8k_prompt(text))
         else:  # continue after the decision line, as the safety examples' responses were trained
-            prompt = templates.safety_prompt(text) + " ALLOW\n"
+            prompt = (
+                self.render(templates.safety_prompt(text)) + self.prompt_format.decision_word("ALLOW") + "\n"
+            )
         window = self.context_window
         if max_new_tokens >= window:
             raise UserError(
                 f"max_new_tokens={max_new_tokens} leaves no room for the request in the model's window of "
                 f"{window} tokens; give a max_new_tokens below {window}."
             )
-        input_ids = self._prompt_ids(prompt, window - max_new_tokens)
+        input_ids = self._prompt_ids(prompt, window - max_new_tokens, context=False)
         encoded = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
         pad_id = (
             self.tokenizer.pad_token_id
@@ -177,6 +191,7 @@ def load(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from so8t.consolidate import resolve_model
+    from so8t.layout import read_consolidated_info
     from so8t.model.base import bnb_config
     from so8t.model.inference import check_inference_args, load_safety_head
 
@@ -201,6 +216,7 @@ def load(
         refuse_message=refuse_message,
         max_new_tokens=max_new_tokens,
         answer_format=answer_format,
+        prompt_format=PromptFormat.from_record(read_consolidated_info(folder).get("prompt")),
     )
 
 

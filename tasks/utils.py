@@ -7,10 +7,12 @@ evaluation and predict share one implementation.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from so8t.data.mapping import ColumnMap, RecordMapping, checked_labels
+from so8t.data.readers import is_saved_dataset
+from so8t.data.records import located, read_records, read_saved_dataset
 from so8t.data.templates import DECISION_CHOICES, gsm8k_prompt, safety_prompt
 from so8t.errors import DataError
 from so8t.layout import GSM8K_LOCAL_TASK, LOCAL_TASKS, SAFETY_LOCAL_TASK
@@ -20,14 +22,15 @@ from so8t.lmeval import scoring
 
 
 def local_data_path(task: str, metadata: dict[str, Any]) -> Path:
-    """The JSONL file a local task reads: `--metadata '{"data_files": PATH}'` (or a {task: PATH} mapping),
-    else the task's environment variable. Relative paths are taken from the working directory."""
+    """The file a local task reads: `--metadata '{"data_files": PATH}'` (or a {task: PATH} mapping), else the
+    task's environment variable. A JSONL, CSV or Parquet file, or a folder saved by `datasets`; relative
+    paths are taken from the working directory."""
     given = metadata.get("data_files")
     if isinstance(given, dict):
         given = given.get(task)
     if isinstance(given, (list, tuple)):
         if len(given) != 1:
-            raise DataError(f"{task}: data_files names {len(given)} files; give exactly one JSONL path.")
+            raise DataError(f"{task}: data_files names {len(given)} files; give exactly one data file.")
         given = given[0]
     env_name = LOCAL_TASKS[task].env_var
     source = "--metadata data_files"
@@ -35,14 +38,15 @@ def local_data_path(task: str, metadata: dict[str, Any]) -> Path:
         given, source = os.environ.get(env_name), f"${env_name}"
     if not given:
         raise DataError(
-            f'{task} needs a local JSONL file: pass --metadata \'{{"data_files": "PATH"}}\' '
+            f'{task} needs a local data file: pass --metadata \'{{"data_files": "PATH"}}\' '
             f'(or {{"data_files": {{"{task}": "PATH"}}}} when several local tasks run together), '
             f"or set {env_name}=PATH."
         )
     path = Path(str(given)).expanduser()
-    if not path.is_file():
+    if not path.is_file() and not is_saved_dataset(path):
         raise DataError(
-            f"{task}: {source} names {path.resolve()}, which is not a file; give an existing JSONL path."
+            f"{task}: {source} names {path.resolve()}, which is not a file; give an existing JSONL, CSV or "
+            "Parquet file, or a folder saved by datasets."
         )
     return path
 
@@ -55,56 +59,99 @@ def _dataset(rows: list[dict[str, Any]]):
 
 # what one record of each data format holds, for the message about an empty file
 RECORD_KEYS = {"gsm8k": '{"question", "answer"}', "safety": '{"prompt", "decision"}'}
+METADATA_SKIP_FIX = 'or pass "on_bad_record": "skip" in --metadata to skip bad records (they are counted)'
 
 
-def read_local(task: str, path: Path, reader: Callable[[Path], list], data_format: str) -> list:
-    """The records of a local task's file; DataError naming the file when it cannot be read or holds none."""
+def metadata_mapping(task: str, metadata: dict[str, Any]) -> RecordMapping:
+    """The `columns` and `labels` of --metadata (the same mapping a data source takes in a run config)."""
+    from pydantic import ValidationError
+
+    problems = []
     try:
-        records = reader(path)
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.reason if isinstance(exc, UnicodeDecodeError) else (exc.strerror or str(exc))
+        columns = ColumnMap.model_validate(metadata.get("columns") or {})
+    except ValidationError as exc:
+        columns = ColumnMap()
+        problems += [f"columns.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+    try:
+        labels = checked_labels(metadata.get("labels"))
+    except ValueError as exc:
+        labels = None
+        problems.append(f"labels: {exc}")
+    if problems:
         raise DataError(
-            f"{task}: cannot read {path.resolve()} ({reason}); give a readable UTF-8 JSONL file."
+            f"{task}: --metadata {'; '.join(problems)}. columns takes {', '.join(ColumnMap.model_fields)}; "
+            'labels maps raw labels to ALLOW, ESCALATE or REFUSE, e.g. {"columns": {"request": "text", '
+            '"decision": "label"}, "labels": {"safe": "ALLOW", "unsafe": "REFUSE"}}.'
+        )
+    return RecordMapping(columns, labels, prefix="--metadata ")
+
+
+def read_local(task: str, path: Path, data_format: str, metadata: dict[str, Any]) -> list[dict[str, Any]]:
+    """The canonical records of a local task's file through the --metadata mapping; DataError naming the file
+    (and the line of a bad record) when it cannot be read or gives none."""
+    mapping = metadata_mapping(task, metadata)
+    on_bad_record = metadata.get("on_bad_record") or "error"
+    if on_bad_record not in ("error", "skip"):
+        raise DataError(f'{task}: --metadata on_bad_record is {on_bad_record!r}; use "error" or "skip".')
+    try:
+        if path.is_dir():
+            split = str(metadata.get("split") or "test")
+            _, records, _, problems = read_saved_dataset(
+                path, split, data_format, on_bad_record, mapping, skip_fix=METADATA_SKIP_FIX
+            )
+        else:
+            records, _, problems = read_records(
+                path, data_format, on_bad_record, mapping, skip_fix=METADATA_SKIP_FIX
+            )
+            problems = [located(path.resolve(), p) for p in problems]
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        reason = (
+            exc.reason
+            if isinstance(exc, UnicodeDecodeError)
+            else (getattr(exc, "strerror", None) or str(exc))
+        )
+        raise DataError(
+            f"{task}: cannot read {path.resolve()} ({reason}); give a readable UTF-8 JSONL, CSV or Parquet file."
         ) from exc
+    if problems:
+        raise DataError(f"{task}: " + " ".join(problems))
     if not records:
         raise DataError(
-            f"{task}: {path.resolve()} holds no records; give a JSONL file with one record per line "
-            f"({RECORD_KEYS[data_format]})."
+            f"{task}: {path.resolve()} holds no records; give a file with one record per line or row "
+            f"({RECORD_KEYS[data_format]}, or other names mapped with --metadata columns)."
         )
     return records
 
 
 def load_gsm8k_local(**metadata: Any):
-    """custom_dataset of so8t_gsm8k_local: a GSM8K-format JSONL file as the test split."""
-    from so8t.data.gsm8k import read_gsm8k
-
+    """custom_dataset of so8t_gsm8k_local: a GSM8K-format file as the test split."""
     path = local_data_path(GSM8K_LOCAL_TASK, metadata)
-    examples = read_local(GSM8K_LOCAL_TASK, path, read_gsm8k, "gsm8k")
-    return _dataset([{"question": e.question, "answer": e.answer} for e in examples])
+    records = read_local(GSM8K_LOCAL_TASK, path, "gsm8k", metadata)
+    return _dataset([{"question": r["question"], "answer": r["answer"]} for r in records])
 
 
-def _safety_rows(path: Path, task: str) -> list[dict[str, Any]]:
-    from so8t.data.safety import read_safety
-
+def _safety_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
-        {"prompt": e.prompt, "decision": e.decision, "category": e.category or ""}
-        for e in read_local(task, path, read_safety, "safety")
+        {"prompt": r["prompt"], "decision": r["decision"], "category": r.get("category") or ""}
+        for r in records
     ]
 
 
 def load_safety_bundled(**metadata: Any):
     """custom_dataset of so8t_safety: the bundled held-out safety split."""
-    from so8t.data.safety import bundled_safety_path
+    from so8t.data.safety import bundled_safety_path, read_safety
 
     path = bundled_safety_path("test")
     if not path.is_file():
         raise DataError(f"so8t_safety: the bundled test split {path} is missing; reinstall so8t.")
-    return _dataset(_safety_rows(path, "so8t_safety"))
+    return _dataset(_safety_rows([e.to_record() for e in read_safety(path)]))
 
 
 def load_safety_local(**metadata: Any):
-    """custom_dataset of so8t_safety_local: a safety-format JSONL file as the test split."""
-    return _dataset(_safety_rows(local_data_path(SAFETY_LOCAL_TASK, metadata), SAFETY_LOCAL_TASK))
+    """custom_dataset of so8t_safety_local: a safety-format file (through --metadata columns and labels) as
+    the test split."""
+    path = local_data_path(SAFETY_LOCAL_TASK, metadata)
+    return _dataset(_safety_rows(read_local(SAFETY_LOCAL_TASK, path, "safety", metadata)))
 
 
 # ----------------------------------------------------------------------------- GSM8K

@@ -142,7 +142,10 @@ data:
     errors = _errors(path)
     text = "\n".join(errors)
     assert "data.train[0].builtin: unknown builtin 'safty', did you mean safety?" in text
-    assert "data.train[1]: a data source mapping needs one of path, hub or builtin (found keys: n)" in text
+    assert (
+        "data.train[1]: a data source mapping needs one of path, hub, load_from_disk or builtin (found keys: n)"
+        in text
+    )
     assert "data.train[2]: got 7; a data source is a path string or a mapping" in text
     assert "data.train[3].n: required key is missing" in text
     assert "data.train[4].fromat: unknown key, did you mean data.train[4].format?" in text

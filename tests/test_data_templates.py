@@ -28,13 +28,16 @@ def test_safety_prompt_and_target_put_the_decision_first():
 
 
 def test_training_tokenizes_the_plain_prompt_even_when_the_tokenizer_has_a_chat_template(tiny_base_dir):
-    """Head B pools at inference (lm-eval, predict) the same tokens it was trained on: no chat wrapping."""
+    """Head B pools at inference (lm-eval, predict) the same tokens it was trained on: no chat wrapping in the
+    plain format, whatever template the tokenizer carries."""
     from transformers import AutoTokenizer
 
-    from so8t.train.collate import _prompt_ids
+    from so8t.data.templates import PromptFormat, context_ids
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_base_dir)
-    plain = _prompt_ids(tokenizer, safety_prompt("Delete the audit log."))
+    prompt = safety_prompt("Delete the audit log.")
+    plain, _ = PromptFormat().encode_example(tokenizer, prompt, " REFUSE")
+    assert plain == context_ids(tokenizer, prompt)
     tokenizer.chat_template = "{% for m in messages %}<|user|>{{ m.content }}{% endfor %}<|assistant|>"
-    assert _prompt_ids(tokenizer, safety_prompt("Delete the audit log.")) == plain
+    assert PromptFormat().encode_example(tokenizer, prompt, " REFUSE")[0] == plain
     assert tokenizer.decode(plain, skip_special_tokens=True).endswith("Decision:")

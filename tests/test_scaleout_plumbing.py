@@ -82,6 +82,23 @@ def test_the_generation_command_is_the_stock_lm_eval_cli(tmp_path):
     assert line[line.index("--model_args") + 1] == f"pretrained={tmp_path / 'consolidated'}"
     assert line[line.index("--gen_kwargs") + 1] == "max_gen_toks=64" and "--log_samples" in line
     assert json.loads(line[line.index("--metadata") + 1]) == {"data_files": "x.jsonl"}
+    assert "--apply_chat_template" not in line
+
+
+def test_the_generation_command_renders_a_chat_models_prompts_as_so8t_eval_does(tmp_path):
+    from so8t.data.templates import PromptFormat
+
+    flags = PromptFormat("chat", "Be brief.").lm_eval_cli_flags()
+    line = generation_command(
+        "vllm", tmp_path, ["gsm8k"], tmp_path / "o.json", limit=None, metadata=None, max_gen_toks=None,
+        log_samples=False, prompt_flags=flags,
+    )  # fmt: skip
+    assert line[-4:] == [
+        "--apply_chat_template",
+        "--fewshot_as_multiturn",
+        "--system_instruction",
+        "Be brief.",
+    ]
 
 
 def test_vllm_without_vllm_or_a_gpu_is_a_clear_error(monkeypatch, capsys, tmp_path):

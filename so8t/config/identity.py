@@ -17,6 +17,7 @@ from pydantic_core import to_jsonable_python
 
 from so8t.config.run import RunConfig
 from so8t.config.secrets import redact_secrets
+from so8t.data.policy import policy_digest
 from so8t.data.safety import SPLITS
 
 RESUMABLE_SETTINGS = (
@@ -59,6 +60,8 @@ def run_identity(cfg: RunConfig) -> dict[str, Any]:
         **identity["data"],
         **{split: [source.identity() for source in cfg.data.sources(split)] for split in SPLITS},
     }
+    if cfg.data.policy:
+        identity["data"]["policy"] = policy_digest(cfg.data.policy)
     return identity
 
 

@@ -58,6 +58,14 @@ def summarize(cfg: RunConfig) -> str:
     skipped_text = (
         f"{skipped} bad record(s) skipped" if cfg.data.on_bad_record == "skip" else "bad records are errors"
     )
+    dropped = sum(e.dropped for entries in report.values() for e in entries)
+    if dropped:
+        skipped_text += f", {dropped} record(s) dropped by labels"
+    if cfg.data.policy:
+        skipped_text += f", labels checked against the policy {cfg.data.policy}"
+    prompts = cfg.data.prompt_format
+    if cfg.data.system_prompt:
+        prompts += " with a system prompt"
     steps = f"{t.max_steps} steps" if t.max_steps else f"{t.num_epochs:g} epoch(s)"
     evaluation = (
         "no validation"
@@ -68,7 +76,8 @@ def summarize(cfg: RunConfig) -> str:
     )
     gates = "no gates" if cfg.gates is None else "gates configured"
     return (
-        f"{model} Data: {data}; {skipped_text}; safety share of the training mix {cfg.data.safety_fraction:g}. "
+        f"{model} Data: {data}; {skipped_text}; safety share of the training mix {cfg.data.safety_fraction:g}; "
+        f"{prompts} prompts. "
         f"Training: {steps}, batch {t.per_device_batch_size} x {t.gradient_accumulation_steps} accumulation, "
         f"learning rate {t.learning_rate:g} (LoRA) / {t.safety_learning_rate:g} (rotations, head B), {evaluation}. "
         f"Tasks: {', '.join(cfg.eval.tasks)} (decisions from {cfg.eval.decision_source}); {gates}. "

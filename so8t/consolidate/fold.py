@@ -25,6 +25,7 @@ from typing import Any
 
 # Imported first so bitsandbytes is quieted before peft imports it (see so8t/model/__init__.py).
 import so8t.model  # noqa: F401
+from so8t.data.templates import PromptFormat
 from so8t.errors import UserError
 from so8t.layout import (
     CHECKPOINT_PREFIX,
@@ -389,6 +390,7 @@ def _consolidated_info(
         "trained_model": info.get("model"),
         "rotated_layers": info.get("rotated_layers"),
         "consolidation": record,
+        "prompt": PromptFormat.from_record(info.get("prompt")).record(),
         "so8t_version": info.get("so8t_version"),
     }
 

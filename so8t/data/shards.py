@@ -1,4 +1,4 @@
-"""Shard guard: every data pattern matches files, every file holds well-formed records of its format.
+"""Shard guard: every data pattern matches files, every file holds usable records of its format.
 
 Runs at `so8t validate` time (no torch), so a bad glob or an empty validation shard stops a run in
 seconds instead of after model loading. Each problem is one line naming the config key, the pattern or
@@ -12,40 +12,47 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from so8t.data.gsm8k import gsm8k_record_problem
-from so8t.data.jsonl import OnBadRecord, iter_jsonl_lines
-from so8t.data.safety import safety_record_problem
+from so8t.data.jsonl import OnBadRecord
+from so8t.data.mapping import RecordMapping
+from so8t.data.policy import Policy
+from so8t.data.readers import file_columns, file_kind, is_saved_dataset, iter_file_records
+from so8t.data.records import IDENTITY, RecordTally, file_format, mapped_records, tally_problems
 
-RECORD_CHECKS = {"gsm8k": gsm8k_record_problem, "safety": safety_record_problem}
-FORMATS = tuple(RECORD_CHECKS)
+FORMATS = ("gsm8k", "safety")
 
 
 @dataclass
 class ShardReport:
-    """What one file holds: its (detected) format, good records and bad records skipped."""
+    """What one file holds: its (detected) format, good records, bad records skipped and records dropped on
+    purpose (labels mapped to null)."""
 
     path: Path
     format: str
     records: int
     skipped: int
+    dropped: int = 0
 
 
 class ShardProblem(Exception):
-    """One file cannot be used; `what` says what was found (the caller adds the key and the fix)."""
+    """One file cannot be used; `whats` say what was found, one line per cause (the caller adds the key).
 
-    def __init__(self, what: str, bad_record: bool = False) -> None:
+    `fix` is the fix the caller appends; None lets the caller choose it, "" means each line says its own.
+    """
+
+    def __init__(
+        self, what: str, bad_record: bool = False, whats: list[str] | None = None, fix: str | None = None
+    ) -> None:
         super().__init__(what)
-        self.what = what
+        self.whats = whats or [what]
+        self.what = self.whats[0]
         self.bad_record = bad_record
+        self.fix = "" if bad_record and fix is None else fix
 
 
-def detect_format(record: dict) -> str | None:
-    """gsm8k for question/answer records, safety for prompt/decision records, else None."""
-    if "question" in record and "answer" in record:
-        return "gsm8k"
-    if "prompt" in record and "decision" in record:
-        return "safety"
-    return None
+def detect_format(record: dict, mapping: RecordMapping = IDENTITY) -> str | None:
+    """gsm8k for question/answer records, safety for prompt (or messages)/decision records, else None
+    (the field names through `mapping`)."""
+    return mapping.detect_format(list(record))
 
 
 def has_glob_magic(pattern: str) -> bool:
@@ -66,51 +73,68 @@ def resolve_local(path: str, base_dir: Path) -> Path:
     return candidate if candidate.is_absolute() else base_dir / candidate
 
 
-def check_shard(path: str | Path, fmt: str = "auto", on_bad_record: OnBadRecord = "error") -> ShardReport:
-    """Scan a JSONL file; raises ShardProblem when it is empty, unreadable or has a bad record.
+def header_where(path: Path) -> str:
+    """Where a file declares its columns: the CSV header line, or a Parquet file's schema."""
+    return "line 1" if file_kind(path) == "csv" else "schema"
 
-    The whole file is scanned so a bad line anywhere is found; with on_bad_record="skip" bad lines are
-    counted and only a file without any good record is a problem.
+
+def check_shard(
+    path: str | Path,
+    fmt: str = "auto",
+    on_bad_record: OnBadRecord = "error",
+    mapping: RecordMapping = IDENTITY,
+    policy: Policy | None = None,
+) -> ShardReport:
+    """Scan a JSONL, CSV or Parquet file through its mapping; raises ShardProblem when it is empty,
+    unreadable, lacks a column or has bad records (with on_bad_record="error"), or gives no usable record.
+
+    The whole file is scanned so a bad record anywhere is found, and every cause is reported with its
+    count and first place; with on_bad_record="skip" bad records are counted and only a file without any
+    usable record is a problem.
     """
     path = Path(path)
     if path.stat().st_size == 0:
         raise ShardProblem("empty file (0 bytes)")
-    detected = None if fmt == "auto" else fmt
-    good = bad = 0
-    first_bad: str | None = None
+    kind = file_kind(path)
+    tally = RecordTally()
     try:
-        for number, record, reason in iter_jsonl_lines(path):
-            if record is not None:
-                if detected is None:
-                    detected = detect_format(record)
-                    if detected is None:
-                        keys = ", ".join(sorted(record)) or "none"
-                        reason = (
-                            'neither a GSM8K record ("question", "answer") nor a safety record '
-                            f'("prompt", "decision"); keys found: {keys}'
-                        )
-                if detected is not None:
-                    reason = RECORD_CHECKS[detected](record)
-                    other = detect_format(record)
-                    if reason and other and other != detected:
-                        reason = f"a {other} record in a {detected} source ({reason})"
+        detected, reason = file_format(path, fmt, mapping)
+        if detected is None:
             if reason is None:
-                good += 1
-                continue
-            bad += 1
-            if first_bad is None:
-                first_bad = f"line {number}: {reason}"
+                raise ShardProblem("empty file (no records, only blank lines)")
+            if kind == "jsonl" and on_bad_record == "skip":
+                bad = sum(1 for _ in iter_file_records(path))
+                raise ShardProblem(f"no well-formed records ({bad} bad; first: {reason})")
+            raise ShardProblem(reason, fix=_columns_fix(mapping))
+        names = file_columns(path)
+        if names is not None:
+            missing = mapping.missing_columns(detected, names)
+            if missing:
+                where = header_where(path)
+                raise ShardProblem(missing[0], whats=[f"{where}: {m}" for m in missing], fix="")
+        for _ in mapped_records(iter_file_records(path), detected, tally, mapping, policy):
+            pass
     except UnicodeDecodeError as exc:
         raise ShardProblem(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-    if bad and on_bad_record == "error":
-        more = f" (and {bad - 1} more bad line{'s' if bad > 2 else ''})" if bad > 1 else ""
-        raise ShardProblem(first_bad + more, bad_record=True)  # type: ignore[operator]
-    if good == 0:
-        if bad:
-            raise ShardProblem(f"no well-formed records ({bad} bad lines; first: {first_bad})")
-        raise ShardProblem("empty file (no records, only blank lines)")
-    assert detected is not None
-    return ShardReport(path=path, format=detected, records=good, skipped=bad)
+    except (ValueError, OSError) as exc:
+        if isinstance(exc, (FileNotFoundError, PermissionError)):
+            raise
+        raise ShardProblem(f"cannot be read as {kind.upper()} ({exc})") from exc
+    problems = tally_problems(tally, on_bad_record, mapping)
+    if problems:
+        raise ShardProblem(problems[0], bad_record=tally.bad > 0 and on_bad_record == "error", whats=problems)
+    if tally.good == 0:
+        raise ShardProblem("empty file (no records, only blank lines)" if kind == "jsonl" else "no records")
+    return ShardReport(
+        path=path, format=detected, records=tally.good, skipped=tally.bad, dropped=tally.dropped
+    )
+
+
+def _columns_fix(mapping: RecordMapping) -> str:
+    return (
+        f"name its fields with {mapping.prefix}columns (e.g. columns: {{request: text, decision: label}}), "
+        "fix or delete the record, or set data.on_bad_record: skip to skip bad records (they are counted)"
+    )
 
 
 def _fix_hint(split: str, eval_key: str = "train.eval_strategy") -> str:
@@ -120,7 +144,15 @@ def _fix_hint(split: str, eval_key: str = "train.eval_strategy") -> str:
 
 
 def check_pattern(
-    pattern: str, fmt: str, on_bad_record: OnBadRecord, *, key: str, split: str, shown: str | None = None
+    pattern: str,
+    fmt: str,
+    on_bad_record: OnBadRecord,
+    *,
+    key: str,
+    split: str,
+    shown: str | None = None,
+    mapping: RecordMapping = IDENTITY,
+    policy: Policy | None = None,
 ) -> tuple[list[ShardReport], list[str]]:
     """Check every file of one data source; returns (reports of good files, one-line problems).
 
@@ -129,6 +161,10 @@ def check_pattern(
     shown = shown or pattern
     hint = _fix_hint(split)
     if os.path.isdir(os.path.expanduser(pattern)):
+        if is_saved_dataset(os.path.expanduser(pattern)):
+            return [], [
+                f"{key}: {shown!r} is a folder saved by datasets; read it with {{load_from_disk: {shown}}}{hint}"
+            ]
         return [], [
             f"{key}: {shown!r} is a folder, not a file; name the files, e.g. {shown.rstrip('/')}/*.jsonl{hint}"
         ]
@@ -142,15 +178,14 @@ def check_pattern(
     problems: list[str] = []
     for path in files:
         try:
-            reports.append(check_shard(path, fmt, on_bad_record))
+            reports.append(check_shard(path, fmt, on_bad_record, mapping, policy))
         except ShardProblem as exc:
-            if exc.bad_record:
-                fix = "fix or delete the line, or set data.on_bad_record: skip to skip bad records (they are counted)"
-            else:
+            fix = exc.fix
+            if fix is None:
                 fix = "add records to it or delete it" + (
                     " (or narrow the pattern)" if has_glob_magic(pattern) else ""
                 )
-            problems.append(f"{key}: {path}: {exc.what}; {fix}{hint}")
+            problems += [f"{key}: {path}: {what}{'; ' + fix if fix else ''}{hint}" for what in exc.whats]
         except OSError as exc:
             problems.append(
                 f"{key}: {path}: cannot be read ({exc.strerror}); fix its permissions or remove it{hint}"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from so8t.data.gsm8k import GSM8KExample
 from so8t.data.jsonl import write_jsonl
-from so8t.data.safety import SafetyExample
+from so8t.data.safety import SafetyExample, safety_example_from_record
 from so8t.layout import split_file_name
 
 
@@ -22,6 +23,16 @@ class SplitData:
 
     def __len__(self) -> int:
         return len(self.gsm8k) + len(self.safety)
+
+
+def add_records(out: SplitData, fmt: str, records: list[dict[str, Any]], skipped: int = 0) -> SplitData:
+    """Append canonical records (so8t.data.mapping) of one format to `out` as examples."""
+    if fmt == "gsm8k":
+        out.gsm8k += [GSM8KExample(r["question"], r["answer"]) for r in records]
+    else:
+        out.safety += [safety_example_from_record(r) for r in records]
+    out.skipped += skipped
+    return out
 
 
 def write_split_jsonl(split_data: SplitData, out_dir: str | Path) -> dict[str, Path]:

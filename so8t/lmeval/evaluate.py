@@ -1,7 +1,9 @@
 """`so8t eval`: lm-eval's simple_evaluate with the so8t backend and the so8t tasks, results in lm-eval's format.
 
 No --include_path is needed (the so8t task folder is always included); any built-in lm-eval task name
-works too. The task index is built once per process (it scans every lm-eval task YAML) and reused.
+works too. The task index is built once per process (it scans every lm-eval task YAML) and reused. A model
+trained with prompt_format chat is evaluated with lm-eval's --apply_chat_template, --fewshot_as_multiturn and
+--system_instruction set from its so8t.json, so lm-eval renders the prompts training rendered.
 """
 
 from __future__ import annotations
@@ -12,8 +14,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+from so8t.data.templates import PromptFormat
 from so8t.errors import UserError
-from so8t.layout import atomic_write_json, evaluation_date_id, results_file_for, samples_file_for
+from so8t.layout import (
+    atomic_write_json,
+    evaluation_date_id,
+    locate_so8t_model,
+    read_so8t_json,
+    results_file_for,
+    samples_file_for,
+)
 
 _TASK_MANAGER: Any = None
 # who answers generation tasks in `so8t eval` (so8t.lmeval.generation_split)
@@ -49,6 +59,12 @@ def _check_tasks(manager: Any, tasks: list[str]) -> None:
         )
 
 
+def model_prompt_format(model: str | Path) -> PromptFormat:
+    """The prompt format a so8t model (consolidated folder, checkpoint or run directory) was trained with, from
+    its so8t.json without loading or consolidating it; plain for models from before the setting."""
+    return PromptFormat.from_record((read_so8t_json(locate_so8t_model(model).target) or {}).get("prompt"))
+
+
 def evaluate(
     model: str,
     tasks: list[str],
@@ -69,7 +85,8 @@ def evaluate(
     `DIR/results_<id>.json`, a folder `DIR` writes `DIR/<model>/results_<id>.json`; with `log_samples`
     (the default, so the gate can pair documents) lm-eval's `samples_<task>_<id>.jsonl` files go beside it
     with the same id. Returns the results dict as simple_evaluate gives it (with "samples" when logged)
-    plus "so8t_results_file", the path written.
+    plus "so8t_results_file", the path written. The model's prompt format (so8t.json) sets lm-eval's chat
+    template flags (PromptFormat.lm_eval_args).
     """
     from lm_eval import simple_evaluate
     from lm_eval.loggers import EvaluationTracker
@@ -84,6 +101,7 @@ def evaluate(
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    prompt_args = model_prompt_format(model).lm_eval_args()
     manager = task_manager({**args, **(metadata or {})})
     _check_tasks(manager, list(tasks))
     tracker = EvaluationTracker(output_path=str(out))
@@ -100,6 +118,7 @@ def evaluate(
         gen_kwargs={"max_gen_toks": int(max_gen_toks)} if max_gen_toks else None,
         task_manager=manager,
         metadata=metadata,
+        **prompt_args,
     )
     if results is None:  # a non-zero rank under data parallelism: rank 0 writes
         return {}
@@ -188,7 +207,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch-size", default="8", help="batch size (int or 'auto')")
     parser.add_argument(
-        "--metadata", default=None, help='JSON passed to the tasks, e.g. \'{"data_files": "test.jsonl"}\''
+        "--metadata",
+        default=None,
+        help='JSON passed to the tasks, e.g. \'{"data_files": "test.csv", "columns": {"request": "text", '
+        '"decision": "label"}, "labels": {"safe": "ALLOW", "unsafe": "REFUSE"}}\'',
     )
     parser.add_argument(
         "--log-samples",

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,8 +106,10 @@ def generation_command(
     log_samples: bool,
     batch_size: int | str = "auto",
     device: str | None = None,
+    prompt_flags: Sequence[str] = (),
 ) -> list[str]:
-    """The stock `lm_eval` command line that runs the generation tasks on `backend` (vllm) over `folder`."""
+    """The stock `lm_eval` command line that runs the generation tasks on `backend` (vllm) over `folder`;
+    `prompt_flags` render the prompts as the model was trained (PromptFormat.lm_eval_cli_flags)."""
     command = [sys.executable, "-m", "lm_eval", "--model", backend, "--model_args", f"pretrained={folder}"]
     command += ["--tasks", ",".join(tasks), "--output_path", str(out), "--batch_size", str(batch_size)]
     if limit is not None:
@@ -119,7 +122,7 @@ def generation_command(
         command.append("--log_samples")
     if device:
         command += ["--device", device]
-    return command
+    return [*command, *prompt_flags]
 
 
 def evaluate_with_vllm_generation(
@@ -138,7 +141,7 @@ def evaluate_with_vllm_generation(
     same way (the CPU tests use hf).
     """
     from so8t.consolidate.resolve import resolve_model
-    from so8t.lmeval.evaluate import evaluate, task_manager
+    from so8t.lmeval.evaluate import evaluate, model_prompt_format, task_manager
     from so8t.lmeval.processes import evaluate_in_processes, newest_results_since
 
     if generation_backend == "vllm":
@@ -161,6 +164,7 @@ def evaluate_with_vllm_generation(
                 max_gen_toks=options.get("max_gen_toks"),
                 log_samples=options.get("log_samples", True),
                 device=options.get("device") if generation_backend != "vllm" else None,
+                prompt_flags=model_prompt_format(folder).lm_eval_cli_flags(),
             )
             if subprocess.run(command).returncode != 0:
                 raise RuntimeError(f"the {generation_backend} generation run failed: {' '.join(command)}")

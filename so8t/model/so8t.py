@@ -19,6 +19,7 @@ from torch import nn
 from transformers.utils import ModelOutput
 
 from so8t.data.safety import DECISIONS
+from so8t.data.templates import PromptFormat
 from so8t.errors import UserError
 from so8t.layout import (
     ADAPTER_CONFIG,
@@ -85,6 +86,8 @@ class SO8TModel(nn.Module):
         self.safety_head = SafetyHead(hidden_size, len(DECISIONS), safety_head_kind, mlp_hidden).to(device)
         self.safety_class_weights = safety_class_weights
         self.base_reference: str | None = None
+        # how training rendered prompts (so8t.data.templates.PromptFormat.record), kept in so8t.json
+        self.prompt_record: dict[str, Any] = PromptFormat().record()
         # taken now, before an eval forward on the CPU can repack 4-bit weights (so8t/model/quantized.py)
         self.quantized_weights = quantized_weights_checksum(self.hf_model)
         self._captured: dict[str, torch.Tensor] = {}
@@ -235,6 +238,7 @@ class SO8TModel(nn.Module):
             "rotated_layers": self.rotated_layers,
             "safety_head": {"kind": self.safety_head.kind, "mlp_hidden": self.safety_head.mlp_hidden},
             "safety_class_weights": self.safety_class_weights,
+            "prompt": self.prompt_record,
             "so8t_version": so8t_version(),
         }
 
@@ -293,6 +297,7 @@ class SO8TModel(nn.Module):
             safety_class_weights=info.get("safety_class_weights"),
         )
         model.base_reference = str(base_path)
+        model.prompt_record = PromptFormat.from_record(info.get("prompt")).record()
         missing = model.load_state_dict(load_file(str(ckpt / STATE_FILE)), strict=False)
         if missing.unexpected_keys:
             raise UserError(f"{ckpt / STATE_FILE}: keys {missing.unexpected_keys[:5]} do not fit this model.")

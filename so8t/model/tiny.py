@@ -1,4 +1,5 @@
-"""The embedded default base: a BPE tokenizer and a small LlamaForCausalLM, built here with no downloads.
+"""The embedded default base: a BPE tokenizer with a small chat template and a small LlamaForCausalLM, built
+here with no downloads.
 
 Cache: `$SO8T_CACHE_DIR/tiny-base-<recipe hash>` or `~/.cache/so8t/tiny-base-<recipe hash>`. The build takes a
 file lock and writes to a temporary folder that is renamed into place, so parallel tests and torchrun ranks
@@ -16,8 +17,21 @@ from pathlib import Path
 from so8t.cache import cache_root
 from so8t.layout import atomic_directory
 
+SPECIAL_TOKENS = ["<pad>", "<eos>", "<unk>"]
+# A small chat template in the style of instruct models: a role line, each turn ended by EOS, and a default
+# system prompt when the conversation brings none (as Qwen's template does), so prompt_format: chat runs end
+# to end on the CPU. The role markers are plain text, not new special tokens: the vocabulary, and so every
+# plain-format token sequence and the model's weights, stay those of the base without a template.
+CHAT_TEMPLATE = (
+    "{% if messages[0]['role'] != 'system' %}<|system|>\nYou are a careful assistant.{{ eos_token }}\n"
+    "{% endif %}"
+    "{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}{{ eos_token }}\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
 TINY_RECIPE = {
     "version": 1,
+    "chat_template": CHAT_TEMPLATE,
     "vocab_size": 2048,
     "hidden_size": 128,
     "intermediate_size": 384,  # multiples of 64 throughout: bitsandbytes CPU 4-bit kernels need them
@@ -30,7 +44,6 @@ TINY_RECIPE = {
     "corpus_problems": 3000,
     "corpus_safety_requests": 3000,
 }
-SPECIAL_TOKENS = ["<pad>", "<eos>", "<unk>"]
 
 
 def _recipe_key() -> str:
@@ -74,7 +87,7 @@ def _build_tokenizer(texts: list[str]):
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer)
-    return PreTrainedTokenizerFast(
+    tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         pad_token="<pad>",
         eos_token="<eos>",
@@ -82,6 +95,8 @@ def _build_tokenizer(texts: list[str]):
         unk_token="<unk>",
         padding_side="right",
     )
+    tokenizer.chat_template = TINY_RECIPE["chat_template"]
+    return tokenizer
 
 
 def _build_model(tokenizer):

@@ -1,6 +1,6 @@
 """Tokenisation and batching for SO8T training: completion-only labels, head-B labels and pooling positions.
 
-A row is `prompt + target + eos`. The LM learns only the target (labels are -100 on the prompt and on
+A row is `prompt + target + eos` (in the chat format: the rendered prompt and the assistant turn). The LM learns only the target (labels are -100 on the prompt and on
 padding); head B reads the hidden state of the last prompt token (`pool_index`), which sits before the
 decision word, so the head decides from the request alone. Padding is on the right, so `pool_index` is
 not position -1.
@@ -19,20 +19,11 @@ from torch.utils.data import Dataset
 from so8t.data import templates
 from so8t.data.gsm8k import GSM8KExample
 from so8t.data.safety import SafetyExample
+from so8t.data.templates import PromptFormat
+
+PLAIN_PROMPTS = PromptFormat()
 
 IGNORE_INDEX = -100
-
-
-def _prompt_ids(tokenizer: Any, prompt: str) -> list[int]:
-    """Token ids of the plain prompt, exactly as lm-eval and predict tokenize it (no chat template)."""
-    return list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
-
-
-def _target_ids(tokenizer: Any, target: str) -> list[int]:
-    ids = list(tokenizer(target, add_special_tokens=False)["input_ids"])
-    if tokenizer.eos_token_id is not None:
-        ids.append(int(tokenizer.eos_token_id))
-    return ids
 
 
 def _fit(prompt: list[int], target: list[int], max_length: int) -> tuple[list[int], list[int]]:
@@ -48,8 +39,17 @@ def _fit(prompt: list[int], target: list[int], max_length: int) -> tuple[list[in
     return prompt, target[: max_length - keep_prompt]
 
 
-def encode_example(tokenizer: Any, example: GSM8KExample | SafetyExample, max_length: int) -> dict[str, Any]:
-    """One training row: input_ids, labels (-100 on the prompt), pool_index, safety_label (-100 for GSM8K)."""
+def encode_example(
+    tokenizer: Any,
+    example: GSM8KExample | SafetyExample,
+    max_length: int,
+    prompt_format: PromptFormat = PLAIN_PROMPTS,
+) -> dict[str, Any]:
+    """One training row: input_ids, labels (-100 on the prompt), pool_index, safety_label (-100 for GSM8K).
+
+    The prompt is rendered and the pair tokenized by `prompt_format` (so8t.data.templates), exactly as
+    lm-eval feeds it; pool_index is the last token of the context lm-eval scores the decision after.
+    """
     if isinstance(example, SafetyExample):
         prompt_text, target_text = templates.safety_prompt(example.prompt), templates.safety_target(example)
         safety_label = example.label
@@ -59,9 +59,7 @@ def encode_example(tokenizer: Any, example: GSM8KExample | SafetyExample, max_le
             templates.gsm8k_target(example.answer),
         )
         safety_label = IGNORE_INDEX
-    prompt, target = _fit(
-        _prompt_ids(tokenizer, prompt_text), _target_ids(tokenizer, target_text), max_length
-    )
+    prompt, target = _fit(*prompt_format.encode_example(tokenizer, prompt_text, target_text), max_length)
     return {
         "input_ids": prompt + target,
         "labels": [IGNORE_INDEX] * len(prompt) + target,
@@ -116,6 +114,7 @@ def build_dataset(
     max_length: int,
     safety_fraction: float | None = None,
     seed: int = 0,
+    prompt_format: PromptFormat = PLAIN_PROMPTS,
 ) -> EncodedDataset:
     """Tokenised rows; with `safety_fraction` the training mix, without it every example once (validation)."""
     if safety_fraction is None:
@@ -127,7 +126,7 @@ def build_dataset(
     for example in examples:
         key = id(example)
         if key not in cache:
-            cache[key] = encode_example(tokenizer, example, max_length)
+            cache[key] = encode_example(tokenizer, example, max_length, prompt_format)
         rows.append(cache[key])
     return EncodedDataset(rows)
 

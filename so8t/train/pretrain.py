@@ -24,6 +24,12 @@ from so8t.layout import replace_directory, staging_path
 from so8t.progress import current as current_progress
 
 PRETRAIN_FORMAT_VERSION = 1
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "chat_template.jinja",
+    "special_tokens_map.json",
+)
 
 
 def corpus_texts(examples: int, seed: int, safety_examples: int = 0) -> list[str]:
@@ -55,7 +61,8 @@ def recipe_hash(tiny_dir: Path, pretrain_cfg: PretrainConfig, seed: int, max_len
     from so8t.data.safety import bundled_safety_path
 
     h = hashlib.sha256()
-    for name in ("config.json", "tokenizer.json"):
+    # the tokenizer's files too: a changed chat template or special token must rebuild the pretrained base
+    for name in ("config.json", *TOKENIZER_FILES):
         path = tiny_dir / name
         if path.is_file():
             h.update(path.read_bytes())

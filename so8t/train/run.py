@@ -10,8 +10,9 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -105,17 +106,22 @@ def training_arguments(cfg: RunConfig, checkpoint_root: Path, report_to: list[st
     )
 
 
-def _sample_prompts(validation: Any) -> list[dict[str, str]]:
+def _sample_prompts(validation: Any, render: Callable[[str], str]) -> list[dict[str, str]]:
+    """Validation prompts for the samples callback, rendered as training renders them."""
     from so8t.data import templates
     from so8t.data.gsm8k import extract_gold
 
     half = SAMPLE_PROMPTS // 2
     rows = [
-        {"kind": "gsm8k", "prompt": templates.gsm8k_prompt(e.question), "gold": extract_gold(e.answer) or ""}
+        {
+            "kind": "gsm8k",
+            "prompt": render(templates.gsm8k_prompt(e.question)),
+            "gold": extract_gold(e.answer) or "",
+        }
         for e in validation.gsm8k[:half]
     ]
     rows += [
-        {"kind": "safety", "prompt": templates.safety_prompt(e.prompt), "gold": e.decision}
+        {"kind": "safety", "prompt": render(templates.safety_prompt(e.prompt)), "gold": e.decision}
         for e in validation.safety[:half]
     ]
     return rows
@@ -146,6 +152,13 @@ def build_model(cfg: RunConfig) -> tuple[Any, Any, str]:
     torch.manual_seed(cfg.seed)
     device_map = process_device_map(model_cfg.quantization, torch.cuda.is_available(), os.environ)
     base, tokenizer = load_base(model_cfg, for_training=True, device_map=device_map)
+    if cfg.data.prompt.is_chat:
+        from so8t.data.templates import ChatTemplateMissing, check_chat_template
+
+        try:
+            check_chat_template(tokenizer, model_cfg.base)
+        except ChatTemplateMissing as exc:
+            raise UserError(str(exc)) from None
     peft_model = add_lora(base, model_cfg.lora)
     model = SO8TModel(
         peft_model,
@@ -155,16 +168,16 @@ def build_model(cfg: RunConfig) -> tuple[Any, Any, str]:
         safety_class_weights=cfg.safety.class_weights,
     )
     if cfg.safety.init_from_decision_words:
-        _init_head_from_decision_words(model, peft_model, tokenizer)
+        _init_head_from_decision_words(model, peft_model, tokenizer, cfg.data.prompt)
     model.base_reference = model_cfg.base  # recorded in so8t.json: consolidation reloads this base
+    model.prompt_record = cfg.data.prompt.record()  # so8t.json: evaluation and predict render the same
     return model, tokenizer, model_cfg.base
 
 
-def _init_head_from_decision_words(model: Any, peft_model: Any, tokenizer: Any) -> None:
-    from so8t.data.safety import DECISIONS
+def _init_head_from_decision_words(model: Any, peft_model: Any, tokenizer: Any, prompt_format: Any) -> None:
     from so8t.model.heads import init_from_decision_words
 
-    word_ids = [tokenizer(" " + d, add_special_tokens=False)["input_ids"][0] for d in DECISIONS]
+    word_ids = prompt_format.decision_token_ids(tokenizer)
     weight = peft_model.get_output_embeddings().weight
     if not init_from_decision_words(model.safety_head, weight, word_ids):
         logger.warning("safety head B starts at random: the decision words cannot seed it for this base")
@@ -188,6 +201,7 @@ def build_trainer(cfg: RunConfig, output_dir: Path, model: Any, tokenizer: Any) 
         max_length=cfg.data.max_length,
         safety_fraction=cfg.data.safety_fraction,
         seed=cfg.seed,
+        prompt_format=cfg.data.prompt,
     )
     eval_ds, samples = None, []
     if cfg.train.eval_strategy != "no":
@@ -198,9 +212,13 @@ def build_trainer(cfg: RunConfig, output_dir: Path, model: Any, tokenizer: Any) 
                 "sources or set train.eval_strategy: no."
             )
         eval_ds = build_dataset(
-            tokenizer, validation.gsm8k, validation.safety, max_length=cfg.data.max_length
+            tokenizer,
+            validation.gsm8k,
+            validation.safety,
+            max_length=cfg.data.max_length,
+            prompt_format=cfg.data.prompt,
         )
-        samples = _sample_prompts(validation)
+        samples = _sample_prompts(validation, partial(cfg.data.prompt.render, tokenizer))
     callbacks = []
     if samples:
         callbacks.append(SampleGenerationCallback(samples, tokenizer, RunDir(output_dir).samples))

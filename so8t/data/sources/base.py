@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from so8t.data.jsonl import OnBadRecord
+from so8t.data.mapping import ColumnMap, RecordMapping
+from so8t.data.policy import Policy
 from so8t.data.sources.registry import SOURCES
 from so8t.data.split import SplitData
 
@@ -23,13 +25,15 @@ from so8t.data.split import SplitData
 class SourceSummary:
     """What one source gives a split, for the summary of `so8t validate`: records of one format and where
     they come from (`files`, `synthetic`, `bundled`, `hub NAME SPLIT`). `count` is None when only loading can
-    count them (a hub dataset); `count` includes the repeats."""
+    count them (a hub dataset); `count` includes the repeats. `dropped` counts records whose label the mapping
+    drops on purpose (mapped to null)."""
 
     format: str
     origin: str
     count: int | None
     skipped: int = 0
     repeat: int = 1
+    dropped: int = 0
 
 
 def repeat_field() -> Any:
@@ -54,6 +58,11 @@ class SourceForm(BaseModel):
     title: ClassVar[str] = ""
     # a plain string in a source list is this form (files: the string is the path)
     from_string: ClassVar[bool] = False
+    # the user's policy file (data.policy) applies to this form's records: user data, not so8t's own sets
+    takes_policy: ClassVar[bool] = False
+
+    # the policy in force, given by the data section through under_policy()
+    _policy: Policy | None = PrivateAttr(None)
 
     if TYPE_CHECKING:
         # declared by each form as its last field (a field here would come first in every form)
@@ -72,6 +81,19 @@ class SourceForm(BaseModel):
     def resolved(self, base_dir: Path) -> SourceForm:
         """This source with local paths resolved against the config's folder (a copy; self is unchanged)."""
         return self
+
+    def under_policy(self, policy: Policy | None) -> SourceForm:
+        """This source checking its records against the user's policy (a copy), when the form takes one."""
+        if not self.takes_policy or policy is None:
+            return self
+        copy = self.model_copy()
+        copy._policy = policy
+        return copy
+
+    def record_mapping(self, prefix: str = "") -> RecordMapping:
+        """The `columns` and `labels` of a mapped form (`prefix`: its key in messages, e.g. data.train[0].)."""
+        columns = getattr(self, "columns", None) or ColumnMap()
+        return RecordMapping(columns, getattr(self, "labels", None), prefix)
 
     def identity(self) -> dict[str, Any]:
         """What this source gives, independent of where the config or the run lies: two sources with equal
