@@ -68,6 +68,7 @@ def run_pipeline(
     """Run every stage that has something to do; returns the exit code (0 ok, 1 gate failed, 3 evaluation
     failed)."""
     from so8t.config import load_config, summarize
+    from so8t.train.launch import config_arguments
     from so8t.train.run import claim
 
     overrides = list(overrides or [])
@@ -85,8 +86,7 @@ def run_pipeline(
         if changes:
             progress.note("resumed with changed settings: " + ", ".join(sorted(changes)))
         progress.end("validate")
-        config_argv = [str(config_path), *(part for o in overrides for part in ("--set", o))]
-        return _stages(cfg, run_dir, record, progress, relaunch, config_argv)
+        return _stages(cfg, run_dir, record, progress, relaunch, config_arguments(config_path, overrides))
 
 
 def _stages(
@@ -147,7 +147,9 @@ def _stages(
         results_file = run.latest_results()
         assert results_file is not None  # `current["evaluated"]` says it exists
         progress.skip("evaluate", f"{results_file} is up to date")
-        results = _load_results(results_file)
+        from so8t.lmeval.evaluate import read_results
+
+        results = read_results(results_file)
     else:
         results = _evaluate_stage(cfg, run, checkpoint, test_files, progress)
         if results is None:
@@ -287,17 +289,10 @@ def _prepare_test_data(cfg: RunConfig, run_dir: Path) -> dict[str, Path]:
     return write_split_jsonl(split, RunDir(run_dir).data)
 
 
-def _load_results(path: Path) -> dict:
-    """An earlier evaluation's results file, read back as `evaluate` returned it."""
-    import json
-
-    return {**json.loads(path.read_text(encoding="utf-8")), "so8t_results_file": str(path)}
-
-
 def _evaluate(cfg: RunConfig, consolidated: Path, results_path: Path, test_files: dict[str, Path]) -> dict:
     """Evaluate the consolidated model with the so8t backend (on eval.processes processes); local tasks read
     the run's held-out split."""
-    from so8t.lmeval.evaluate import evaluate
+    from so8t.lmeval.processes import evaluate_on
 
     for task, spec in LOCAL_TASKS.items():
         path = test_files.get(spec.data_format)
@@ -314,13 +309,7 @@ def _evaluate(cfg: RunConfig, consolidated: Path, results_path: Path, test_files
         "max_gen_toks": cfg.eval.max_gen_toks,
         "log_samples": True,
     }
-    if cfg.eval.processes > 1:
-        from so8t.lmeval.processes import evaluate_in_processes
-
-        return evaluate_in_processes(
-            cfg.eval.processes, str(consolidated), list(cfg.eval.tasks), results_path, **options
-        )
-    return evaluate(str(consolidated), list(cfg.eval.tasks), results_path, **options)
+    return evaluate_on(cfg.eval.processes, str(consolidated), list(cfg.eval.tasks), results_path, **options)
 
 
 def _gate(cfg: RunConfig, results_file: Path, run_dir: Path) -> Any:

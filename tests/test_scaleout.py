@@ -16,9 +16,8 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
-from train_fixtures import REPO, subprocess_env
+from train_fixtures import REPO, run_config_dict, subprocess_env, whole_batches_validation
 
-from so8t.data.safety import bundled_safety_path, read_safety
 from so8t.layout import RunDir
 from so8t.lmeval.evaluate import evaluate
 from so8t.results.gate import read_run
@@ -151,40 +150,18 @@ def test_generation_tasks_on_another_backend_merge_into_one_results_file(single_
 
 
 def _run_config(tiny_base_dir, run_dir: Path, processes: int) -> dict:
-    # whole, equal validation batches of 2 on both ranks (GSM8K problems fill up to a multiple of 4)
-    bundled = len(read_safety(bundled_safety_path("validation")))
-    return {
-        "output_dir": str(run_dir),
-        "seed": 0,
-        "model": {
-            "base": str(tiny_base_dir),
-            "dtype": "float32",
-            "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
-            "pretrain": {"enabled": False},
-        },
-        "data": {
-            "train": [{"builtin": "synthetic_gsm8k", "n": 48}, {"builtin": "safety"}],
-            "validation": [
-                {"builtin": "synthetic_gsm8k", "n": 8 + (-(8 + bundled) % 4)},
-                {"builtin": "safety"},
-            ],
+    """The same global batch of 4 on `processes` processes; training and evaluation both scaled out."""
+    train = {"max_steps": 4, "per_device_batch_size": 4 // processes, "processes": processes}
+    train.update({"eval_strategy": "steps", "eval_steps": 2, "save_steps": 2, "logging_steps": 1})
+    return run_config_dict(
+        tiny_base_dir,
+        output_dir=str(run_dir),
+        data={
+            "validation": whole_batches_validation(),
             "test": [{"builtin": "synthetic_gsm8k", "n": 8}, {"builtin": "safety"}],
-            "max_length": 96,
-            "safety_fraction": 0.5,
         },
-        "train": {
-            "max_steps": 4,
-            "per_device_batch_size": 4 // processes,
-            "processes": processes,
-            "learning_rate": 1e-3,
-            "eval_strategy": "steps",
-            "eval_steps": 2,
-            "save_steps": 2,
-            "logging_steps": 1,
-            "save_total_limit": None,
-            "warmup_ratio": 0.0,
-        },
-        "eval": {
+        train=train,
+        eval={
             "tasks": TASKS,
             "batch_size": 4,
             "max_gen_toks": 8,
@@ -192,8 +169,7 @@ def _run_config(tiny_base_dir, run_dir: Path, processes: int) -> dict:
             "bootstrap_iters": 10,
             "processes": processes,
         },
-        "logging": {"wandb": {"mode": "disabled"}},
-    }
+    )
 
 
 def _listing(run_dir: Path) -> set[str]:

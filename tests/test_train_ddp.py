@@ -15,10 +15,9 @@ import textwrap
 import pytest
 import torch
 from safetensors.torch import load_file
-from train_fixtures import REPO, subprocess_env, write_config
+from train_fixtures import REPO, subprocess_env, whole_batches_validation, write_config
 
 from so8t.config import load_config
-from so8t.data.safety import bundled_safety_path, read_safety
 from so8t.layout import read_trainer_state
 from so8t.train.run import build_model, build_trainer, last_complete_checkpoint, train_from_config
 from so8t.train.trainer import load_trainable_state
@@ -102,11 +101,12 @@ def ddp_run(tiny_base_dir, tmp_path_factory):
     evaluated every 2 steps, logged every step."""
     tmp_path = tmp_path_factory.mktemp("ddp")
     model = {"base": str(tiny_base_dir), "pretrain": {"enabled": False}, **MODEL}
-    # whole, equal batches of 2 on both ranks: GSM8K problems fill the validation split up to a multiple of 4
-    bundled = len(read_safety(bundled_safety_path("validation")))
-    validation = [{"builtin": "synthetic_gsm8k", "n": 8 + (-(8 + bundled) % 4)}, {"builtin": "safety"}]
     config = write_config(
-        tmp_path / "run.yaml", tiny_base_dir, model=model, train=TRAIN, data={"validation": validation}
+        tmp_path / "run.yaml",
+        tiny_base_dir,
+        model=model,
+        train=TRAIN,
+        data={"validation": whole_batches_validation()},
     )
     out = tmp_path / "run"
     proc = torchrun(tmp_path, config, out)

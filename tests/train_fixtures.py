@@ -52,6 +52,15 @@ def run_config_dict(base_dir: Path | str, **sections: Any) -> dict[str, Any]:
     return cfg
 
 
+def whole_batches_validation() -> list[dict[str, Any]]:
+    """A validation split of whole, equal batches of 2 on each of 2 ranks (so two processes evaluate exactly
+    what one does): GSM8K problems fill the bundled safety validation split up to a multiple of 4."""
+    from so8t.data.safety import bundled_safety_path, read_safety
+
+    bundled = len(read_safety(bundled_safety_path("validation")))
+    return [{"builtin": "synthetic_gsm8k", "n": 8 + (-(8 + bundled) % 4)}, {"builtin": "safety"}]
+
+
 def run_config(base_dir: Path | str, **sections: Any) -> Any:
     from so8t.config import RunConfig
 

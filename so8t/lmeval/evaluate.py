@@ -126,6 +126,12 @@ def evaluate(
     return results
 
 
+def read_results(path: str | Path) -> dict:
+    """A results file written earlier, read back as `evaluate` returns it (with "so8t_results_file")."""
+    path = Path(path)
+    return {**json.loads(path.read_text(encoding="utf-8")), "so8t_results_file": str(path)}
+
+
 def write_evaluation(results: dict, tracker: Any, out: Path) -> Path:
     """Write the results file and its samples files with one id, as lm-eval's EvaluationTracker names them.
 
@@ -266,12 +272,10 @@ def run_cli(args: argparse.Namespace) -> int:
         results = evaluate_with_vllm_generation(
             args.model, tasks, Path(args.out), processes=args.processes, **options
         )
-    elif args.processes > 1:
-        from so8t.lmeval.processes import evaluate_in_processes
-
-        results = evaluate_in_processes(args.processes, args.model, tasks, Path(args.out), **options)
     else:
-        results = evaluate(args.model, tasks, Path(args.out), **options)
+        from so8t.lmeval.processes import evaluate_on
+
+        results = evaluate_on(args.processes, args.model, tasks, Path(args.out), **options)
     if results:
         from lm_eval.utils import make_table
 

@@ -141,8 +141,8 @@ def evaluate_with_vllm_generation(
     same way (the CPU tests use hf).
     """
     from so8t.consolidate.resolve import resolve_model
-    from so8t.lmeval.evaluate import evaluate, model_prompt_format, task_manager
-    from so8t.lmeval.processes import evaluate_in_processes, newest_results_since
+    from so8t.lmeval.evaluate import model_prompt_format, task_manager
+    from so8t.lmeval.processes import evaluate_on, newest_results_since
 
     if generation_backend == "vllm":
         check_vllm()
@@ -176,10 +176,7 @@ def evaluate_with_vllm_generation(
             parts.append((generation_backend, written))
         if rest:
             target = parts_dir / "so8t" / RESULTS_OUTPUT_NAME
-            if processes > 1:
-                result = evaluate_in_processes(processes, model, rest, target, **options)
-            else:
-                result = evaluate(model, rest, target, **options)
+            result = evaluate_on(processes, model, rest, target, **options)
             parts.append(("so8t", Path(result["so8t_results_file"])))
         return merge_results_files(parts, out)
     finally:

@@ -18,6 +18,7 @@ from typing import Any
 
 from so8t.errors import UserError
 from so8t.layout import RESULTS_GLOB, date_id_of
+from so8t.lmeval.evaluate import evaluate, read_results
 
 
 def evaluation_argv(
@@ -95,7 +96,14 @@ def evaluate_in_processes(
     written = newest_results_since(Path(out), started)
     if written is None:
         raise RuntimeError(f"the {processes}-process evaluation wrote no results file under {out}")
-    return {**json.loads(written.read_text(encoding="utf-8")), "so8t_results_file": str(written)}
+    return read_results(written)
+
+
+def evaluate_on(processes: int, model: str, tasks: list[str], out: str | Path, **options: Any) -> dict:
+    """`evaluate` in this process, or on `processes` data-parallel processes: the same results either way."""
+    if processes > 1:
+        return evaluate_in_processes(processes, model, tasks, out, **options)
+    return evaluate(model, tasks, out, **options)
 
 
 def newest_results_since(out: Path, started: float) -> Path | None:

@@ -29,6 +29,11 @@ class TrainingProcessesFailed(UserError):
         self.exit_code = exit_code
 
 
+def config_arguments(config: str | Path, overrides: list[str]) -> list[str]:
+    """`CONFIG --set k=v ...`: the arguments that make `python -m so8t.train.run` load the same config."""
+    return [str(config), *(part for override in overrides for part in ("--set", override))]
+
+
 def torchrun_command(processes: int, config_argv: list[str]) -> list[str]:
     """The torchrun line of `processes` local training processes; `config_argv` is `CONFIG [--set k=v ...]`."""
     return [

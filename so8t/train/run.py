@@ -429,10 +429,9 @@ def run_cli(args: argparse.Namespace, program: Sequence[str] = ("so8t", "train")
     output_dir = Path(cfg.output_dir)
     claim(cfg)
     if cfg.train.processes > 1 and "WORLD_SIZE" not in os.environ:
-        from so8t.train.launch import train_in_processes
+        from so8t.train.launch import config_arguments, train_in_processes
 
-        config_argv = [str(args.config), *(part for o in overrides for part in ("--set", o))]
-        result = train_in_processes(cfg, output_dir, config_argv)
+        result = train_in_processes(cfg, output_dir, config_arguments(args.config, overrides))
     else:
         result = train_from_config(cfg, output_dir, relaunch=relaunch_command(program, args))
     print(f"checkpoint: {result.checkpoint_dir}")
