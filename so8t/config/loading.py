@@ -10,22 +10,23 @@ from typing import Any
 from pydantic import ValidationError
 
 from so8t.config.checks import run_checks
+from so8t.config.inherit import read_run_config
 from so8t.config.messages import validate_mapping
 from so8t.config.overrides import apply_overrides
 from so8t.config.resolve import resolve_paths
 from so8t.config.run import RunConfig
-from so8t.config.yaml_file import read_yaml
 from so8t.data.config import DataConfig
 from so8t.data.safety import SPLITS
 from so8t.errors import ConfigError
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
-    """Load, override, validate, resolve and check a run config; raises ConfigError listing every problem."""
+    """Load (with its `base:` chain), override, validate, resolve and check a run config; raises ConfigError
+    listing every problem."""
     path = Path(path)
     source = str(path)
     base_dir = path.resolve().parent
-    raw = read_yaml(path)
+    raw = read_run_config(path)
     errors = apply_overrides(raw, overrides)
     checked = validate_mapping(raw, RunConfig, errors)
     if checked.model is None:
