@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from bitsandbytes.functional import has_avx512bf16
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
@@ -118,7 +119,11 @@ def test_by_default_the_consolidated_model_is_the_trained_quantised_model(traine
         for key, value in measured.items():
             assert record["drift"][against][key] == pytest.approx(value, abs=1e-6), (against, key)
     assert record["drift"]["trained"]["max_abs_logit_diff"] < 1e-4
-    assert record["drift"]["quantized_eval"]["max_abs_logit_diff"] > 1e-4
+    # the quantised model's eval forward takes another kernel: int8 matmuls for 8-bit; for 4-bit, bitsandbytes
+    # repacks the weights for an AVX512-BF16 kernel only on CPUs that have it (elsewhere it is the training one)
+    eval_kernel_differs = trained.quantization == "8bit" or has_avx512bf16()
+    eval_drift = record["drift"]["quantized_eval"]["max_abs_logit_diff"]
+    assert eval_drift > 1e-4 if eval_kernel_differs else eval_drift < 1e-4
     print(
         f"\n{trained.quantization} fold onto the trained weights, drift vs the trained model: logits "
         f"{record['drift']['trained']['max_abs_logit_diff']:.3g}, head-B probs "
