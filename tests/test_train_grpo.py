@@ -1,0 +1,93 @@
+"""GRPO on the SO8T model: the loss's log-probs are the SO8T forward (gate and rotations included), the
+SO8T parameters are optimised and saved, a rollout computes the rotations once."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from conftest import randomise_so8t
+from train_fixtures import run_config
+
+from so8t.layout import ADAPTER_WEIGHTS, SO8T_JSON, STATE_FILE
+from so8t.lmeval.rewards import reward_functions
+
+GRPO = {"method": "grpo", "max_steps": 2, "per_device_batch_size": 4, "save_steps": 1, "logging_steps": 1}
+ROLLOUT = {"num_generations": 4, "max_completion_length": 12}
+
+
+def _trainer(tiny_base_dir, tmp_path):
+    from so8t.train.grpo import build_grpo_model, build_grpo_trainer
+
+    cfg = run_config(tiny_base_dir, train=GRPO, grpo=ROLLOUT)
+    model, tokenizer = build_grpo_model(cfg)
+    randomise_so8t(model)  # gate and rotations far from the identity
+    trainer, _ = build_grpo_trainer(cfg, tmp_path, model, tokenizer, reward_functions(cfg.grpo))
+    return trainer
+
+
+def _gated_log_probs(so8t_model, ids, keep):
+    """Reference: the final hidden state turned by R_safe R_cmd (gate.dense()), through the LM head."""
+    hf = so8t_model.hf_model
+    h = hf.model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
+    logits = F.linear(h @ so8t_model.gate.dense().to(h.dtype), hf.lm_head.weight)
+    logps = logits[:, -keep - 1 : -1].float().log_softmax(-1)
+    return logps.gather(-1, ids[:, -keep:, None]).squeeze(-1)
+
+
+def test_grpo_log_probs_are_the_so8t_forward_and_not_the_gateless_fused_head(tiny_base_dir, tmp_path):
+    trainer = _trainer(tiny_base_dir, tmp_path)
+    torch.manual_seed(0)
+    ids = torch.randint(5, 200, (2, 14))
+    keep = 6
+    with torch.no_grad():
+        got, entropy, _ = trainer._get_per_token_logps_and_entropies(
+            trainer.model, ids, torch.ones_like(ids), keep, compute_entropy=True
+        )
+        expected = _gated_log_probs(trainer.so8t_model, ids, keep)
+        # TRL's fused LM head multiplies by lm_head.weight directly: the gate is bypassed there
+        labels = ids.clone()
+        labels[:, :-keep] = -100
+        fused = trainer.model(
+            input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels, fused_lm_head=True
+        )
+        gateless = fused.log_probs[:, -keep:]
+    assert got.shape == (2, keep) and entropy.shape == (2, keep)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    assert (got - gateless).abs().max() > 1e-2
+
+
+def test_grpo_loss_trains_lora_rotations_gate_and_head_b_and_one_rollout_computes_rotations_once(
+    tiny_base_dir, tmp_path, monkeypatch
+):
+    trainer = _trainer(tiny_base_dir, tmp_path)
+    dataset = trainer.train_dataset
+    safety_row = next(row for row in dataset if row["kind"] == "safety")
+    rows = [safety_row] * 4
+    calls = []
+    exp = torch.linalg.matrix_exp
+    monkeypatch.setattr(torch.linalg, "matrix_exp", lambda a: calls.append(a.shape) or exp(a))
+    trainer.model.eval()
+    batch = trainer._generate_and_score_completions(rows)
+    assert batch["completion_ids"].shape[1] > 2  # several decode steps ...
+    assert len(calls) == 1  # ... one exponential for all rotations of all of them
+    monkeypatch.setattr(torch.linalg, "matrix_exp", exp)
+    trainer.model.train()
+    batch["advantages"] = torch.tensor([1.0, -1.0, 0.5, -0.5])
+    assert batch["safety_labels"].tolist() == [safety_row["safety_label"]] * 4
+    trainer.create_optimizer()
+    trainer.current_gradient_accumulation_steps = 1  # set by Trainer's loop
+    loss = trainer.compute_loss(trainer.model, batch)
+    loss.backward()
+    model = trainer.so8t_model
+    for name, param in [
+        ("R_cmd", model.gate.R_cmd.generators),
+        ("R_safe", model.gate.R_safe.generators),
+        ("layer rotation", next(iter(model.rotations.values())).generators),
+        ("head B", next(model.safety_head.parameters())),
+        ("LoRA", next(p for n, p in model.named_parameters() if "lora_B" in n)),
+    ]:
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+    in_optimizer = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
+    assert {id(p) for p in model.parameters() if p.requires_grad} <= in_optimizer
+    trainer._save(str(tmp_path / "ckpt"))
+    assert all((tmp_path / "ckpt" / name).is_file() for name in (SO8T_JSON, STATE_FILE, ADAPTER_WEIGHTS))
