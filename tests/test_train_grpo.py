@@ -3,6 +3,7 @@ SO8T parameters are optimised and saved, a rollout computes the rotations once."
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from conftest import randomise_so8t
@@ -10,6 +11,8 @@ from train_fixtures import run_config
 
 from so8t.layout import ADAPTER_WEIGHTS, SO8T_JSON, STATE_FILE
 from so8t.lmeval.rewards import reward_functions
+
+pytest.importorskip("trl")  # the grpo extra (tox -e lowest runs without it)
 
 GRPO = {"method": "grpo", "max_steps": 2, "per_device_batch_size": 4, "save_steps": 1, "logging_steps": 1}
 ROLLOUT = {"num_generations": 4, "max_completion_length": 12}
