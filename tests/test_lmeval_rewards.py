@@ -62,6 +62,19 @@ def test_reward_weights_come_from_the_config_and_zero_weights_drop_out():
         GrpoConfig(rewards={"gsm8k_format": 0.0, "safety_decision": 2})
     )
     assert [f.__name__ for f in functions] == ["gsm8k_correct", "safety_decision"] and weights == [1.0, 2.0]
+    all_functions, _ = rewards.reward_functions(GrpoConfig())
+    assert tuple(f.__name__ for f in all_functions) == rewards.REWARD_NAMES
+
+
+def test_the_report_draws_the_reward_curves_and_skips_steps_without_a_kind():
+    from so8t.results.report import curves_figure
+
+    history = [
+        {"step": 1, "loss": 0.1, "reward": 0.2, "rewards/safety_decision/mean": None},
+        {"step": 2, "loss": 0.1, "reward": 0.5, "rewards/safety_decision/mean": 1.0},
+    ]
+    titles = [ax.get_title() for ax in curves_figure(history).axes]
+    assert titles == ["loss", "reward", "rewards/safety_decision/mean"]
 
 
 def test_grpo_settings_are_checked_against_the_other_sections():

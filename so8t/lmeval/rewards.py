@@ -86,3 +86,8 @@ def reward_functions(grpo: GrpoConfig) -> tuple[list[RewardFunction], list[float
     ]
     kept = [(f, w) for f, w in candidates if w > 0]
     return [f for f, _ in kept], [w for _, w in kept]
+
+
+# what TRL logs of the rewards (the weighted sum, each reward's mean by function name): the reward curves
+REWARD_NAMES = ("gsm8k_correct", "gsm8k_format", "safety_decision")
+LOGGED_REWARDS = ("reward", *(f"rewards/{name}/mean" for name in REWARD_NAMES))
