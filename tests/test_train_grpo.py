@@ -3,13 +3,18 @@ SO8T parameters are optimised and saved, a rollout computes the rotations once."
 
 from __future__ import annotations
 
+import json
+import signal
+import textwrap
+
 import pytest
 import torch
 import torch.nn.functional as F
 from conftest import randomise_so8t
-from train_fixtures import run_config
+from safetensors.torch import load_file
+from train_fixtures import run_config, run_python, write_config
 
-from so8t.layout import ADAPTER_WEIGHTS, SO8T_JSON, STATE_FILE
+from so8t.layout import ADAPTER_WEIGHTS, SO8T_JSON, STATE_FILE, TRAINER_STATE
 from so8t.lmeval.rewards import reward_functions
 
 pytest.importorskip("trl")  # the grpo extra (tox -e lowest runs without it)
@@ -94,3 +99,63 @@ def test_grpo_loss_trains_lora_rotations_gate_and_head_b_and_one_rollout_compute
     assert {id(p) for p in model.parameters() if p.requires_grad} <= in_optimizer
     trainer._save(str(tmp_path / "ckpt"))
     assert all((tmp_path / "ckpt" / name).is_file() for name in (SO8T_JSON, STATE_FILE, ADAPTER_WEIGHTS))
+
+
+# A GRPO run in a fresh interpreter through `so8t train`'s code path; argv: config, optional "kill-after=N".
+GRPO_SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    from so8t.train import grpo_trainer
+
+    for arg in sys.argv[2:]:
+        step = int(arg.split("=")[1])
+        save = grpo_trainer.So8tGRPOTrainer._save_checkpoint
+        def _save_then_die(self, model, trial, _save=save, _step=step):
+            _save(self, model, trial)
+            if self.state.global_step == _step:
+                os.kill(os.getpid(), signal.SIGKILL)
+        grpo_trainer.So8tGRPOTrainer._save_checkpoint = _save_then_die
+    from so8t.cli import main
+    raise SystemExit(main(["train", sys.argv[1]]))
+""")
+
+
+def _grpo_config(path, base_dir, run_dir, **grpo):
+    return write_config(
+        path,
+        base_dir,
+        output_dir=str(run_dir),
+        train={**GRPO, "max_steps": 4, "save_steps": 2},
+        grpo={**ROLLOUT, **grpo},
+    )
+
+
+def _trained_state(checkpoint):
+    state = load_file(checkpoint / ADAPTER_WEIGHTS)
+    state.update({f"so8t.{k}": v for k, v in load_file(checkpoint / STATE_FILE).items()})
+    return state
+
+
+@pytest.mark.slow
+def test_grpo_killed_after_a_checkpoint_resumes_to_the_same_end(tiny_base_dir, tmp_path):
+    whole = run_python(GRPO_SCRIPT, str(_grpo_config(tmp_path / "w.yaml", tiny_base_dir, tmp_path / "whole")))
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    config = _grpo_config(tmp_path / "r.yaml", tiny_base_dir, tmp_path / "resumed")
+    killed = run_python(GRPO_SCRIPT, str(config), "kill-after=2")
+    assert killed.returncode == -signal.SIGKILL
+    resumed = run_python(GRPO_SCRIPT, str(config))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    end_whole = tmp_path / "whole" / "checkpoints" / "checkpoint-4"
+    end_resumed = tmp_path / "resumed" / "checkpoints" / "checkpoint-4"
+    a, b = _trained_state(end_whole), _trained_state(end_resumed)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6, msg=key)
+    rewards = [
+        [
+            e.get("reward")
+            for e in json.loads((end / TRAINER_STATE).read_text())["log_history"]
+            if "reward" in e
+        ]
+        for end in (end_whole, end_resumed)
+    ]
+    assert rewards[0] == pytest.approx(rewards[1]) and len(rewards[0]) == 4
