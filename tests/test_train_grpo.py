@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -12,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from conftest import randomise_so8t
 from safetensors.torch import load_file
-from train_fixtures import run_config, run_python, write_config
+from train_fixtures import run_config, run_python, subprocess_env, write_config
 
 from so8t.layout import ADAPTER_WEIGHTS, SO8T_JSON, STATE_FILE, TRAINER_STATE
 from so8t.lmeval.rewards import reward_functions
@@ -159,3 +161,99 @@ def test_grpo_killed_after_a_checkpoint_resumes_to_the_same_end(tiny_base_dir, t
         for end in (end_whole, end_resumed)
     ]
     assert rewards[0] == pytest.approx(rewards[1]) and len(rewards[0]) == 4
+
+
+QUESTIONS = ("Pick a number.", "Name a number.", "Say a number.")
+
+
+@pytest.fixture(scope="module")
+def confident_base_dir(tiny_base_dir, tmp_path_factory):
+    """The tiny base with its LM head scaled up 10x: the random tiny head caps every logit near 2.5, so no
+    adapter can make a token likely; this one can, as a pretrained head can."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path_factory.mktemp("confident_base")
+    model = AutoModelForCausalLM.from_pretrained(tiny_base_dir, dtype=torch.float32)
+    with torch.no_grad():
+        model.get_output_embeddings().weight.mul_(10.0)
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(tiny_base_dir).save_pretrained(out)
+    return out
+
+
+def _numbers_file(path, rows, answer):
+    path.write_text(
+        "".join(json.dumps({"question": QUESTIONS[i % 3], "answer": answer(i)}) + "\n" for i in range(rows))
+    )
+    return str(path)
+
+
+@pytest.mark.slow
+def test_grpo_after_sft_raises_the_gsm8k_reward_then_consolidates_evaluates_and_reports(
+    confident_base_dir, tmp_path
+):
+    """SFT teaches `#### d` with d uniform; GRPO, rewarded by the GSM8K tasks' numeric match against 7, makes 7
+    likelier: with a fixed seed the mean reward of the last steps exceeds the first steps'. Then `so8t run`
+    consolidates, evaluates with the so8t lm-eval backend and reports the reward curve, as after SFT."""
+    from so8t.layout import RunDir
+    from so8t.train.run import train_from_config
+
+    data = {"validation": [], "max_length": 32, "safety_fraction": 0.0}
+    digits = _numbers_file(tmp_path / "digits.jsonl", 300, lambda i: f"#### {i % 10}")
+    sft = run_config(
+        confident_base_dir,
+        output_dir=str(tmp_path / "sft"),
+        data={**data, "train": [digits]},
+        train={
+            "max_steps": 40,
+            "per_device_batch_size": 8,
+            "learning_rate": 5e-3,
+            "safety_learning_rate": 5e-3,
+            "save_steps": 40,
+            "lr_scheduler": "constant",
+        },
+    )
+    train_from_config(sft, tmp_path / "sft")
+    sevens = _numbers_file(tmp_path / "sevens.jsonl", 60, lambda i: "#### 7")
+    config = write_config(
+        tmp_path / "grpo.yaml",
+        confident_base_dir,
+        output_dir=str(tmp_path / "grpo"),
+        data={**data, "train": [sevens], "test": [sevens]},
+        train={
+            **GRPO,
+            "max_steps": 16,
+            "per_device_batch_size": 16,
+            "save_steps": 16,
+            "learning_rate": 5e-4,
+            "lr_scheduler": "constant",
+        },
+        grpo={
+            "init_from": str(tmp_path / "sft"),
+            "num_generations": 8,
+            "max_completion_length": 6,
+            "rewards": {"gsm8k_format": 0.0},
+        },
+        eval={
+            "tasks": ["so8t_gsm8k_local"],
+            "batch_size": 8,
+            "limit": 8,
+            "max_gen_toks": 8,
+            "bootstrap_iters": 0,
+        },
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "so8t", "run", str(config)],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    run_dir = RunDir(tmp_path / "grpo")
+    history = json.loads((run_dir.checkpoints / "checkpoint-16" / TRAINER_STATE).read_text())["log_history"]
+    rewards = [e["rewards/gsm8k_correct/mean"] for e in history if "rewards/gsm8k_correct/mean" in e]
+    assert len(rewards) == 16
+    assert sum(rewards[-4:]) / 4 > sum(rewards[:4]) / 4, rewards
+    results = json.loads(next(run_dir.root.glob("eval/results_*.json")).read_text())
+    assert "so8t_gsm8k_local" in results["results"]
+    assert run_dir.report.is_file() and run_dir.curves.is_file()
