@@ -25,13 +25,16 @@ GRPO = {"method": "grpo", "max_steps": 2, "per_device_batch_size": 4, "save_step
 ROLLOUT = {"num_generations": 4, "max_completion_length": 12}
 
 
-def _trainer(tiny_base_dir, tmp_path):
+@pytest.fixture(scope="module")
+def grpo_trainer(tiny_base_dir, tmp_path_factory):
+    """One So8tGRPOTrainer on the tiny base for the fast checks (gate and rotations far from the identity)."""
     from so8t.train.grpo import build_grpo_model, build_grpo_trainer
 
     cfg = run_config(tiny_base_dir, train=GRPO, grpo=ROLLOUT)
     model, tokenizer = build_grpo_model(cfg)
-    randomise_so8t(model)  # gate and rotations far from the identity
-    trainer, _ = build_grpo_trainer(cfg, tmp_path, model, tokenizer, reward_functions(cfg.grpo))
+    randomise_so8t(model)
+    out = tmp_path_factory.mktemp("grpo_trainer")
+    trainer, _ = build_grpo_trainer(cfg, out, model, tokenizer, reward_functions(cfg.grpo))
     return trainer
 
 
@@ -44,8 +47,8 @@ def _gated_log_probs(so8t_model, ids, keep):
     return logps.gather(-1, ids[:, -keep:, None]).squeeze(-1)
 
 
-def test_grpo_log_probs_are_the_so8t_forward_and_not_the_gateless_fused_head(tiny_base_dir, tmp_path):
-    trainer = _trainer(tiny_base_dir, tmp_path)
+def test_grpo_log_probs_are_the_so8t_forward_and_not_the_gateless_fused_head(grpo_trainer):
+    trainer = grpo_trainer
     torch.manual_seed(0)
     ids = torch.randint(5, 200, (2, 14))
     keep = 6
@@ -67,9 +70,9 @@ def test_grpo_log_probs_are_the_so8t_forward_and_not_the_gateless_fused_head(tin
 
 
 def test_grpo_loss_trains_lora_rotations_gate_and_head_b_and_one_rollout_computes_rotations_once(
-    tiny_base_dir, tmp_path, monkeypatch
+    grpo_trainer, tmp_path, monkeypatch
 ):
-    trainer = _trainer(tiny_base_dir, tmp_path)
+    trainer = grpo_trainer
     dataset = trainer.train_dataset
     safety_row = next(row for row in dataset if row["kind"] == "safety")
     rows = [safety_row] * 4
