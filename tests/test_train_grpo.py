@@ -260,3 +260,11 @@ def test_grpo_after_sft_raises_the_gsm8k_reward_then_consolidates_evaluates_and_
     results = json.loads(next(run_dir.root.glob("eval/results_*.json")).read_text())
     assert "so8t_gsm8k_local" in results["results"]
     assert run_dir.report.is_file() and run_dir.curves.is_file()
+
+
+def test_init_from_without_a_checkpoint_is_a_clear_error(tmp_path):
+    from so8t.errors import UserError
+    from so8t.train.grpo import start_checkpoint
+
+    with pytest.raises(UserError, match=r"grpo.init_from: .* no so8t training checkpoint.*`so8t run"):
+        start_checkpoint(str(tmp_path))
