@@ -192,6 +192,9 @@ class So8tGRPOTrainer(GRPOTrainer):
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
 
+    def create_model_card(self, *args: Any, **kwargs: Any) -> None:
+        """No README.md model card in the checkpoints folder: a checkpoint records itself in so8t.json."""
+
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
         load_trainable_state(self.so8t_model, resume_from_checkpoint)
 
