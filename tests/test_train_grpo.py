@@ -106,19 +106,29 @@ def test_grpo_loss_trains_lora_rotations_gate_and_head_b_and_one_rollout_compute
     assert all((tmp_path / "ckpt" / name).is_file() for name in (SO8T_JSON, STATE_FILE, ADAPTER_WEIGHTS))
 
 
-# A GRPO run in a fresh interpreter through `so8t train`'s code path; argv: config, optional "kill-after=N".
+# A GRPO run in a fresh interpreter through `so8t train`'s code path; argv: config, optional "kill-after=N"
+# or "term-at=N".
 GRPO_SCRIPT = textwrap.dedent("""
     import os, signal, sys
     from so8t.train import grpo_trainer
 
     for arg in sys.argv[2:]:
-        step = int(arg.split("=")[1])
-        save = grpo_trainer.So8tGRPOTrainer._save_checkpoint
-        def _save_then_die(self, model, trial, _save=save, _step=step):
-            _save(self, model, trial)
-            if self.state.global_step == _step:
-                os.kill(os.getpid(), signal.SIGKILL)
-        grpo_trainer.So8tGRPOTrainer._save_checkpoint = _save_then_die
+        what, step = arg.split("=")
+        step = int(step)
+        if what == "kill-after":  # die the hard way right after checkpoint-N is complete
+            save = grpo_trainer.So8tGRPOTrainer._save_checkpoint
+            def _save_then_die(self, model, trial, _save=save, _step=step):
+                _save(self, model, trial)
+                if self.state.global_step == _step:
+                    os.kill(os.getpid(), signal.SIGKILL)
+            grpo_trainer.So8tGRPOTrainer._save_checkpoint = _save_then_die
+        if what == "term-at":  # SIGTERM during step N
+            step_fn = grpo_trainer.So8tGRPOTrainer.training_step
+            def _step_then_term(self, *a, _fn=step_fn, _step=step, **kw):
+                if self.state.global_step == _step - 1:
+                    os.kill(os.getpid(), signal.SIGTERM)
+                return _fn(self, *a, **kw)
+            grpo_trainer.So8tGRPOTrainer.training_step = _step_then_term
     from so8t.cli import main
     raise SystemExit(main(["train", sys.argv[1]]))
 """)
@@ -268,3 +278,16 @@ def test_init_from_without_a_checkpoint_is_a_clear_error(tmp_path):
 
     with pytest.raises(UserError, match=r"grpo.init_from: .* no so8t training checkpoint.*`so8t run"):
         start_checkpoint(str(tmp_path))
+
+
+@pytest.mark.slow
+def test_sigterm_during_grpo_saves_that_step_and_exits_143(tiny_base_dir, tmp_path):
+    config = _grpo_config(tmp_path / "t.yaml", tiny_base_dir, tmp_path / "run")
+    stopped = run_python(GRPO_SCRIPT, str(config), "term-at=1")
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
+    assert "stopped by signal" in stopped.stdout + stopped.stderr
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir() if p.name.startswith("checkpoint-")) == [
+        "checkpoint-1"
+    ]
+    assert (checkpoints / "checkpoint-1" / STATE_FILE).is_file()
