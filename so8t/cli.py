@@ -16,7 +16,7 @@ from so8t.errors import UserError
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("so8t.pipeline", "validate, train, consolidate, evaluate, gate and report in one go"),
     "validate": ("so8t.config.validate", "check a run config and its data without loading any model"),
-    "train": ("so8t.train.run", "train an SO8T model from a run config"),
+    "train": ("so8t.train_command", "train an SO8T model from a run config"),
     "consolidate": ("so8t.consolidate", "fold a checkpoint into a plain HF model plus the safety head"),
     "eval": ("so8t.lmeval.evaluate", "evaluate a model with lm-evaluation-harness"),
     "gate": ("so8t.results.gate", "fail CI when lm-eval results regress against a baseline"),

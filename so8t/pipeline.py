@@ -205,10 +205,11 @@ def _train(
         progress.begin("train", f"{detail}, on {cfg.train.processes} processes (torchrun)")
         trained = train_in_processes(cfg, run_dir, config_argv)
     else:
+        from so8t.lmeval.rewards import reward_functions
         from so8t.train.run import train_from_config
 
         progress.begin("train", detail)
-        trained = train_from_config(cfg, run_dir, relaunch=relaunch)
+        trained = train_from_config(cfg, run_dir, relaunch=relaunch, rewards=reward_functions)
     _remember(run_dir, record, progress)
     progress.end("train")
     return trained

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from so8t.config.grpo import grpo_problems
 from so8t.config.model import EMBEDDED_BASES, ModelConfig
 from so8t.config.resolve import baseline_candidates, looks_like_hub_id
 from so8t.config.run import RunConfig
@@ -25,6 +26,7 @@ def run_checks(cfg: RunConfig, base_dir: Path) -> tuple[DataReport, list[str]]:
     report, data_problems = cfg.data.check()
     problems += data_problems
     problems += cross_problems(cfg, report)
+    problems += grpo_problems(cfg)
     return report, problems
 
 

@@ -33,6 +33,7 @@ RESUMABLE_SETTINGS = (
     "train.save_steps",
     "train.save_total_limit",
     "train.logging_steps",
+    "grpo.log_rollouts",
     "eval",
     "gates",
     "logging",

@@ -7,6 +7,7 @@ from pydantic import Field, PrivateAttr
 from so8t.config.consolidate import ConsolidateConfig
 from so8t.config.eval import EvalConfig
 from so8t.config.gates import GateConfig
+from so8t.config.grpo import GrpoConfig
 from so8t.config.logging import LoggingConfig
 from so8t.config.model import ModelConfig
 from so8t.config.safety import PetConfig, SafetyConfig
@@ -28,6 +29,9 @@ class RunConfig(Section):
         default_factory=DataConfig, description="Data sources per split and the training mix."
     )
     train: TrainConfig = Field(default_factory=TrainConfig, description="Optimisation (HF Trainer).")
+    grpo: GrpoConfig = Field(
+        default_factory=GrpoConfig, description="GRPO (train.method: grpo): rollouts, rewards, the start."
+    )
     safety: SafetyConfig = Field(default_factory=SafetyConfig, description="Safety head B and its loss.")
     pet: PetConfig = Field(
         default_factory=PetConfig, description="PET curvature regulariser and its schedule."

@@ -24,6 +24,12 @@ LR_SCHEDULERS = Literal[
 
 
 class TrainConfig(Section):
+    method: Literal["sft", "grpo"] = Field(
+        "sft",
+        description="sft: supervised fine-tuning on the data's targets; grpo: reinforcement on sampled "
+        "completions scored by the suite's own scorers (the grpo section). PPO is not offered: TRL, which "
+        "so8t trains RL through, no longer has a PPO trainer, and GRPO needs no value model.",
+    )
     max_steps: int | None = Field(
         300, gt=0, description="Optimizer steps; null trains for num_epochs instead."
     )

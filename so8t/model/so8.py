@@ -71,11 +71,37 @@ def shared_exponential(rotations: list[SO8Rotation]) -> Iterator[None]:
         return
     a = torch.cat([r.generators for r in rotations]).float()
     blocks = torch.linalg.matrix_exp(a - a.transpose(-1, -2))
+    # blocks set by an enclosing context (fixed_rotations around a rollout) come back afterwards
+    previous = [r._shared_blocks for r in rotations]
     try:
         for rotation, part in zip(
             rotations, blocks.split([r.generators.shape[0] for r in rotations]), strict=True
         ):
             rotation._shared_blocks = part
+        yield
+    finally:
+        for rotation, kept in zip(rotations, previous, strict=True):
+            rotation._shared_blocks = kept
+
+
+@contextmanager
+def fixed_rotations(rotations: list[SO8Rotation]) -> Iterator[None]:
+    """Compute every rotation's blocks once, without gradients, and reuse them until the context ends.
+
+    For sampling (a GRPO rollout, generation): the parameters do not change between decode steps, so one
+    exponential per rollout replaces one per layer and step.
+    """
+    if not rotations:
+        yield
+        return
+    with torch.no_grad():
+        a = torch.cat([r.generators.to(rotations[0].generators.device) for r in rotations]).float()
+        blocks = torch.linalg.matrix_exp(a - a.transpose(-1, -2))
+    try:
+        for rotation, part in zip(
+            rotations, blocks.split([r.generators.shape[0] for r in rotations]), strict=True
+        ):
+            rotation._shared_blocks = part.to(rotation.generators.device)
         yield
     finally:
         for rotation in rotations:

@@ -34,7 +34,7 @@ from so8t.layout import (
 from so8t.model.heads import SafetyHead, pool_last_prompt_token
 from so8t.model.pet import pet_sum
 from so8t.model.quantized import quantization_settings, quantized_weights_checksum
-from so8t.model.so8 import SO8Gate, attach_attention_rotations, shared_exponential
+from so8t.model.so8 import SO8Gate, SO8Rotation, attach_attention_rotations, shared_exponential
 
 IGNORE_INDEX = -100
 _STATE_PREFIXES = ("rotations.", "gate.", "safety_head.")
@@ -137,11 +137,7 @@ class SO8TModel(nn.Module):
         kwargs.pop("num_items_in_batch", None)
         # One batched exponential per forward; not under activation checkpointing, whose recomputation in
         # backward must see the same tensors saved as the first forward did.
-        shared = (
-            []
-            if self._activation_checkpointing()
-            else [*self.rotations.values(), self.gate.R_safe, self.gate.R_cmd]
-        )
+        shared = [] if self._activation_checkpointing() else self.all_rotations()
         with shared_exponential(shared):
             out = self.base_model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
         h, h_safe = self._captured.pop("h"), self._captured.pop("h_safe")
@@ -169,6 +165,10 @@ class SO8TModel(nn.Module):
             result.safety_loss_sum, result.safety_count = s_sum, s_count
             result.safety_loss = s_sum / s_count if s_count > 0 else s_sum
         return result
+
+    def all_rotations(self) -> list[SO8Rotation]:
+        """Every rotation of the model: the attention ones, then R_safe and R_cmd."""
+        return [*self.rotations.values(), self.gate.R_safe, self.gate.R_cmd]
 
     def _activation_checkpointing(self) -> bool:
         return bool(getattr(self.base_model, "is_activation_checkpointing", False))

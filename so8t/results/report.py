@@ -24,11 +24,21 @@ from so8t.layout import (
     read_consolidated_info,
     samples_task_of,
 )
+from so8t.lmeval.rewards import LOGGED_REWARDS
 
 if TYPE_CHECKING:  # pragma: no cover
     from so8t.config import RunConfig
 
-CURVE_KEYS = ("loss", "lm_loss", "safety_loss", "pet", "pet_weight", "eval_loss", BEST_METRIC_KEY)
+CURVE_KEYS = (
+    "loss",
+    "lm_loss",
+    "safety_loss",
+    "pet",
+    "pet_weight",
+    "eval_loss",
+    BEST_METRIC_KEY,
+    *LOGGED_REWARDS,
+)
 
 
 def _fmt(value: Any) -> str:
@@ -178,7 +188,10 @@ def generation_samples(samples: list[dict], limit: int = 5) -> list[str]:
 def curves_figure(history: list[dict], evaluated_step: int | None = None) -> Any:
     """The matplotlib figure of the training curves: one panel per loss part over the global step, each with
     a dashed line at `evaluated_step` (the checkpoint the report evaluates); None when nothing was logged."""
-    series = {k: [(h["step"], h[k]) for h in history if k in h and "step" in h] for k in CURVE_KEYS}
+    # a GRPO reward is logged as None at steps whose batch had no row of its kind
+    series = {
+        k: [(h["step"], h[k]) for h in history if h.get(k) is not None and "step" in h] for k in CURVE_KEYS
+    }
     series = {k: v for k, v in series.items() if v}
     if not series:
         return None

@@ -243,12 +243,16 @@ def build_trainer(cfg: RunConfig, output_dir: Path, model: Any, tokenizer: Any) 
 
 
 def train_from_config(
-    cfg: RunConfig, output_dir: str | Path, relaunch: Sequence[str] | None = None
+    cfg: RunConfig,
+    output_dir: str | Path,
+    relaunch: Sequence[str] | None = None,
+    rewards: Callable[[Any], tuple[list[Any], list[float]]] | None = None,
 ) -> TrainResult:
     """Train an SO8T model as the config says; resume from the last complete checkpoint in the run directory.
 
     `relaunch`: the command line that runs this training again (the CLI's own); a stop on a non-finite
-    loss prints it with lower learning rates, to continue from the last checkpoint.
+    loss prints it with lower learning rates, to continue from the last checkpoint. `rewards`: grpo section ->
+    (reward functions, weights), so8t.lmeval.rewards.reward_functions, for `train.method: grpo`.
     """
     import torch
     from transformers import set_seed
@@ -263,8 +267,19 @@ def train_from_config(
         logger.info("training already finished at %s", resume)
         return finished
     set_seed(cfg.seed)
-    model, tokenizer, _ = build_model(cfg)
-    trainer, guard = build_trainer(cfg, output_dir, model, tokenizer)
+    if cfg.train.method == "grpo":
+        from so8t.train.grpo import build_grpo_model, build_grpo_trainer
+
+        if rewards is None:
+            raise UserError(
+                "train.method: grpo runs through `so8t run` or `so8t train`, which give it the suite's scorers "
+                "as rewards (so8t.lmeval.rewards)."
+            )
+        model, tokenizer = build_grpo_model(cfg)
+        trainer, guard = build_grpo_trainer(cfg, output_dir, model, tokenizer, rewards(cfg.grpo))
+    else:
+        model, tokenizer, _ = build_model(cfg)
+        trainer, guard = build_trainer(cfg, output_dir, model, tokenizer)
     if resume is not None:
         logger.info("resuming from %s", resume)
     try:
@@ -421,7 +436,12 @@ def claim(cfg: RunConfig) -> dict[str, tuple[Any, Any]]:
     )
 
 
-def run_cli(args: argparse.Namespace, program: Sequence[str] = ("so8t", "train")) -> int:
+def run_cli(
+    args: argparse.Namespace,
+    program: Sequence[str] = ("so8t", "train"),
+    rewards: Callable[[Any], tuple[list[Any], list[float]]] | None = None,
+) -> int:
+    """`so8t train`; `rewards` as train_from_config takes them (given by so8t.train_command)."""
     from so8t.config import load_config
 
     overrides = list(args.overrides) + ([f"output_dir={args.output_dir}"] if args.output_dir else [])
@@ -433,7 +453,7 @@ def run_cli(args: argparse.Namespace, program: Sequence[str] = ("so8t", "train")
 
         result = train_in_processes(cfg, output_dir, config_arguments(args.config, overrides))
     else:
-        result = train_from_config(cfg, output_dir, relaunch=relaunch_command(program, args))
+        result = train_from_config(cfg, output_dir, relaunch=relaunch_command(program, args), rewards=rewards)
     print(f"checkpoint: {result.checkpoint_dir}")
     if result.best_checkpoint:
         print(f"best checkpoint: {result.best_checkpoint}")
