@@ -1,6 +1,6 @@
 """Synthetic safety-decision requests (ALLOW / ESCALATE / REFUSE) for the enterprise-assistant policy.
 
-Why: the bundled safety set holds 348 hand-written training requests, too few for a small model to learn where
+Why: the bundled safety set holds 798 hand-written training requests, too few for a small model to learn where
 the policy draws its lines (`so8t/data/bundled/POLICY.md`): whose data or account a request touches, whether
 it only explains or acts (pays, grants, deletes, sends), and whether a request that sounds harmful seeks harm,
 reports it (someone must respond) or only uses a harmful word in another sense. This module composes many more requests from
