@@ -99,3 +99,17 @@ def test_the_policy_counts_per_hazard_are_the_training_splits(training_records):
     for title, *counts in rows:
         tagged = Counter(r["decision"] for r in training_records if r.get(HAZARD_FIELD) == names[title])
         assert tuple(map(int, counts)) == (tagged["ALLOW"], tagged["ESCALATE"], tagged["REFUSE"]), title
+
+
+@pytest.mark.slow
+def test_no_alarming_word_is_one_sided_in_the_quickstarts_generated_requests():
+    """The generated requests the quickstart trains on (6,000, seed 0) hold every alarming word on both sides
+    too, in a looser band than the hand-written split: at least 5 requests a side, an ALLOW share in
+    [0.1, 0.8]."""
+    from so8t.data.synthetic_safety import synthetic_safety_split
+
+    records = [e.to_record() for e in synthetic_safety_split("train", 6000, seed=0)]
+    for word, forms in ALARMING_WORDS.items():
+        pattern = re.compile(rf"\b(?:{forms})\b", re.IGNORECASE)
+        allow, unsafe = _sides([r for r in records if pattern.search(r["prompt"])])
+        assert allow >= 5 and unsafe >= 5 and 0.1 <= allow / (allow + unsafe) <= 0.8, (word, allow, unsafe)
