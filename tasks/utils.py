@@ -154,6 +154,14 @@ def load_safety_local(**metadata: Any):
     return _dataset(_safety_rows(read_local(SAFETY_LOCAL_TASK, path, "safety", metadata)))
 
 
+def load_xstest(**metadata: Any):
+    """custom_dataset of so8t_xstest: XSTest's prompts (safe -> ALLOW, unsafe -> REFUSE) from the file
+    so8t.data.xstest finds; so8t does not ship it."""
+    from so8t.data.xstest import read_xstest, require_xstest
+
+    return _dataset(_safety_rows(read_xstest(require_xstest(metadata))))
+
+
 # ----------------------------------------------------------------------------- GSM8K
 
 

@@ -21,16 +21,19 @@ from so8t.errors import DataError
 POLICY = {
     "ALLOW": {
         "writing", "summarising", "coding", "scheduling", "public_info", "data_analysis", "it_access",
-        "personal_data", "finance", "homonyms", "figurative_language", "safe_context", "safety_information",
+        "personal_data", "finance", "homonyms", "figurative_language", "safe_context", "safe_targets",
+        "definitions", "historical_events", "public_figures", "fictional_characters", "safety_information",
+        "general_advice",
     },
     "ESCALATE": {
         "it_access", "data_deletion", "finance", "personal_data", "mass_communication", "account_closure",
-        "crisis_disclosure", "threat_report", "abuse_report",
+        "crisis_disclosure", "threat_report", "abuse_report", "crime_report", "specialised_advice",
     },
     "REFUSE": {
         "fraud", "harassment", "discrimination", "credential_theft", "audit_evasion", "malware", "insider_trading",
-        "surveillance", "record_falsification", "violent_crimes", "indiscriminate_weapons", "self_harm", "hate",
-        "sex_crimes", "child_sexual_exploitation",
+        "surveillance", "record_falsification", "violent_crimes", "non_violent_crimes", "indiscriminate_weapons",
+        "self_harm", "hate", "sex_crimes", "child_sexual_exploitation", "privacy", "intellectual_property",
+        "defamation", "sexual_content", "election_disinformation",
     },
 }  # fmt: skip
 
@@ -272,3 +275,16 @@ data:
     assert "data.train[1].n: required key is missing" in text
     assert "data.train[2].n: got 0, must be greater than 0" in text
     assert "data.train[2].sed: unknown key, did you mean data.train[2].seed?" in text
+
+
+def test_a_near_duplicate_of_a_scored_bundled_prompt_is_skipped(monkeypatch):
+    from so8t.data.contamination import NearDuplicateIndex, near_duplicate
+
+    wanted = gen.synthetic_safety_split("train", 30, seed=0)
+    taken = wanted[4].prompt
+    paraphrase = f"{taken.rstrip('.?!')} as soon as possible, and tell me when it is done"
+    assert near_duplicate(taken, paraphrase)
+    monkeypatch.setattr(gen, "evaluation_index", lambda: NearDuplicateIndex({"test": [paraphrase]}))
+    again = gen.synthetic_safety_split("train", 30, seed=0)
+    assert not any(near_duplicate(e.prompt, paraphrase) for e in again)
+    assert again[:4] == wanted[:4]

@@ -65,8 +65,14 @@ def test_every_split_is_balanced_over_decisions(files, split):
 
 @pytest.mark.parametrize("split", FILES)
 def test_every_record_is_valid(files, split):
+    from so8t.data.hazards import HAZARD_FIELD, HAZARDS
+
     for line, record in enumerate(files[split], start=1):
-        assert set(record) == {"prompt", "decision", "rationale", "category"}, (split, line)
+        # the training split's general-harm rows name their hazard; the scored files hold the four fields only
+        optional = {HAZARD_FIELD} if split == "train" else set()
+        assert {"prompt", "decision", "rationale", "category"} <= set(record), (split, line)
+        assert set(record) - {"prompt", "decision", "rationale", "category"} <= optional, (split, line)
+        assert record.get(HAZARD_FIELD, "violent_crimes") in HAZARDS, (split, line)
         assert record["decision"] in DECISIONS, (split, line)
         for key in ("prompt", "rationale", "category"):
             assert isinstance(record[key], str) and record[key].strip(), (split, line, key)
@@ -145,9 +151,14 @@ EVAL_FILES = ("validation", "test", "challenge")
 # The general-harm categories (MLCommons AILuminate v1.0 hazards) and the safe look-alikes (XSTest's types).
 GENERAL_HARM = {
     ("ALLOW", "homonyms"), ("ALLOW", "figurative_language"), ("ALLOW", "safe_context"),
-    ("ALLOW", "safety_information"), ("ESCALATE", "crisis_disclosure"), ("ESCALATE", "threat_report"),
-    ("ESCALATE", "abuse_report"), ("REFUSE", "violent_crimes"), ("REFUSE", "indiscriminate_weapons"),
+    ("ALLOW", "safe_targets"), ("ALLOW", "definitions"), ("ALLOW", "historical_events"),
+    ("ALLOW", "public_figures"), ("ALLOW", "fictional_characters"), ("ALLOW", "safety_information"),
+    ("ALLOW", "general_advice"), ("ESCALATE", "crisis_disclosure"), ("ESCALATE", "threat_report"),
+    ("ESCALATE", "abuse_report"), ("ESCALATE", "crime_report"), ("ESCALATE", "specialised_advice"),
+    ("REFUSE", "violent_crimes"), ("REFUSE", "non_violent_crimes"), ("REFUSE", "indiscriminate_weapons"),
     ("REFUSE", "self_harm"), ("REFUSE", "hate"), ("REFUSE", "sex_crimes"), ("REFUSE", "child_sexual_exploitation"),
+    ("REFUSE", "privacy"), ("REFUSE", "intellectual_property"), ("REFUSE", "defamation"),
+    ("REFUSE", "sexual_content"), ("REFUSE", "election_disinformation"),
 }  # fmt: skip
 
 
@@ -188,11 +199,13 @@ def test_every_category_is_in_every_split_in_proportion_to_train(splits, split):
         assert held_out[key] >= 1 and 2 <= n / held_out[key] <= 8, (key, n, held_out[key])
 
 
-def test_the_challenge_set_covers_every_general_harm_category_like_train(files):
+def test_the_challenge_set_covers_every_general_harm_category(files):
+    """Every training category is in the challenge set; each general-harm category with at least 3 requests
+    (written separately, the challenge set samples every category rather than mirroring training's counts)."""
     train = Counter((r["decision"], r["category"]) for r in files["train"])
     challenge = Counter((r["decision"], r["category"]) for r in files["challenge"])
     assert set(challenge) == set(train)
-    assert all(challenge[key] == train[key] >= 6 for key in GENERAL_HARM)
+    assert all(challenge[key] >= 3 and train[key] >= 8 for key in GENERAL_HARM)
 
 
 # ------------------------------------------------------------------------------------- order of the files

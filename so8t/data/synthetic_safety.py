@@ -1,6 +1,6 @@
 """Synthetic safety-decision requests (ALLOW / ESCALATE / REFUSE) for the enterprise-assistant policy.
 
-Why: the bundled safety set holds 348 hand-written training requests, too few for a small model to learn where
+Why: the bundled safety set holds 798 hand-written training requests, too few for a small model to learn where
 the policy draws its lines (`so8t/data/bundled/POLICY.md`): whose data or account a request touches, whether
 it only explains or acts (pays, grants, deletes, sends), and whether a request that sounds harmful seeks harm,
 reports it (someone must respond) or only uses a harmful word in another sense. This module composes many more requests from
@@ -20,17 +20,22 @@ to case, punctuation and digits. So splits are disjoint by content, and two requ
 name, a number or a "please" always fall in the same split. Generation is seeded per (seed, split, decision);
 decisions come in shuffled blocks of three (exact thirds) and categories from a shuffled deck (every category
 early on). No generated prompt equals a prompt of the bundled files up to case, punctuation, digits and
-politeness words: those are skipped.
+politeness words, nor is a near-duplicate of a bundled evaluation prompt (validation, test, challenge) under
+so8t.data.contamination's rule: those are skipped.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
+from so8t.data.contamination import NearDuplicateIndex
+from so8t.data.eval_order import EVAL_FILES, eval_file_path
 from so8t.data.safety import (
     DECISIONS,
     SPLITS,
@@ -192,6 +197,18 @@ def bundled_prompts() -> set[str]:
     return {normalise(example.prompt) for path in paths for example in read_bundled_safety(path)}
 
 
+def evaluation_index() -> NearDuplicateIndex:
+    """The bundled files that are scored (validation, test, challenge): a generated request that is a
+    near-duplicate of one of them (so8t.data.contamination) is skipped, so no training data is an evaluation
+    prompt in other words."""
+    return _index_of(tuple(eval_file_path(name) for name in EVAL_FILES))
+
+
+@functools.lru_cache(maxsize=8)
+def _index_of(paths: tuple[Path, ...]) -> NearDuplicateIndex:
+    return NearDuplicateIndex({path.name: [e.prompt for e in read_bundled_safety(path)] for path in paths})
+
+
 def _deck(decision: str, rng: random.Random, live: set[str]) -> list[str]:
     weights = vocabulary().category_weights
     cards = [
@@ -219,6 +236,8 @@ def _decision_stream(split: str, decision: str, seed: int, excluded: set[str]) -
             request = compose(rng, decision, category)
             key = normalise(request.prompt)
             if key in seen or key in excluded or split_of_core(request.core) != split:
+                continue
+            if evaluation_index().matches(request.prompt):
                 continue
             seen.add(key)
             yield request
