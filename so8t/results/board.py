@@ -307,6 +307,8 @@ class Leaderboard:
     z: float
     # (row, column) -> its unit score, computed once (a bootstrap when the file has no stderr)
     units: dict[tuple[int, RunKey], Any] = field(default_factory=dict)
+    # why the ranked columns depend on the models shown (empty when every one was declared in full)
+    inferred: list[str] = field(default_factory=list)
 
     @property
     def all_rows(self) -> list[ModelRow]:

@@ -179,6 +179,7 @@ def to_markdown(board: Leaderboard) -> str:
         lines += ["", "## Not ranked", "", "| model | backend | coverage |", "|---|---|---|"]
         lines += [f"| {esc(r.name)} | {esc(r.backend)} | {esc(r.coverage)} |" for r in board.apart]
     lines += ["", "## Ranking", "", RANKING_RULE, ""]
+    lines += [f"**Inferred:** {esc(line)}" + "\n" for line in board.inferred]
     lines += [f"- {key.task} ({key.label}): {_headline_text(board, key)}" for key in board.ranked]
     if board.notes:
         lines += ["", "## Notes", "", *[f"- {n}" for n in board.notes]]
@@ -357,6 +358,7 @@ def to_html(board: Leaderboard) -> str:
         n_files=sum(len(r.sources) for r in board.all_rows),
         missing=MISSING,
         ranking_rule=RANKING_RULE,
+        inferred=board.inferred,
         headlines=[
             {"task": k.task, "label": k.label, "text": _headline_text(board, k)} for k in board.ranked
         ],
