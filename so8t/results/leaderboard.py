@@ -124,6 +124,11 @@ def run_cli(args: argparse.Namespace) -> int:
         args.results, title=args.title, tasks=_names(args.tasks), rank_tasks=rank_tasks, z=args.z
     )
     paths = write_leaderboard(board, args.out)
+    if board.apart:
+        print(
+            f"ranked {len(board.rows)} of {len(board.all_rows)} models: the others did not run every ranked "
+            "column and are listed apart, however they score"
+        )
     for row in board.rows:
         score = MISSING if row.score is None else f"{row.score:.3f}"
         print(f"{row.rank if row.rank is not None else '-':>3}. {row.name} ({row.backend}) score {score}")

@@ -256,3 +256,23 @@ def bootstrap_stderr(
         draws = _resampled(values, indices, aggregation, aggregate)
     finite = draws[np.isfinite(draws)]
     return float(np.std(finite, ddof=1)) if finite.size >= max(2, iters // 2) else None
+
+
+def paired_draws(
+    base: Sequence[Any], current: Sequence[Any], *, aggregation: str | None, metric: str, indices: Any
+) -> Any:
+    """`agg(current[idx_b]) - agg(baseline[idx_b])` for every row of `indices` (document resamples shared
+    by every metric of a task), or None when the aggregation is unknown: the joint draws a family-wise test
+    of several metrics on the same documents is built on (so8t.results.familywise)."""
+    import numpy as np
+
+    aggregate = lookup_aggregation(aggregation, metric)
+    if aggregate is None or len(base) != len(current) or not base:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.asarray(
+            _resampled(current, indices, aggregation, aggregate)
+            - _resampled(base, indices, aggregation, aggregate),
+            dtype=float,
+        )

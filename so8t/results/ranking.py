@@ -311,3 +311,8 @@ def rank(board: Leaderboard, names: Sequence[str] | None) -> None:
     apart = sorted((r for r in board.rows if r.score is None), key=lambda r: r.name)
     _bands(board, ranked, board.z)
     board.rows, board.apart = ranked, apart
+    if ranked and apart:
+        board.notes.append(
+            f"The rank is among the {len(ranked)} model(s) that ran every ranked column; {len(apart)} other(s) "
+            "are listed apart, however they score."
+        )
