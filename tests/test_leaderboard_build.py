@@ -205,7 +205,9 @@ def test_model_args_recorded_as_a_dict_are_read():
 def test_the_real_lm_eval_file_is_read():
     board = build_leaderboard([str(FIXTURES / "real_hf_tiny_gpt2.json")])
     row = board.rows[0]
-    assert (row.backend, row.parameters, row.full_name) == ("hf", 4512, "/tmp/gate_real/model")
+    recorded = json.loads((FIXTURES / "real_hf_tiny_gpt2.json").read_text())["config"]["model_num_parameters"]
+    assert (row.backend, row.parameters, row.full_name) == ("hf", recorded, "/tmp/gate_real/model")
+    assert [k.task for k in board.ranked] == ["tiny_choice"]  # the recipe's task (tests/tiny_gpt2_recipe.py)
 
 
 def test_a_glob_matching_nothing_is_a_user_error_naming_it(tmp_path, capsys):
