@@ -37,5 +37,6 @@ def test_lm_eval_results_of_a_tiny_local_model_pass_through_gate_and_leaderboard
         str(model),
         data["config"]["model_num_parameters"],
     )
-    assert row.name == model.parent.name  # short: the path's last part that is not a generic folder name
+    # short: the path's last part that is not a generic folder name, the backend and what it measured with
+    assert row.name == f"{model.parent.name} [hf] dtype=float32"
     capsys.readouterr()
