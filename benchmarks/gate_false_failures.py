@@ -170,7 +170,11 @@ def gates(base: RunResults, iters: int) -> dict[str, tuple[GateConfig, Callable,
             lambda r: renamed(r, FULL_NAMES),
             True,
         ),
-        "--baseline only (every metric)": (bare.model_copy(update={"bootstrap_iters": iters}), lambda r: r, False),
+        "--baseline only (every metric)": (
+            bare.model_copy(update={"bootstrap_iters": iters}),
+            lambda r: r,
+            False,
+        ),
     }
 
 
@@ -220,7 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     for name, decide in USELESS.items():
         row(f"useless: {name}", lambda rng, d=decide: (real, run_from(real, policy(outcomes, d))), 1)
-    print(f"\n{args.pairs} pairs per row, {args.iters} bootstrap resamples; {time.perf_counter() - started:.0f} s")
+    print(
+        f"\n{args.pairs} pairs per row, {args.iters} bootstrap resamples; {time.perf_counter() - started:.0f} s"
+    )
     return 0
 
 
