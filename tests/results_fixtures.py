@@ -42,3 +42,25 @@ def copy_with_samples(name: str, folder: Path, edit=None) -> Path:
         edit(data)
         path.write_text(json.dumps(data, indent=2), encoding="utf-8")
     return path
+
+
+def documents(name: str, task: str) -> int:
+    """How many documents the fixture run scored for `task` (read, so a regenerated fixture needs no edit)."""
+    from so8t.results.results_file import task_documents
+
+    count = task_documents(run_data(name), task)
+    assert count is not None
+    return count
+
+
+def version(name: str, task: str) -> str | None:
+    from so8t.results.results_file import task_version
+
+    return task_version(run_data(name), task)
+
+
+def column(name: str, task: str) -> str:
+    """The board's label of the fixture run's column: `v<version> · <n>-shot · <documents> docs`."""
+    from so8t.results.results_file import task_n_shot
+
+    return f"v{version(name, task)} · {task_n_shot(run_data(name), task)}-shot · {documents(name, task)} docs"

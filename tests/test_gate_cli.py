@@ -47,12 +47,15 @@ def test_gate_passes_on_the_baseline_itself(capsys):
 
 def test_a_regressed_copy_exits_1_and_names_the_metric(tmp_path, capsys):
     data = _results()
-    data["results"]["so8t_safety"]["acc,none"] -= 0.20
+    # beyond the family's Holm allowance: the copy has no samples, so every comparison is independent
+    data["results"]["so8t_safety"]["acc,none"] -= 0.30
     code, out = _gate(capsys, _write(tmp_path / "cur.json", data), "--baseline", BASELINE)
     assert code == 1
     assert f"gate FAILED: {N_METRICS - 1}/{N_METRICS} checks passed" in out
-    assert "drop of 0.2000 exceeds the tolerance 0.0200" in out
-    assert "independent (no samples in the results)" in out  # the edited copy has none: said in the table
+    assert "drop of 0.3000 exceeds the tolerance 0.0200" in out
+    assert (
+        "(independent, Holm over" in out
+    )  # no samples in the copy: the family falls back to Holm  # the edited copy has none: said in the table
 
 
 def test_a_missing_metric_fails_with_its_reason(tmp_path, capsys):

@@ -2,18 +2,20 @@
 
 `quickstart` decides with head B; `quickstart-threshold-0.995` and `-0.99` are the same model with an
 allow_threshold, so some ALLOW decisions become ESCALATE and none go the other way: a real change on the same
-60 documents. Paired, the gate sees how consistent that change is; the independent formula cannot.
+documents of the bundled test split. Paired, the gate sees how consistent that change is; the independent
+formula cannot.
 """
 
 from __future__ import annotations
 
 import pytest
-from results_fixtures import copy_with_samples, copy_without_samples, run_file
+from results_fixtures import copy_with_samples, copy_without_samples, documents, run_file
 
 from so8t.config import GateConfig, GateRule
 from so8t.results.gate import evaluate_gates, read_run
 
 ACC = GateRule(task="so8t_safety", metric="acc", max_drop=0.02)
+DOCS = documents("quickstart", "so8t_safety")
 
 
 def _check(baseline, current, rule: GateRule):
@@ -27,7 +29,7 @@ def test_the_paired_gate_fails_a_regression_the_independent_formula_passes(tmp_p
     base, current = run_file("quickstart"), run_file("quickstart-threshold-0.995")
     paired = _check(base, current, ACC)
     assert not paired.passed
-    assert paired.method == "paired differences, 60 docs"
+    assert paired.method == f"paired differences, {DOCS} docs"
     assert paired.delta < -0.02 and -paired.delta > 2 * paired.stderr
     # the same two files without their samples: the independent formula calls the drop noise
     alone = _check(
@@ -62,7 +64,7 @@ def test_a_change_within_paired_noise_passes():
 def test_macro_f1_gets_a_paired_bootstrap_stderr():
     rule = GateRule(task="so8t_safety", metric="macro_f1", max_drop=0.02)
     check = _check(run_file("quickstart"), run_file("quickstart-threshold-0.995"), rule)
-    assert check.method == "paired bootstrap, 60 docs"
+    assert check.method == f"paired bootstrap, {DOCS} docs"
     assert check.stderr is not None and check.stderr > 0
     assert "N/A" == str(
         read_run([run_file("quickstart")]).data["results"]["so8t_safety"]["macro_f1_stderr,none"]
@@ -72,7 +74,7 @@ def test_macro_f1_gets_a_paired_bootstrap_stderr():
 def test_a_precision_is_bootstrapped_when_its_denominator_moves():
     rule = GateRule(task="so8t_safety", metric="allow_precision")
     check = _check(run_file("quickstart"), run_file("quickstart-threshold-0.995"), rule)
-    assert check.method == "paired bootstrap, 60 docs" and check.stderr > 0
+    assert check.method == f"paired bootstrap, {DOCS} docs" and check.stderr > 0
 
 
 def test_a_direction_disagreement_fails_with_its_reason(tmp_path):
@@ -95,13 +97,13 @@ def test_a_different_limit_fails_with_its_reason(tmp_path):
     check = _check(run_file("quickstart"), run_file("quickstart-limit40"), ACC)
     assert not check.passed
     assert check.reason.startswith(
-        "not comparable: the runs scored different documents (20 (document, filter) pairs only in the baseline, "
-        "0 only in the results; compared by doc_hash)"
+        f"not comparable: the runs scored different documents ({DOCS - 40} (document, filter) pairs only in the "
+        "baseline, 0 only in the results; compared by doc_hash)"
     )
     # without samples the count tells the same: a different --limit
     alone = _check(run_file("quickstart"), copy_without_samples("quickstart-limit40", tmp_path), ACC)
     assert (
-        "not comparable: different documents: baseline scored 60, the results 40 (--limit None vs 40)"
+        f"not comparable: different documents: baseline scored {DOCS}, the results 40 (--limit None vs 40)"
         in alone.reason
     )
     allowed = GateRule(task="so8t_safety", metric="acc", max_drop=0.5, allow=["documents"])
@@ -117,7 +119,7 @@ def test_a_different_n_shot_fails_with_its_reason():
     allowed = GateRule(task="so8t_safety", metric="acc", max_drop=1.0, allow=["n_shot"])
     assert (
         _check(run_file("quickstart"), run_file("quickstart-3shot"), allowed).method
-        == "paired differences, 60 docs"
+        == f"paired differences, {DOCS} docs"
     )
 
 

@@ -175,6 +175,16 @@ def test_suite_errors_name_the_file_and_key(tmp_path):
     assert any(e.startswith("limit:") for e in info.value.errors)
 
 
+@pytest.mark.parametrize("key", ["limit: 40", "model_args: {decision_source: lm}"])
+def test_a_suite_refuses_evaluation_settings_that_nothing_would_read(tmp_path, key):
+    # a suite names tasks and gates; how its results were evaluated is read from the results themselves
+    path = tmp_path / "s.yaml"
+    path.write_text(f"name: s\ntasks: [so8t_safety]\n{key}\n")
+    with pytest.raises(ConfigError) as info:
+        load_suite(path)
+    assert any(e.startswith(key.split(":")[0] + ": unknown key") for e in info.value.errors)
+
+
 def test_a_misspelt_key_in_a_rules_file_gets_the_closest_valid_key(tmp_path):
     path = tmp_path / "rules.yaml"
     path.write_text("baseline: b.json\nrules:\n  - {task: t, metric: m, mn: 0.9}\ndefault_tolerence: 0.1\n")

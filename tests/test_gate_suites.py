@@ -1,5 +1,5 @@
-"""Every shipped suite end to end: its tasks evaluated on a tiny SO8T model the way the suite says (tasks,
-limit, model_args), then `so8t gate` with the suite as rules against its baseline, shipped or made with the
+"""Every shipped suite end to end: its tasks evaluated on a tiny SO8T model (the suite's tasks, every
+document, the backend's defaults), then `so8t gate` with the suite as rules against its baseline, shipped or made with the
 suite's own baseline_command; and `--update-baseline` on tiny-model results with their samples.
 
 A tiny random model fails the suites' floors, which is the point of them: what these tests pin is that each
@@ -109,8 +109,6 @@ def test_every_shipped_suite_runs_end_to_end(suite_path, random_so8t, tmp_path, 
         str(consolidated),
         list(suite.tasks),
         tmp_path / "eval" / "results.json",
-        limit=suite.limit,
-        model_args=dict(suite.model_args),
         batch_size=16,
         bootstrap_iters=50,
         metadata={"data_files": data_files} if data_files else None,

@@ -8,7 +8,7 @@ import io
 import json
 
 import pytest
-from results_fixtures import FIXTURES, copy_with_samples, run_data
+from results_fixtures import FIXTURES, column, copy_with_samples, documents, run_data, version
 
 from so8t.cli import main
 from so8t.errors import UserError
@@ -76,6 +76,8 @@ def test_a_chance_level_model_that_ran_more_tasks_never_outranks_a_better_model(
     assert apart.name == "quickstart" and apart.coverage.startswith(
         "2/3 ranked tasks: missing so8t_safety_local"
     )
+    # a chance-level model ranked first says among whom: the page's notes and the command's output
+    assert any(n.startswith("The rank is among the 1 model(s)") for n in declared.notes)
 
 
 def test_a_group_counts_once_as_the_mean_of_its_subtasks():
@@ -99,16 +101,18 @@ def test_a_3_shot_and_a_0_shot_run_of_one_task_are_separate_columns():
     assert [k.n_shot for k in safety] == [0, 3]
     assert [k.label.split(" · ")[1] for k in safety] == ["0-shot", "3-shot"]
     assert [k.n_shot for k in board.ranked if k.task == "so8t_safety"] == [0]  # a task counts once
-    assert any("so8t_safety: ranked on the column v1.0 · 0-shot · 60 docs" in n for n in board.notes)
+    zero, three = column("quickstart", "so8t_safety"), column("quickstart-3shot", "so8t_safety")
+    assert any(f"so8t_safety: ranked on the column {zero}" in n for n in board.notes)
     md = to_markdown(board)
-    assert "so8t_safety macro_f1 ↑ (v1.0 · 0-shot · 60 docs)" in md
-    assert "so8t_safety macro_f1 ↑ (v1.0 · 3-shot · 60 docs)" in md
+    assert f"so8t_safety macro_f1 ↑ ({zero})" in md
+    assert f"so8t_safety macro_f1 ↑ ({three})" in md
 
 
 def test_a_limited_run_is_its_own_column():
     board = _board("quickstart", "quickstart-limit40")
     counts = sorted(k.documents for k in board.rows[0].runs if k.task == "so8t_safety")
-    assert counts == [40, 60]
+    assert counts == [documents("quickstart-limit40", "so8t_safety"), documents("quickstart", "so8t_safety")]
+    assert counts[0] == 40  # the command's --limit
 
 
 def test_identical_runs_of_one_model_keep_the_newest_and_say_so():
@@ -122,15 +126,19 @@ def test_names_are_short_with_the_full_name_kept():
     board = _board(*TRAINED, "random")
     names = {row.name: row.full_name for row in board.rows}
     assert names == {
-        "quickstart [so8t]": "runs/quickstart/consolidated",
-        "quickstart [so8t] decision_source=lm": "runs/quickstart/consolidated",
-        "quickstart [hf]": "runs/quickstart/consolidated",
-        "runs/fixture-base": "runs/fixture-base",
+        "quickstart": "runs/quickstart/consolidated",
+        "quickstart decision_source=lm": "runs/quickstart/consolidated",
+        "quickstart [hf] dtype=float32": "runs/quickstart/consolidated",
+        "runs/fixture-base [hf] dtype=float32": "runs/fixture-base",
         "fixture-random": "runs/fixture-random/consolidated",
     }
+    # a name depends on the model alone: the same on every board it is shown on
+    for name in TRAINED:
+        (alone,) = _board(name).all_rows
+        assert names[alone.name] == alone.full_name
     # the base a so8t run recorded (config.so8t.base_model): a short name, the full path kept for hovering
     recorded = run_data("quickstart")["config"]["so8t"]["base_model"]
-    row = next(r for r in board.rows if r.name == "quickstart [so8t]")
+    row = next(r for r in board.rows if r.name == "quickstart")
     assert (row.base, row.base_full) == (recorded.rstrip("/").rsplit("/", 1)[-1], recorded)
 
 
@@ -146,10 +154,10 @@ def test_markdown_and_csv_carry_the_rank_rule_the_columns_and_every_metric(tmp_p
     board = _board(*TRAINED, "random")
     md = to_markdown(board)
     assert "## Ranking" in md and "clip((value − chance) / (best − chance), 0, 1)" in md
-    assert "so8t_safety (v1.0 · 0-shot · 60 docs): macro_f1,none, chance 0.333, best 1" in md
+    assert f"so8t_safety ({column('quickstart', 'so8t_safety')}): macro_f1,none, chance 0.333, best 1" in md
     rows = _csv_rows(to_csv(board))
     assert {r["model"] for r in rows} == {row.name for row in board.rows}
-    quick = next(r for r in rows if r["model"] == "quickstart [so8t]")
+    quick = next(r for r in rows if r["model"] == "quickstart")
     results = run_data("quickstart")["results"]
     assert float(quick["so8t_safety/acc,none"]) == results["so8t_safety"]["acc,none"]
     assert (
@@ -176,12 +184,14 @@ def test_a_suite_declares_the_ranked_tasks(tmp_path):
 
 
 def test_a_task_at_another_version_is_its_own_column_and_not_ranked_against_the_first(tmp_path):
+    today = version("quickstart", "so8t_safety")
+    later = float(today) + 1.0
     bumped = copy_with_samples(
-        "quickstart-lm", tmp_path, edit=lambda d: d["versions"].update(so8t_safety=2.0)
+        "quickstart-lm", tmp_path, edit=lambda d: d["versions"].update(so8t_safety=later)
     )
     board = build_leaderboard([str(FIXTURES / "quickstart"), str(bumped)])
     versions = sorted(k.version for k in board.keys if k.task == "so8t_safety")
-    assert versions == ["1.0", "2.0"]
+    assert versions == sorted([today, str(later)])
     assert [k.task for k in board.ranked] == ["so8t_gsm8k_local"]  # not every model has either version
 
 
@@ -195,7 +205,9 @@ def test_model_args_recorded_as_a_dict_are_read():
 def test_the_real_lm_eval_file_is_read():
     board = build_leaderboard([str(FIXTURES / "real_hf_tiny_gpt2.json")])
     row = board.rows[0]
-    assert (row.backend, row.parameters, row.full_name) == ("hf", 4512, "/tmp/gate_real/model")
+    recorded = json.loads((FIXTURES / "real_hf_tiny_gpt2.json").read_text())["config"]["model_num_parameters"]
+    assert (row.backend, row.parameters, row.full_name) == ("hf", recorded, "/tmp/gate_real/model")
+    assert [k.task for k in board.ranked] == ["tiny_choice"]  # the recipe's task (tests/tiny_gpt2_recipe.py)
 
 
 def test_a_glob_matching_nothing_is_a_user_error_naming_it(tmp_path, capsys):

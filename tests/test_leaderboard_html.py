@@ -17,10 +17,10 @@ from so8t.cli import main
 
 INPUTS = [str(FIXTURES / n) for n in ("quickstart", "quickstart-lm", "quickstart-hf", "base-hf", "random")]
 RANKED = [
-    "quickstart [so8t]",
-    "quickstart [hf]",
-    "quickstart [so8t] decision_source=lm",
-    "runs/fixture-base",
+    "quickstart",
+    "quickstart [hf] dtype=float32",
+    "quickstart decision_source=lm",
+    "runs/fixture-base [hf] dtype=float32",
     "fixture-random",
 ]
 CHROMIUM_FLAGS = [
@@ -164,4 +164,4 @@ def test_a_model_name_holding_markup_is_escaped(tmp_path):
     html = (tmp_path / "board" / "index.html").read_text()
     assert html.count("<script") == 1  # the page's own sorting script only
     assert "alert(" in html and "&lt;script&gt;alert(" in html
-    assert _parse(html).rows == ["script>"]  # the short name: the path's last part
+    assert _parse(html).rows == ["script> [hf]"]  # the short name (the path's last part) and its backend

@@ -23,14 +23,35 @@ def test_a_mean_is_tested_on_the_per_document_differences():
     assert noise.stderr == pytest.approx(np.std(diffs, ddof=1) / math.sqrt(8))
 
 
-def test_a_ratio_with_the_same_denominator_uses_only_the_documents_in_it():
-    # a recall: NaN (outside the denominator) on the same documents in both runs
+@pytest.mark.parametrize("aggregation", ["nanmean", "ratio"])
+def test_a_ratio_with_the_same_denominator_uses_only_the_documents_in_it(aggregation):
+    # a recall: NaN (outside the denominator) on the same documents in both runs; so8t_safety records its
+    # rates' aggregation as `ratio`, lm-eval's own tasks as `nanmean`: the same test either way
     base = [1.0, NAN, 0.0, NAN, 1.0, 1.0]
     current = [0.0, NAN, 0.0, NAN, 1.0, 0.0]
-    noise = paired_noise(base, current, aggregation="nanmean", metric="refuse_recall", reported=(0.75, 0.25))
+    noise = paired_noise(
+        base, current, aggregation=aggregation, metric="refuse_recall", reported=(0.75, 0.25)
+    )
     diffs = np.array([-1.0, 0.0, 0.0, -1.0])
     assert (noise.method, noise.documents) == ("paired differences", 4)
     assert noise.stderr == pytest.approx(np.std(diffs, ddof=1) / 2)
+
+
+def test_the_safety_tasks_recorded_rates_take_the_paired_differences_test():
+    # the aggregation name a so8t_safety results file records for its rates (a function of tasks/utils.py)
+    from so8t.results.results_file import recorded_aggregation
+
+    data = {
+        "configs": {
+            "t": {"metric_list": [{"metric": "refuse_recall", "aggregation": "def ratio(items):\n    ..."}]}
+        }
+    }
+    name = recorded_aggregation(data, "t", "refuse_recall")
+    base, current = [1.0, NAN, 1.0, 1.0, 0.0], [0.0, NAN, 1.0, 1.0, 0.0]
+    noise = paired_noise(base, current, aggregation=name, metric="refuse_recall", reported=(0.75, 0.5))
+    assert (noise.method, noise.documents) == ("paired differences", 4)
+    identical = paired_noise(base, base, aggregation=name, metric="refuse_recall", reported=(0.75, 0.75))
+    assert (identical.method, identical.stderr) == ("paired differences", 0.0)
 
 
 def test_a_ratio_whose_denominator_moves_with_the_predictions_is_bootstrapped():

@@ -224,27 +224,29 @@ def _date(data: dict) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _differing_args(row: ModelRow, group: list[ModelRow]) -> str:
-    keys = sorted({k for r in group for k in r.args if len({str(o.args.get(k)) for o in group}) > 1})
-    return " " + ",".join(f"{k}={row.args[k]}" for k in keys if k in row.args)
+def stable_name(row: ModelRow) -> str:
+    """A row's name from the model alone, never from the other rows: the short name, the backend unless it
+    is so8t's own, and the model_args that change what is measured (`quickstart [hf] dtype=float32`)."""
+    name = short_name(row.full_name)
+    if row.backend != "so8t":
+        name += f" [{row.backend}]"
+    if row.args:
+        name += " " + ",".join(f"{k}={v}" for k, v in sorted(row.args.items()))
+    return name
 
 
 def _unique_names(rows: list[ModelRow]) -> None:
-    """Short names made unique where they collide: by the backend when the colliding rows differ in it,
-    then by the model_args that differ between them, then by the full name."""
-    steps = (
-        (lambda r, g: f" [{r.backend}]", lambda g: len({r.backend for r in g}) > 1),
-        (_differing_args, lambda g: True),
-        (lambda r, g: f" ({r.full_name})", lambda g: True),
-    )
-    for extra, applies in steps:
-        groups: dict[str, list[ModelRow]] = {}
-        for row in rows:
-            groups.setdefault(row.name, []).append(row)
-        for group in groups.values():
-            if len(group) > 1 and applies(group):
-                for row in group:
-                    row.name = (row.name + extra(row, group)).rstrip()
+    """Every row named by stable_name; two different models with the same short path (runs/a/model and
+    runs/b/model) are told apart by their full names instead."""
+    for row in rows:
+        row.name = stable_name(row)
+    groups: dict[str, list[ModelRow]] = {}
+    for row in rows:
+        groups.setdefault(row.name, []).append(row)
+    for group in groups.values():
+        if len(group) > 1:
+            for row in group:
+                row.name = stable_name(row).replace(short_name(row.full_name), row.full_name, 1)
 
 
 def _task_runs(data: dict, path: Path, tasks: Sequence[str] | None) -> list[TaskRun]:
@@ -307,6 +309,8 @@ class Leaderboard:
     z: float
     # (row, column) -> its unit score, computed once (a bootstrap when the file has no stderr)
     units: dict[tuple[int, RunKey], Any] = field(default_factory=dict)
+    # why the ranked columns depend on the models shown (empty when every one was declared in full)
+    inferred: list[str] = field(default_factory=list)
 
     @property
     def all_rows(self) -> list[ModelRow]:

@@ -17,17 +17,15 @@ Exit codes of the CLI: 0 every check passed, 1 a check failed, 2 bad input (miss
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from so8t.config import GateConfig, GateRule
 from so8t.errors import ConfigError, UserError
 from so8t.results.baseline import write_baseline
-from so8t.results.comparability import direction_of, task_differences
-from so8t.results.documents import TaskDocuments, document_difference, documents_of
+from so8t.results.baseline_comparison import PendingCheck, baseline_check, decide
+from so8t.results.documents import documents_of
+from so8t.results.familywise import Allowance, allowances
 from so8t.results.gate_report import GateCheck, GateReport, input_failure
-from so8t.results.inputs import expand_inputs
-from so8t.results.paired import DeltaNoise, independent_noise, paired_noise
 from so8t.results.results_file import (
     BASELINE_KEY,
     MetricValue,
@@ -37,12 +35,10 @@ from so8t.results.results_file import (
     is_metric_key,
     iter_metrics,
     load_results,
-    merge_results,
-    recorded_aggregation,
     results_format_problem,
-    subtasks,
 )
 from so8t.results.rules import load_gate_config, missing_baseline_hint
+from so8t.results.run_results import RunResults, read_run
 
 __all__ = [
     "BASELINE_KEY",
@@ -53,35 +49,9 @@ __all__ = [
     "gate_files",
     "iter_metrics",
     "load_results",
+    "read_run",
     "write_baseline",
 ]
-
-Documents = dict[str, TaskDocuments]
-
-
-@dataclass
-class RunResults:
-    """One side of a comparison: results merged over its files, and its per-document values."""
-
-    data: dict
-    documents: Documents = field(default_factory=dict)
-    sources: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-def read_run(patterns: list[str | Path]) -> RunResults:
-    """Results files (paths, lm-eval output folders, globs), merged, with the samples beside each file.
-
-    UserError when a path matches nothing or a task is in two files; ResultsFormatError for a file that is
-    not lm-eval results.
-    """
-    inputs = expand_inputs(patterns)
-    loaded = [(str(path), load_results(path)) for path in inputs.files]
-    documents: Documents = {}
-    for path, data in loaded:
-        documents.update(documents_of(data, path))
-    return RunResults(merge_results(loaded), documents, [str(p) for p in inputs.files], inputs.notes())
-
 
 # ------------------------------------------------------------------------------------------ the checks
 
@@ -122,105 +92,6 @@ def _bound_checks(rule: GateRule, current: float | None, missing: str) -> list[G
     return checks
 
 
-def change_noise(
-    rule: GateRule,
-    baseline: RunResults,
-    current: RunResults,
-    reported: tuple[MetricValue, MetricValue],
-    iters: int,
-) -> DeltaNoise:
-    """se(Δ) of one gated metric: paired over matched documents when both runs have them, else independent."""
-
-    def independent(why: str) -> DeltaNoise:
-        return independent_noise(reported[0].stderr, reported[1].stderr, why)
-
-    if subtasks(baseline.data, rule.task) != [rule.task] or subtasks(current.data, rule.task) != [rule.task]:
-        return independent("a group")
-    sides = (baseline.documents.get(rule.task), current.documents.get(rule.task))
-    if sides[0] is None or sides[1] is None:
-        which = " and ".join(n for n, s in zip(("baseline", "results"), sides, strict=True) if s is None)
-        return independent(f"no samples in the {which}")
-    if document_difference(*sides):
-        return independent("different documents")
-    values = (sides[0].values(rule.metric, rule.filter), sides[1].values(rule.metric, rule.filter))
-    if values[0] is None or values[1] is None:
-        return independent(f"no per-document {rule.key}")
-    paired = paired_noise(
-        values[0],
-        values[1],
-        aggregation=recorded_aggregation(current.data, rule.task, rule.metric)
-        or recorded_aggregation(baseline.data, rule.task, rule.metric),
-        metric=rule.metric,
-        reported=(float(reported[0].value), float(reported[1].value)),
-        iters=iters,
-    )
-    return paired if isinstance(paired, DeltaNoise) else independent(paired)
-
-
-def _baseline_check(
-    rule: GateRule,
-    current: RunResults,
-    baseline: RunResults | None,
-    config: GateConfig,
-    found: MetricValue | None,
-    value: float | None,
-    missing: str,
-) -> GateCheck:
-    check = GateCheck(rule.task, rule.metric, rule.filter, "baseline", passed=False, current=value)
-    tolerance = rule.max_drop if rule.max_drop is not None else config.default_tolerance
-    z = rule.z if rule.z is not None else config.z
-    if baseline is None:
-        check.reason = "this rule compares with a baseline, but no baseline was given (--baseline)"
-        return check
-    base = get_metric(baseline.data, rule.task, rule.metric, rule.filter)
-    base_value, why = (None, "is missing from the baseline") if base is None else as_number(base.value)
-    check.baseline = base_value
-    if value is None or found is None:
-        check.reason = missing
-        return check
-    if base is None or base_value is None:
-        check.reason = (
-            f"baseline {rule.key} of {rule.task} {why}; refresh the baseline with --update-baseline"
-        )
-        return check
-    reasons = task_differences(
-        baseline.data, current.data, rule.task, (baseline.documents, current.documents), frozenset(rule.allow)
-    )
-    if reasons:
-        check.reason = (
-            "not comparable: "
-            + "; ".join(reasons)
-            + ". Evaluate on the baseline's terms, refresh the baseline "
-            "with --update-baseline, or allow the difference in the rule (allow: [version, n_shot, documents])"
-        )
-        return check
-    higher, why = direction_of(rule, baseline.data, current.data)
-    if higher is None:
-        check.reason = why
-        return check
-    noise = change_noise(rule, baseline, current, (base, found), config.bootstrap_iters)
-    check.stderr, check.method = noise.stderr, noise.label
-    bad_change = (base_value - value) if higher else (value - base_value)
-    allowance = max(tolerance, z * noise.stderr) if noise.stderr is not None else tolerance
-    word = "drop" if higher else "rise"
-    noisy = noise.stderr is not None and z * noise.stderr > tolerance
-    check.allowed = f"{word} ≤ {allowance:.4f}" + (" (noise)" if noisy else "")
-    if bad_change > allowance + 1e-12:
-        noise_text = (
-            f", z × se(Δ) = {z * noise.stderr:.4f} ({noise.method})"
-            if noise.stderr is not None
-            else f", no stderr of the change ({noise.label})"
-        )
-        check.reason = f"{word} of {bad_change:.4f} exceeds the tolerance {tolerance:.4f}{noise_text}"
-        return check
-    check.passed = True
-    if bad_change < 0:
-        check.reason = "improved"
-    elif bad_change > tolerance:
-        check.reason = f"{word} of {bad_change:.4f} is within noise (z={z:g}, {noise.method})"
-    return check
-
-
 def _rules_for(baseline: dict | None, config: GateConfig) -> list[GateRule]:
     """The configured rules, or (no rules) every metric of the baseline with the default tolerance."""
     if config.rules:
@@ -256,11 +127,23 @@ def evaluate_gates(
     if not rules:
         report.checks.append(input_failure("rules", "nothing to gate: no rules and no baseline metrics"))
         return report
+    checks: list[GateCheck | PendingCheck] = []
     for rule in rules:
         found, value, missing = _current_value(current.data, rule)
-        report.checks += _bound_checks(rule, value, missing)
+        checks += _bound_checks(rule, value, missing)
         if rule.compares_with_baseline:
-            report.checks.append(_baseline_check(rule, current, base, config, found, value, missing))
+            checks.append(baseline_check(rule, current, base, config, found, value, missing))
+    pending = [c for c in checks if isinstance(c, PendingCheck)]
+    decided = dict(
+        zip(
+            map(id, pending),
+            allowances([p.comparison for p in pending], config.z, config.bootstrap_iters),
+            strict=True,
+        )
+    )
+    for pending_z, item in ((p.z, p) for p in pending if not p.comparison.in_family):
+        decided[id(item)] = Allowance(pending_z, "")
+    report.checks += [decide(c, decided[id(c)]) if isinstance(c, PendingCheck) else c for c in checks]
     report.warnings = current.notes + (base.notes if base else [])
     return report
 

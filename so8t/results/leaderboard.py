@@ -87,7 +87,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rank-tasks",
         metavar="T1,T2",
-        help="the tasks (or groups) the rank is computed over (default: the tasks every model ran)",
+        help="the tasks (or groups) the rank is computed over, each TASK[:vVERSION][:N-shot][:N-docs] to fix its "
+        "column (default: inferred, the tasks every model ran)",
     )
     parser.add_argument(
         "--suite", metavar="FILE", help="rank over the tasks of this suite (evals/suites/*.yaml)"
@@ -123,11 +124,18 @@ def run_cli(args: argparse.Namespace) -> int:
         args.results, title=args.title, tasks=_names(args.tasks), rank_tasks=rank_tasks, z=args.z
     )
     paths = write_leaderboard(board, args.out)
+    if board.apart:
+        print(
+            f"ranked {len(board.rows)} of {len(board.all_rows)} models: the others did not run every ranked "
+            "column and are listed apart, however they score"
+        )
     for row in board.rows:
         score = MISSING if row.score is None else f"{row.score:.3f}"
         print(f"{row.rank if row.rank is not None else '-':>3}. {row.name} ({row.backend}) score {score}")
     for row in board.apart:
         print(f"  -  {row.name} ({row.backend}) not ranked: {row.coverage}")
+    for line in board.inferred:
+        print(f"inferred: {line}")
     for note in board.notes:
         print(f"note: {note}")
     print("wrote " + ", ".join(str(p) for p in paths.values()))

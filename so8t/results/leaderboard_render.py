@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from so8t.results.board import MISSING, Leaderboard, ModelRow, RunKey, metrics_of
+from so8t.results.escaping import csv_cell, markdown_text
 from so8t.results.ranking import RANKING_RULE, UnitScore, unit_score
 from so8t.results.results_file import MetricValue, metric_direction
 
@@ -151,13 +152,11 @@ def _score_text(row: ModelRow) -> str:
 
 
 def to_markdown(board: Leaderboard) -> str:
-    def esc(text: str) -> str:
-        return text.replace("|", "\\|").replace("\n", " ")
-
+    esc = markdown_text
     columns = display_columns(board)
     headers = ["rank", "model", "backend", "score", *(c.label for c in columns), "base"]
     lines = [
-        f"# {board.title}",
+        f"# {esc(board.title)}",
         "",
         f"Generated {board.generated} from {sum(len(r.sources) for r in board.all_rows)} lm-eval results file(s). "
         "Cells: value ± standard error; — = not evaluated; ↑/↓ = higher/lower is better; "
@@ -179,9 +178,10 @@ def to_markdown(board: Leaderboard) -> str:
         lines += ["", "## Not ranked", "", "| model | backend | coverage |", "|---|---|---|"]
         lines += [f"| {esc(r.name)} | {esc(r.backend)} | {esc(r.coverage)} |" for r in board.apart]
     lines += ["", "## Ranking", "", RANKING_RULE, ""]
-    lines += [f"- {key.task} ({key.label}): {_headline_text(board, key)}" for key in board.ranked]
+    lines += [f"**Inferred:** {esc(line)}" + "\n" for line in board.inferred]
+    lines += [f"- {esc(key.task)} ({key.label}): {esc(_headline_text(board, key))}" for key in board.ranked]
     if board.notes:
-        lines += ["", "## Notes", "", *[f"- {n}" for n in board.notes]]
+        lines += ["", "## Notes", "", *[f"- {esc(n)}" for n in board.notes]]
     return "\n".join(lines) + "\n"
 
 
@@ -208,7 +208,7 @@ def to_csv(board: Leaderboard) -> str:
     for key, m, f in fields:
         name = _csv_name(board, key, m, f)
         header += [name, name + "_stderr"]
-    writer.writerow(header)
+    writer.writerow([csv_cell(h) for h in header])
     for row in board.all_rows:
         record: list[Any] = [
             "" if row.rank is None else row.rank,
@@ -229,7 +229,7 @@ def to_csv(board: Leaderboard) -> str:
             record += (
                 ["", ""] if found is None else [found.value, "" if found.stderr is None else found.stderr]
             )
-        writer.writerow(record)
+        writer.writerow([csv_cell(v) for v in record])
     return out.getvalue()
 
 
@@ -357,6 +357,7 @@ def to_html(board: Leaderboard) -> str:
         n_files=sum(len(r.sources) for r in board.all_rows),
         missing=MISSING,
         ranking_rule=RANKING_RULE,
+        inferred=board.inferred,
         headlines=[
             {"task": k.task, "label": k.label, "text": _headline_text(board, k)} for k in board.ranked
         ],

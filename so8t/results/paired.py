@@ -6,7 +6,9 @@ same documents on both sides (documents matched by `(doc_hash, filter)`, see so8
 
 - **paired differences**, for a metric whose denominator is the same documents in both runs: a mean over
   every document (accuracy, exact match) or a ratio whose denominator is fixed by the gold labels (recall,
-  the unsafe-allow and over-refusal rates: NaN on exactly the same documents in both runs). With
+  the unsafe-allow and over-refusal rates: NaN on exactly the same documents in both runs), whatever the
+  task calls its aggregation (`mean`, `nanmean`, so8t's `ratio`): the aggregation is recognised by computing
+  the mean over the non-NaN documents on both sides. With
   d_i = current_i - baseline_i over the n documents in the denominator,
   `Δ = mean(d)` and `se(Δ) = sd(d) / sqrt(n)` (sd with n - 1).
 - **paired bootstrap**, for a metric whose denominator depends on the predictions (precisions: their NaN
@@ -148,8 +150,8 @@ def _resampled(values: Sequence[Any], indices: Any, name: str | None, aggregate:
     import numpy as np
 
     array = _as_float_array(values)
-    if name in ("mean", "nanmean") and array is not None:
-        return (np.mean if name == "mean" else np.nanmean)(array[indices], axis=1)
+    if array is not None and is_mean_over_denominator(aggregate, array):
+        return np.nanmean(array[indices], axis=1)
     pairs = _class_pairs(values)
     if pairs is not None and pairs.min() >= 0:
         k = int(pairs.max()) + 1
@@ -200,20 +202,43 @@ def paired_noise(
     for side, values, value in (("baseline", base, reported[0]), ("current", current, reported[1])):
         if not _reproduces(aggregate, values, value):
             return f"the {side} per-document values do not reproduce the reported {metric}"
+    fixed = fixed_denominator(aggregate, base, current)
     if all(_same(b, c) for b, c in zip(base, current, strict=True)):
         # every resample and every difference is 0: no need to draw them
-        method = "paired differences" if aggregation in ("mean", "nanmean") else "paired bootstrap"
-        return DeltaNoise(0.0, method, len(base))
-    base_array, current_array = _as_float_array(base), _as_float_array(current)
-    if aggregation in ("mean", "nanmean") and base_array is not None and current_array is not None:
-        import numpy as np
-
-        same_denominator = bool(np.array_equal(np.isnan(base_array), np.isnan(current_array)))
-        if aggregation == "mean" and np.isnan(base_array).any():
-            same_denominator = False
-        if same_denominator:
-            return _differences(base_array, current_array)
+        return DeltaNoise(0.0, "paired differences" if fixed else "paired bootstrap", len(base))
+    if fixed:
+        return _differences(*fixed)
     return _bootstrap(base, current, aggregate, aggregation, iters)
+
+
+def is_mean_over_denominator(aggregate: Aggregation, values: Any) -> bool:
+    """True when the aggregation of these plain numbers is their mean over the non-NaN documents (lm-eval's
+    mean and nanmean, so8t's ratio, or any function under another name that computes the same)."""
+    import numpy as np
+
+    if values.size == 0 or np.isnan(values).all():
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            value = float(aggregate(list(values)))
+        except Exception:  # an aggregation that cannot take plain numbers
+            return False
+    return math.isclose(value, float(np.nanmean(values)), rel_tol=1e-9, abs_tol=1e-12)
+
+
+def fixed_denominator(aggregate: Aggregation, base: Sequence[Any], current: Sequence[Any]) -> Any:
+    """(baseline, current) as float arrays when the metric is a rate whose denominator is the same documents
+    in both runs (NaN on exactly the same documents, the aggregation a mean over the rest), else None: the
+    rates the paired differences test applies to, whatever name the task gives their aggregation."""
+    import numpy as np
+
+    arrays = (_as_float_array(base), _as_float_array(current))
+    if arrays[0] is None or arrays[1] is None:
+        return None
+    if not np.array_equal(np.isnan(arrays[0]), np.isnan(arrays[1])):
+        return None
+    return arrays if all(is_mean_over_denominator(aggregate, a) for a in arrays) else None
 
 
 def bootstrap_stderr(
@@ -231,3 +256,23 @@ def bootstrap_stderr(
         draws = _resampled(values, indices, aggregation, aggregate)
     finite = draws[np.isfinite(draws)]
     return float(np.std(finite, ddof=1)) if finite.size >= max(2, iters // 2) else None
+
+
+def paired_draws(
+    base: Sequence[Any], current: Sequence[Any], *, aggregation: str | None, metric: str, indices: Any
+) -> Any:
+    """`agg(current[idx_b]) - agg(baseline[idx_b])` for every row of `indices` (document resamples shared
+    by every metric of a task), or None when the aggregation is unknown: the joint draws a family-wise test
+    of several metrics on the same documents is built on (so8t.results.familywise)."""
+    import numpy as np
+
+    aggregate = lookup_aggregation(aggregation, metric)
+    if aggregate is None or len(base) != len(current) or not base:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.asarray(
+            _resampled(current, indices, aggregation, aggregate)
+            - _resampled(base, indices, aggregation, aggregate),
+            dtype=float,
+        )

@@ -1,20 +1,30 @@
-"""The leaderboard's rank: a declared set of tasks, fixed references, noise bands.
+"""The leaderboard's rank: ranked columns, fixed references, noise bands.
 
-1. **The ranked set** is declared: `--rank-tasks` or `--suite` (its tasks), by default the tasks (or groups)
-   every model on the board ran, each as one column (task version, n-shot, documents). A model missing a
-   task of the set is not ranked: it is listed apart with its coverage.
+1. **The ranked columns.** Each ranked task is scored on one column of the board (task version, n-shot,
+   documents). `--rank-tasks` or `--suite` declares the tasks (so8t.results.rank_columns: a declaration may
+   pin the version, n-shot and documents, `so8t_safety:v2.0:0-shot:87-docs`); a declaration that pins its
+   column in full fixes it. Anything else is inferred from the models shown: by default the tasks every
+   model ran, and for a task run several ways the column most models ran. An inferred column is said so on
+   the page and in the CLI output, with the declaration that fixes it. A model missing a ranked column is
+   not ranked: it is listed apart with its coverage. With the inferred set, a task whose headline metric no
+   model's results carry is left out with a note.
 2. **Unit scores**: each task counts on its headline metric normalised against a fixed reference
    (so8t.results.headlines: `clip((v - chance) / (best - chance), 0, 1)`); a group counts once, as the mean
    of its subtasks' scores.
-3. **Score** = the mean of the unit scores. It depends on the model's own results only, so adding or removing
-   a model never reorders the others.
+3. **Score** = the mean of the unit scores. It depends on the model's own results and the ranked columns
+   only, so while the ranked columns are fixed, adding or removing a model never changes another model's
+   score or reorders the others.
 4. **Rank bands**: models in score order; the first opens a band; each next model joins the current band
    when `top - score <= z * se(top - score)` against the band's top model, else it opens a new band. Models
-   in a band share its top's rank (competition ranking: 1, 1, 3). `se(top - score) = sqrt(sum_u se_u^2) / U`
-   over the U ranked tasks, each `se_u` the standard error of that task's normalised difference: paired over
-   the documents when both models logged samples of the same documents (so8t.results.paired, as the gate
-   does), else `sqrt(se_top,u^2 + se_u^2)` from the two models' own standard errors (a bootstrap over the
-   logged documents when a file has none), divided by `best - chance`.
+   in a band share its top's rank (competition ranking: 1, 1, 3). What a band promises: every model in it
+   is within z standard errors of its top model, and each band's top is more than z standard errors below
+   the previous band's top. Bands are greedy, so they depend on the models shown: adding or removing a
+   model can merge or split the others' bands and change their rank numbers, never their order.
+   `se(top - score) = sqrt(sum_u se_u^2) / U` over the U ranked tasks, each `se_u` the standard error of
+   that task's normalised difference: paired over the documents when both models logged samples of the
+   same documents (so8t.results.paired, as the gate does), else `sqrt(se_top,u^2 + se_u^2)` from the two
+   models' own standard errors (a bootstrap over the logged documents when a file has none), divided by
+   `best - chance`.
 """
 
 from __future__ import annotations
@@ -27,18 +37,23 @@ from so8t.errors import UserError
 from so8t.results.board import Leaderboard, ModelRow, RunKey
 from so8t.results.documents import document_difference
 from so8t.results.paired import bootstrap_stderr, paired_noise
+from so8t.results.rank_columns import FORMAT, choose_column, declaration_of, parse_declaration
 from so8t.results.results_file import as_number, recorded_aggregation
 
 BAND_BOOTSTRAP_ITERS = 200
 RANKING_RULE = (
-    "Ranked over a declared set of tasks (--rank-tasks or --suite; by default the tasks every model ran, "
-    "each column being one task version, n-shot and document set). Each task counts on its headline metric, "
-    "normalised against a fixed reference: clip((value − chance) / (best − chance), 0, 1); a group counts "
-    "once, as the mean of its subtasks. The score is the mean over the ranked tasks, so it depends on a "
-    "model's own results only and adding or removing a model never reorders the others. Models whose score "
-    "is within z standard errors of their band's top model share its rank (bands formed greedily in score "
-    "order; the difference's standard error is paired over the documents when both models logged samples of "
-    "the same documents). Models that did not run every ranked task are listed apart with their coverage."
+    "Ranked over fixed columns: each ranked task is scored on one column (task version, n-shot, document "
+    "set), declared with --rank-tasks or --suite; a column that is not declared in full is inferred from the "
+    "models shown, and the board says so below. Each task counts on its headline metric, normalised against "
+    "a fixed reference: clip((value − chance) / (best − chance), 0, 1); a group counts once, as the mean of "
+    "its subtasks. The score is the mean over the ranked tasks: it depends on a model's own results and the "
+    "ranked columns only, so while those columns stay the same, adding or removing a model never changes "
+    "another's score or reorders the others. Bands: every model in a band is within z standard errors of "
+    "the band's top model, and each band's top is more than z standard errors below the previous band's top "
+    "(the difference's standard error is paired over the documents when both models logged samples of the "
+    "same documents). Bands are formed greedily in score order, so adding or removing a model can merge or "
+    "split the others' bands and change their rank numbers, never their order. Models that did not run every "
+    "ranked column are listed apart with their coverage."
 )
 
 
@@ -58,37 +73,76 @@ def _top_level(row: ModelRow) -> set[RunKey]:
     return set(row.runs) - inside
 
 
-def _declared(board: Leaderboard, names: Sequence[str]) -> list[RunKey]:
+def _declared(board: Leaderboard, names: Sequence[str], *, inferred: bool) -> list[RunKey]:
+    """One column per declared task; each column not pinned in full is recorded as inferred."""
+    coverage = {k: sum(k in r.runs for r in board.rows) for k in board.keys}
     chosen = []
     for name in names:
-        keys = [k for k in board.keys if k.task == name]
-        if not keys:
-            raise UserError(f"--rank-tasks names {name}, which no results file holds.")
-        best = max(keys, key=lambda k: (sum(k in r.runs for r in board.rows), -board.keys.index(k)))
-        others = [k for k in keys if k != best]
-        if others:
-            board.notes.append(
-                f"{name}: ranked on the column {best.label}; other runs ({'; '.join(k.label for k in others)}) "
-                "are shown but not ranked."
+        declaration = parse_declaration(name)
+        found = choose_column(declaration, board.keys, coverage)
+        if found is None:
+            runs = [declaration_of(k) for k in board.keys if k.task == declaration.task]
+            if not runs:
+                raise UserError(f"--rank-tasks names {declaration.task}, which no results file holds.")
+            raise UserError(
+                f"--rank-tasks entry {name!r} matches no run of {declaration.task}; its runs: "
+                f"{', '.join(runs)} ({FORMAT})."
             )
-        chosen.append(best)
+        key = found.key
+        if not found.fixed and not inferred:
+            board.inferred.append(
+                f"{key.task}: ranked on the column {key.label}, inferred from the models shown; declare "
+                f"--rank-tasks {declaration_of(key)} to fix it."
+            )
+        if found.others:
+            board.notes.append(
+                f"{key.task}: ranked on the column {key.label}; other runs "
+                f"({'; '.join(k.label for k in found.others)}) are shown but not ranked."
+            )
+        chosen.append(key)
     return chosen
+
+
+def _carries_headline(board: Leaderboard, key: RunKey) -> bool:
+    headline = board.headlines.get(key.task)
+    return headline is not None and any(
+        key in row.runs and row.runs[key].metric(headline.metric, headline.filter) is not None
+        for row in board.rows
+    )
+
+
+def _inferred_set(board: Leaderboard) -> list[RunKey]:
+    """The tasks every model ran, each on the column most models ran; tasks without a headline left out."""
+    candidates = set().union(*(_top_level(r) for r in board.rows)) if board.rows else set()
+    everyone = [k for k in board.keys if k in candidates and all(k in r.runs for r in board.rows)]
+    keys = _declared(board, list(dict.fromkeys(k.task for k in everyone)), inferred=True)
+    if not keys and board.rows:
+        board.notes.append(
+            "No task was run by every model, so nothing is ranked; declare the ranked tasks with "
+            "--rank-tasks or --suite."
+        )
+    kept = []
+    for key in keys:
+        members = board.members.get(key, [])
+        if all(_carries_headline(board, m) for m in members or [key]):
+            kept.append(key)
+        else:
+            board.notes.append(
+                f"{key.task} is left out of the inferred ranked set: no model's results carry its headline "
+                "metric."
+            )
+    if kept:
+        board.inferred.append(
+            "The ranked columns were inferred from the models shown (the tasks every model ran): adding or "
+            "removing a model can change them and so reorder the others. Declare them to fix them: "
+            f"--rank-tasks {','.join(declaration_of(k) for k in kept)}."
+        )
+    return kept
 
 
 def ranked_set(board: Leaderboard, names: Sequence[str] | None) -> list[RunKey]:
     """The columns the rank is computed over (groups standing for their subtasks)."""
-    if names:
-        keys = _declared(board, names)
-    else:
-        candidates = set().union(*(_top_level(r) for r in board.rows)) if board.rows else set()
-        everyone = [k for k in board.keys if k in candidates and all(k in r.runs for r in board.rows)]
-        # a task counts once: one of its columns when every model ran it more than one way
-        keys = _declared(board, list(dict.fromkeys(k.task for k in everyone)))
-        if not keys and board.rows:
-            board.notes.append(
-                "No task was run by every model, so nothing is ranked; declare the ranked tasks with "
-                "--rank-tasks or --suite."
-            )
+    keys = _declared(board, names, inferred=False) if names else _inferred_set(board)
     inside = {m for k in keys for m in board.members.get(k, [])}
     keys = [k for k in keys if k not in inside]
     rankable = []
@@ -257,3 +311,8 @@ def rank(board: Leaderboard, names: Sequence[str] | None) -> None:
     apart = sorted((r for r in board.rows if r.score is None), key=lambda r: r.name)
     _bands(board, ranked, board.z)
     board.rows, board.apart = ranked, apart
+    if ranked and apart:
+        board.notes.append(
+            f"The rank is among the {len(ranked)} model(s) that ran every ranked column; {len(apart)} other(s) "
+            "are listed apart, however they score."
+        )

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from so8t.config import GateConfig, parse_mapping, read_yaml
 from so8t.config.gates import RulesFile
@@ -24,7 +24,7 @@ from so8t.data.shards import resolve_local
 from so8t.errors import ConfigError
 
 # keys only a suite has: a file with any of them is read (and checked) as a suite
-SUITE_KEYS = frozenset({"name", "tasks", "gates", "description", "limit", "model_args", "baseline_command"})
+SUITE_KEYS = frozenset({"name", "tasks", "gates", "description", "baseline_command"})
 
 
 class SuiteConfig(Section):
@@ -33,13 +33,6 @@ class SuiteConfig(Section):
     name: str = Field(description="Suite name (usually the file name without .yaml).")
     description: str = Field("", description="What the suite checks, in a sentence or two.")
     tasks: list[str] = Field(min_length=1, description="lm-eval task names (so8t tasks or any lm-eval task).")
-    limit: int | float | None = Field(
-        None, description="lm-eval --limit: documents per task (int) or a fraction (float); null = all."
-    )
-    model_args: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Extra lm-eval model_args for the so8t backend, e.g. decision_source.",
-    )
     baseline_command: str | None = Field(
         None,
         description="The command (run from the repository root) that writes the suite's baseline when it "
@@ -48,13 +41,6 @@ class SuiteConfig(Section):
     gates: RulesFile | None = Field(
         None, description="The regression gate applied to the suite's results (it may include rules files)."
     )
-
-    @field_validator("limit")
-    @classmethod
-    def _limit_positive(cls, value: int | float | None) -> int | float | None:
-        if value is not None and value <= 0:
-            raise ValueError("limit must be positive (or null for the whole test set)")
-        return value
 
 
 # what an included file may not set: the including gate's own settings
