@@ -117,7 +117,7 @@ def add_lm_eval_arguments(parser: argparse.ArgumentParser) -> None:
         const=True,
         default=None,
         help="render prompts with the tokenizer's chat template (optionally a template name); default: "
-        "as the model's so8t.json records its prompt format",
+        "the prompt format the model was trained with",
     )
     chat.add_argument(
         "--no-apply-chat-template",
