@@ -211,6 +211,10 @@ def build_trainer(cfg: RunConfig, output_dir: Path, model: Any, tokenizer: Any) 
                 "data.validation yields no examples while train.eval_strategy is on; add validation "
                 "sources or set train.eval_strategy: no."
             )
+        if cfg.data.validation_split:
+            from so8t.data.validation_split import record_split
+
+            record_split(cfg.data.validation_split, cfg.seed, validation, RunDir(output_dir))
         eval_ds = build_dataset(
             tokenizer,
             validation.gsm8k,
