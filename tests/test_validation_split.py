@@ -91,7 +91,10 @@ def test_validate_summarises_the_held_out_share(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_run_with_split_from_train_validates_trains_and_evaluates(tmp_path, tiny_base_dir):
+def test_a_run_with_split_from_train_and_a_chatml_template_validates_trains_and_evaluates(
+    tmp_path, tiny_base_dir
+):
+    """One short run covers both settings: the held-out split, and data.chat_template saved with the model."""
     from train_fixtures import subprocess_env
 
     from so8t.layout import RunDir
@@ -105,6 +108,8 @@ def test_a_run_with_split_from_train_validates_trains_and_evaluates(tmp_path, ti
             "validation": {"split_from": "train", "size": 0.05},
             "test": [{"builtin": "safety"}],
             "max_length": 96,
+            "prompt_format": "chat",
+            "chat_template": "chatml",
         },
         "train": {"max_steps": 2, "per_device_batch_size": 4, "eval_strategy": "steps", "eval_steps": 2},
         "eval": {"tasks": ["so8t_safety_local"], "batch_size": 8, "limit": 6, "bootstrap_iters": 0},
@@ -132,4 +137,14 @@ def test_a_run_with_split_from_train_validates_trains_and_evaluates(tmp_path, ti
     assert [r["prompt"] for r in held_out] == [e.prompt for e in expected.safety]
     state = json.loads(next(run.checkpoints.glob("checkpoint-*/trainer_state.json")).read_text())
     assert any("eval_loss" in entry for entry in state["log_history"]), "validation never ran"
-    assert run.latest_results() is not None
+    results = run.latest_results()
+    assert results is not None
+    from transformers import AutoTokenizer
+
+    from so8t.data.chat_templates import CHATML
+
+    assert AutoTokenizer.from_pretrained(run.consolidated).chat_template == CHATML
+    samples = next(results.parent.glob("samples_so8t_safety_local_*.jsonl")).read_text().splitlines()
+    assert json.loads(samples[0])["arguments"]["gen_args_0"]["arg_0"].startswith(
+        "<|im_start|>user\nRequest: "
+    )

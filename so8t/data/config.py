@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from so8t.data.chat_templates import ChatTemplateProblem, chat_template_text, is_named
 from so8t.data.policy import Policy, PolicyFileError, load_policy
 from so8t.data.safety import SPLITS
 from so8t.data.shards import resolve_local
@@ -78,6 +79,12 @@ class DataConfig(BaseModel):
         None,
         description="System prompt of the chat template (prompt_format: chat); null: the template's own.",
     )
+    chat_template: str | None = Field(
+        None,
+        description="A chat template for a base without one (prompt_format: chat): `chatml`, or a Jinja file "
+        "(relative to the config file's folder). Saved with the tokenizer of every checkpoint and the "
+        "consolidated model, so evaluation and predict render with it; null: the tokenizer's own.",
+    )
     policy: str | None = Field(
         None,
         description="A policy file declaring the categories of requests and the decision each expects; "
@@ -90,6 +97,11 @@ class DataConfig(BaseModel):
             raise ValueError(
                 "system_prompt is set but prompt_format is plain; a system prompt is part of the chat "
                 "template, so set data.prompt_format: chat or remove data.system_prompt"
+            )
+        if self.chat_template is not None and self.prompt_format != "chat":
+            raise ValueError(
+                "chat_template is set but prompt_format is plain; set data.prompt_format: chat to render "
+                "prompts with it, or remove data.chat_template"
             )
         return self
 
@@ -118,7 +130,18 @@ class DataConfig(BaseModel):
             update["validation"] = self.validation_split
         if self.policy:
             update["policy"] = str(resolve_local(self.policy, base_dir))
+        if self.chat_template and not is_named(self.chat_template):
+            update["chat_template"] = str(resolve_local(self.chat_template, base_dir))
         return self.model_copy(update=update)
+
+    def chat_template_text(self) -> str | None:
+        """The Jinja text of data.chat_template, or None; DataError naming the problem."""
+        if not self.chat_template:
+            return None
+        try:
+            return chat_template_text(self.chat_template)
+        except ChatTemplateProblem as exc:
+            raise DataError(f"data.chat_template: {exc}") from None
 
     def load_policy(self) -> Policy | None:
         """The user's policy (data.policy), or None; DataError naming every problem of the file."""
@@ -148,6 +171,11 @@ class DataConfig(BaseModel):
                 entries += [_repeated(s, source.repeat) for s in summaries]
         if self.validation_split:
             problems += _split_problems(self.validation_split, report["train"])
+        if self.chat_template:
+            try:
+                chat_template_text(self.chat_template)
+            except ChatTemplateProblem as exc:
+                problems.append(f"data.chat_template: {exc}")
         return report, problems
 
 

@@ -208,7 +208,8 @@ def check_chat_template(tokenizer: Any, where: str) -> None:
     if not getattr(tokenizer, "chat_template", None):
         raise ChatTemplateMissing(
             f"data.prompt_format is chat, but the tokenizer of {where} has no chat template; use an instruct "
-            "(chat) base, or set data.prompt_format: plain"
+            "(chat) base, name one with data.chat_template (chatml or a Jinja file), or set "
+            "data.prompt_format: plain"
         )
 
 
