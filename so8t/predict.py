@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from so8t.data.safety import DECISIONS
-from so8t.data.templates import PromptFormat
+from so8t.data.templates import NO_CONVERSATION, Conversation, PromptFormat
 from so8t.errors import UserError
 
 DEFAULT_ESCALATE_MESSAGE = "This request needs review by a person before it can be answered."
@@ -46,6 +46,25 @@ class Response(Decision):
 
     text: str = ""
     generated: bool = False
+
+
+# a request: text, or a chat `messages` list ([{role, content}, ...]) ending in the user turn to decide
+Request = str | list[dict[str, Any]]
+
+
+def as_request(request: Request) -> tuple[str, Conversation]:
+    """(the request text, its conversation): a messages list gives its last user turn, system and earlier
+    turns, as a training record's messages do (so8t.data.mapping)."""
+    if isinstance(request, str):
+        return request, NO_CONVERSATION
+    from so8t.data.mapping import RecordProblem, conversation_fields, request_text
+
+    text = request_text(request)
+    if isinstance(text, RecordProblem):
+        raise UserError(f"the messages list is not a request: {text.message}.")
+    fields = conversation_fields(request)
+    turns = tuple((t["role"], t["content"]) for t in fields.get("turns", ()))
+    return text, Conversation(fields.get("system"), turns)
 
 
 class So8tAgent:
@@ -97,17 +116,19 @@ class So8tAgent:
         ids = keep_end(ids, max_tokens)
         return torch.tensor([ids], dtype=torch.long, device=self.device)
 
-    def render(self, text: str) -> str:
-        """The prompt text in the model's prompt format (plain: as it is; chat: the chat template's turn)."""
-        return self.prompt_format.render(self.tokenizer, text)
+    def render(self, text: str, conversation: Conversation = NO_CONVERSATION) -> str:
+        """The prompt text in the model's prompt format (plain: as it is; chat: the chat template's turn, after
+        a conversation's own system turn and earlier turns)."""
+        return self.prompt_format.render(self.tokenizer, text, conversation)
 
-    def decide(self, text: str) -> Decision:
+    def decide(self, text: Request) -> Decision:
         """Head B on the safety prompt's last token, by the fail-closed rule (so8t.model.decision_rule):
         non-finite scores decide REFUSE, ties go to the stricter class, and an ALLOW below allow_threshold
-        becomes ESCALATE. An over-long request keeps its end, as in training."""
+        becomes ESCALATE. An over-long request keeps its end, as in training. A request is text, or a chat
+        `messages` list whose last user turn is decided with its system and earlier turns as context."""
         return self.decide_batch([text])[0]
 
-    def decide_batch(self, texts: list[str]) -> list[Decision]:
+    def decide_batch(self, texts: list[Request]) -> list[Decision]:
         """`decide` for several requests in one forward: each row padded on the right, head B pooled at its own
         last token with positions counted over its real tokens (so8t.model.inference), as one request alone."""
         import torch
@@ -117,8 +138,8 @@ class So8tAgent:
         from so8t.model.inference import decide, keep_end
 
         rows = [
-            keep_end(context_ids(self.tokenizer, self.render(safety_prompt(t))), self.context_window)
-            for t in texts
+            keep_end(context_ids(self.tokenizer, self.render(safety_prompt(text), conv)), self.context_window)
+            for text, conv in map(as_request, texts)
         ]
         width = max(len(r) for r in rows)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
@@ -137,7 +158,7 @@ class So8tAgent:
             out.append(Decision(decision, probabilities, below, decided.non_finite[row]))
         return out
 
-    def respond(self, decided: Decision, text: str, max_new_tokens: int | None = None) -> Response:
+    def respond(self, decided: Decision, text: Request, max_new_tokens: int | None = None) -> Response:
         """The response to a decided request: the answer on ALLOW, else the decision's message."""
         if decided.decision != "ALLOW":
             return Response(**asdict(decided), text=self.messages[decided.decision], generated=False)
@@ -145,20 +166,23 @@ class So8tAgent:
             **asdict(decided), text=self._answer(text, max_new_tokens or self.max_new_tokens), generated=True
         )
 
-    def generate(self, text: str, max_new_tokens: int | None = None) -> Response:
+    def generate(self, text: Request, max_new_tokens: int | None = None) -> Response:
         """Decide; on ALLOW generate the answer greedily with the task head, else return the message."""
         return self.respond(self.decide(text), text, max_new_tokens)
 
-    def _answer(self, text: str, max_new_tokens: int) -> str:
+    def _answer(self, request: Request, max_new_tokens: int) -> str:
         import torch
 
         from so8t.data import templates
 
+        text, conv = as_request(request)
         if self.answer_format == "question":
-            prompt = self.render(templates.gsm8k_prompt(text))
+            prompt = self.render(templates.gsm8k_prompt(text), conv)
         else:  # continue after the decision line, as the safety examples' responses were trained
             prompt = (
-                self.render(templates.safety_prompt(text)) + self.prompt_format.decision_word("ALLOW") + "\n"
+                self.render(templates.safety_prompt(text), conv)
+                + self.prompt_format.decision_word("ALLOW")
+                + "\n"
             )
         window = self.context_window
         if max_new_tokens >= window:

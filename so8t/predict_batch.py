@@ -1,8 +1,8 @@
 """`so8t predict MODEL --input FILE|- [--output FILE]`: screen many requests in batches, JSON lines out.
 
 Each input line is a JSON object with the request under `prompt` (a safety record's field, so a safety data
-file screens as it is; other fields, such as an `id`, are copied to the output line). Head B decides a batch of
-requests in one forward (So8tAgent.decide_batch, the decisions `so8t predict MODEL "request"` makes one at a
+file screens as it is) or a chat `messages` list (its last user turn decided with the turns before it); other
+fields, such as an `id`, are copied to the output line. Head B decides a batch of requests in one forward (So8tAgent.decide_batch, the decisions `so8t predict MODEL "request"` makes one at a
 time); only ALLOW requests are answered. Each output line carries the request's line number, the decision,
 every class's probability and, on ALLOW, the answer (`text`, `generated: true`); the throughput goes to
 standard error, so standard output stays JSON lines.
@@ -25,6 +25,7 @@ from so8t.errors import DataError
 from so8t.layout import atomic_write_text
 
 REQUEST_FIELD = "prompt"
+MESSAGES_FIELD = "messages"  # a conversation: its last user turn is decided, with the turns before it
 STDIN = "-"
 
 
@@ -48,10 +49,12 @@ def read_requests(source: str) -> list[tuple[int, dict[str, Any]]]:
             raise DataError(
                 f"{name}:{number}: invalid JSON ({exc.msg}); write one JSON object a line."
             ) from exc
-        if not isinstance(record, dict) or not isinstance(record.get(REQUEST_FIELD), str):
+        if not isinstance(record, dict) or not (
+            isinstance(record.get(REQUEST_FIELD), str) or isinstance(record.get(MESSAGES_FIELD), list)
+        ):
             raise DataError(
-                f'{name}:{number}: expected a JSON object with the request as a string under "{REQUEST_FIELD}", '
-                f'e.g. {{"{REQUEST_FIELD}": "Summarise the attached memo."}}'
+                f'{name}:{number}: expected a JSON object with the request as a string under "{REQUEST_FIELD}" '
+                f'(or a chat "{MESSAGES_FIELD}" list), e.g. {{"{REQUEST_FIELD}": "Summarise the attached memo."}}'
             )
         requests.append((number, record))
     if not requests:
@@ -72,9 +75,9 @@ def predict_lines(agent: Any, requests: list[tuple[int, dict]], batch_size: int)
     """One output record per request, in input order: head B decides `batch_size` requests at a time."""
     for start in range(0, len(requests), batch_size):
         batch = requests[start : start + batch_size]
-        texts = [record[REQUEST_FIELD] for _, record in batch]
+        texts = [record.get(REQUEST_FIELD, record.get(MESSAGES_FIELD)) for _, record in batch]
         for (number, record), text, decided in zip(batch, texts, agent.decide_batch(texts), strict=True):
-            extra = {k: v for k, v in record.items() if k != REQUEST_FIELD}
+            extra = {k: v for k, v in record.items() if k not in (REQUEST_FIELD, MESSAGES_FIELD)}
             yield {**extra, "line": number, **response_record(agent.respond(decided, text))}
 
 

@@ -13,7 +13,13 @@ from typing import Any
 from so8t.data.mapping import ColumnMap, RecordMapping, checked_labels
 from so8t.data.readers import is_saved_dataset
 from so8t.data.records import located, read_records, read_saved_dataset
-from so8t.data.templates import DECISION_CHOICES, gsm8k_prompt, safety_prompt
+from so8t.data.templates import (
+    DECISION_CHOICES,
+    Conversation,
+    conversation_messages,
+    gsm8k_prompt,
+    safety_prompt,
+)
 from so8t.errors import DataError
 from so8t.layout import GSM8K_LOCAL_TASK, LOCAL_TASKS, SAFETY_LOCAL_TASK
 from so8t.lmeval import scoring
@@ -151,10 +157,17 @@ def load_gsm8k_local(**metadata: Any):
 
 
 def _safety_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
+    rows = [
         {"prompt": r["prompt"], "decision": r["decision"], "category": r.get("category") or ""}
         for r in records
     ]
+    if any(
+        r.get("system") or r.get("turns") for r in records
+    ):  # conversations: ConversationTask renders them
+        for row, record in zip(rows, records, strict=True):
+            row["system"] = record.get("system") or ""
+            row["turns"] = list(record.get("turns") or [])
+    return rows
 
 
 def load_safety_bundled(**metadata: Any):
@@ -231,3 +244,43 @@ def _teach_lm_eval_so8t_stderrs() -> None:
 
 
 _teach_lm_eval_so8t_stderrs()
+
+
+# ----------------------------------------------------------------------------- conversations
+
+
+def _conversation(doc: dict) -> Conversation:
+    turns = tuple((t["role"], t["content"]) for t in doc.get("turns") or ())
+    return Conversation(doc.get("system") or None, turns)
+
+
+def _task_base() -> type:
+    from lm_eval.api.task import ConfigurableTask
+
+    return ConfigurableTask
+
+
+class ConversationTask(_task_base()):  # type: ignore[misc]
+    """so8t_safety_local: a document from a `messages` record is rendered under --apply_chat_template as the
+    conversation it is ([its own system turn, else --system_instruction], its earlier turns, then the request),
+    the messages training renders (so8t.data.templates.conversation_messages); every other document as lm-eval
+    renders it."""
+
+    def __init__(self, config: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        # the YAML's `class:` key picks this class; it is not a task setting
+        super().__init__(config={k: v for k, v in (config or {}).items() if k != "class"}, **kwargs)
+
+    def fewshot_context(self, doc, num_fewshot, *args, **kwargs):  # type: ignore[override]
+        conversation = _conversation(doc) if isinstance(doc, dict) else Conversation()
+        chat_template = kwargs.get("chat_template")
+        if not (conversation and kwargs.get("apply_chat_template") and chat_template):
+            return super().fewshot_context(doc, num_fewshot, *args, **kwargs)
+        if num_fewshot:
+            raise DataError(
+                f"{self.config.task}: a conversation document takes no few-shot examples; run without "
+                "--num_fewshot (its earlier turns are its context)."
+            )
+        messages = conversation_messages(
+            self.doc_to_text(doc), conversation, kwargs.get("system_instruction")
+        )
+        return chat_template(messages, add_generation_prompt=True)
