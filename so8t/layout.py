@@ -85,6 +85,8 @@ DATA_DIR = "data"
 EVAL_DIR = "eval"
 GATE_MARKDOWN = "gate.md"
 SAMPLES_FILE = "samples.jsonl"
+# data.validation: {split_from: train}: what was held out (data/validation_split.json)
+VALIDATION_SPLIT_RECORD = "validation_split.json"
 REPORT_FILE = "report.md"
 CURVES_FILE = "report/curves.png"
 # Never matches ^checkpoint-N$, so discovery cannot pick a half-written save.
@@ -151,6 +153,10 @@ class RunDir:
     @property
     def samples(self) -> Path:
         return self.root / SAMPLES_FILE
+
+    @property
+    def validation_split(self) -> Path:
+        return self.data / VALIDATION_SPLIT_RECORD
 
     @property
     def report(self) -> Path:

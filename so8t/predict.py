@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from so8t.data.safety import DECISIONS
-from so8t.data.templates import PromptFormat
+from so8t.data.templates import NO_CONVERSATION, Conversation, PromptFormat
 from so8t.errors import UserError
 
 DEFAULT_ESCALATE_MESSAGE = "This request needs review by a person before it can be answered."
@@ -46,6 +46,25 @@ class Response(Decision):
 
     text: str = ""
     generated: bool = False
+
+
+# a request: text, or a chat `messages` list ([{role, content}, ...]) ending in the user turn to decide
+Request = str | list[dict[str, Any]]
+
+
+def as_request(request: Request) -> tuple[str, Conversation]:
+    """(the request text, its conversation): a messages list gives its last user turn, system and earlier
+    turns, as a training record's messages do (so8t.data.mapping)."""
+    if isinstance(request, str):
+        return request, NO_CONVERSATION
+    from so8t.data.mapping import RecordProblem, conversation_fields, request_text
+
+    text = request_text(request)
+    if isinstance(text, RecordProblem):
+        raise UserError(f"the messages list is not a request: {text.message}.")
+    fields = conversation_fields(request)
+    turns = tuple((t["role"], t["content"]) for t in fields.get("turns", ()))
+    return text, Conversation(fields.get("system"), turns)
 
 
 class So8tAgent:
@@ -97,51 +116,73 @@ class So8tAgent:
         ids = keep_end(ids, max_tokens)
         return torch.tensor([ids], dtype=torch.long, device=self.device)
 
-    def render(self, text: str) -> str:
-        """The prompt text in the model's prompt format (plain: as it is; chat: the chat template's turn)."""
-        return self.prompt_format.render(self.tokenizer, text)
+    def render(self, text: str, conversation: Conversation = NO_CONVERSATION) -> str:
+        """The prompt text in the model's prompt format (plain: as it is; chat: the chat template's turn, after
+        a conversation's own system turn and earlier turns)."""
+        return self.prompt_format.render(self.tokenizer, text, conversation)
 
-    def decide(self, text: str) -> Decision:
+    def decide(self, text: Request) -> Decision:
         """Head B on the safety prompt's last token, by the fail-closed rule (so8t.model.decision_rule):
         non-finite scores decide REFUSE, ties go to the stricter class, and an ALLOW below allow_threshold
-        becomes ESCALATE. An over-long request keeps its end, as in training."""
+        becomes ESCALATE. An over-long request keeps its end, as in training. A request is text, or a chat
+        `messages` list whose last user turn is decided with its system and earlier turns as context."""
+        return self.decide_batch([text])[0]
+
+    def decide_batch(self, texts: list[Request]) -> list[Decision]:
+        """`decide` for several requests in one forward: each row padded on the right, head B pooled at its own
+        last token with positions counted over its real tokens (so8t.model.inference), as one request alone."""
         import torch
 
-        from so8t.data.templates import safety_prompt
+        from so8t.data.templates import context_ids, safety_prompt
         from so8t.model.decision_rule import ALLOW, fail_closed_choice
-        from so8t.model.inference import decide
+        from so8t.model.inference import decide, keep_end
 
-        ids = self._prompt_ids(self.render(safety_prompt(text)), self.context_window)
-        decided = decide(self.model, self.safety_head, ids, torch.ones_like(ids), self.allow_threshold)
-        probabilities = {
-            name: float(p) for name, p in zip(DECISIONS, decided.log_probs[0].exp().tolist(), strict=True)
-        }
-        decision = DECISIONS[int(decided.decisions[0])]
-        # the rule without the threshold would have allowed: the threshold demoted this request
-        below = decision == "ESCALATE" and fail_closed_choice(decided.log_probs[0].tolist()) == ALLOW
-        return Decision(
-            decision, probabilities, below_allow_threshold=below, non_finite_scores=decided.non_finite[0]
+        rows = [
+            keep_end(context_ids(self.tokenizer, self.render(safety_prompt(text), conv)), self.context_window)
+            for text, conv in map(as_request, texts)
+        ]
+        width = max(len(r) for r in rows)
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.tensor(
+            [r + [pad_id] * (width - len(r)) for r in rows], dtype=torch.long, device=self.device
         )
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=self.device)
+        decided = decide(self.model, self.safety_head, ids, mask, self.allow_threshold)
+        out = []
+        for row, log_probs in enumerate(decided.log_probs.tolist()):
+            decision = DECISIONS[int(decided.decisions[row])]
+            exp = decided.log_probs[row].exp().tolist()
+            probabilities = {name: float(p) for name, p in zip(DECISIONS, exp, strict=True)}
+            # the rule without the threshold would have allowed: the threshold demoted this request
+            below = decision == "ESCALATE" and fail_closed_choice(log_probs) == ALLOW
+            out.append(Decision(decision, probabilities, below, decided.non_finite[row]))
+        return out
 
-    def generate(self, text: str, max_new_tokens: int | None = None) -> Response:
-        """Decide; on ALLOW generate the answer greedily with the task head, else return the message."""
-        decided = self.decide(text)
+    def respond(self, decided: Decision, text: Request, max_new_tokens: int | None = None) -> Response:
+        """The response to a decided request: the answer on ALLOW, else the decision's message."""
         if decided.decision != "ALLOW":
             return Response(**asdict(decided), text=self.messages[decided.decision], generated=False)
         return Response(
             **asdict(decided), text=self._answer(text, max_new_tokens or self.max_new_tokens), generated=True
         )
 
-    def _answer(self, text: str, max_new_tokens: int) -> str:
+    def generate(self, text: Request, max_new_tokens: int | None = None) -> Response:
+        """Decide; on ALLOW generate the answer greedily with the task head, else return the message."""
+        return self.respond(self.decide(text), text, max_new_tokens)
+
+    def _answer(self, request: Request, max_new_tokens: int) -> str:
         import torch
 
         from so8t.data import templates
 
+        text, conv = as_request(request)
         if self.answer_format == "question":
-            prompt = self.render(templates.gsm8k_prompt(text))
+            prompt = self.render(templates.gsm8k_prompt(text), conv)
         else:  # continue after the decision line, as the safety examples' responses were trained
             prompt = (
-                self.render(templates.safety_prompt(text)) + self.prompt_format.decision_word("ALLOW") + "\n"
+                self.render(templates.safety_prompt(text), conv)
+                + self.prompt_format.decision_word("ALLOW")
+                + "\n"
             )
         window = self.context_window
         if max_new_tokens >= window:
@@ -222,7 +263,19 @@ def load(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="consolidated folder, training checkpoint or run directory")
-    parser.add_argument("request", help="the user's request")
+    parser.add_argument("request", nargs="?", default=None, help="the user's request (or give --input)")
+    parser.add_argument(
+        "--input",
+        default=None,
+        help='a JSONL file of requests (one JSON object a line, the request under "prompt"), or - for '
+        "standard input: decided in batches, one JSON line out per request",
+    )
+    parser.add_argument(
+        "--output", default=None, help="with --input: write the JSON lines here (default: stdout)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=16, help="with --input: requests per head-B forward"
+    )
     parser.add_argument("--json", action="store_true", help="print the response as JSON")
     parser.add_argument(
         "--max-new-tokens", type=int, default=256, help="cap on the generated answer (ALLOW only)"
@@ -247,6 +300,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_cli(args: argparse.Namespace) -> int:
+    if (args.request is None) == (args.input is None):
+        raise UserError(
+            'give one request (so8t predict MODEL "request") or --input FILE|- , not both or none.'
+        )
+    if args.output and args.input is None:
+        raise UserError("--output goes with --input (a file of requests); one request prints its response.")
+    if args.input is not None:
+        from so8t.predict_batch import read_requests
+
+        if args.batch_size < 1:
+            raise UserError(f"--batch-size must be >= 1, got {args.batch_size}.")
+        requests = read_requests(args.input)  # before the model loads: a bad file fails fast
     agent = load(
         args.model,
         base=args.base,
@@ -257,6 +322,10 @@ def run_cli(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
         answer_format=args.answer_format,
     )
+    if args.input is not None:
+        from so8t.predict_batch import run_batch
+
+        return run_batch(agent, requests, args.output, args.batch_size)
     response = agent.generate(args.request)
     if args.json:
         shown = asdict(response)

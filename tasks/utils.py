@@ -13,7 +13,13 @@ from typing import Any
 from so8t.data.mapping import ColumnMap, RecordMapping, checked_labels
 from so8t.data.readers import is_saved_dataset
 from so8t.data.records import located, read_records, read_saved_dataset
-from so8t.data.templates import DECISION_CHOICES, gsm8k_prompt, safety_prompt
+from so8t.data.templates import (
+    DECISION_CHOICES,
+    Conversation,
+    conversation_messages,
+    gsm8k_prompt,
+    safety_prompt,
+)
 from so8t.errors import DataError
 from so8t.layout import GSM8K_LOCAL_TASK, LOCAL_TASKS, SAFETY_LOCAL_TASK
 from so8t.lmeval import scoring
@@ -21,34 +27,56 @@ from so8t.lmeval import scoring
 # ----------------------------------------------------------------------------- data
 
 
-def local_data_path(task: str, metadata: dict[str, Any]) -> Path:
-    """The file a local task reads: `--metadata '{"data_files": PATH}'` (or a {task: PATH} mapping), else the
-    task's environment variable. A JSONL, CSV or Parquet file, or a folder saved by `datasets`; relative
-    paths are taken from the working directory."""
+def local_data_patterns(task: str, metadata: dict[str, Any]) -> tuple[list[str], str]:
+    """(the paths or globs a local task reads, where they came from): `--metadata '{"data_files": ...}'` as a
+    path, a glob or a list of them (or a {task: ...} mapping), else the task's environment variable."""
     given = metadata.get("data_files")
     if isinstance(given, dict):
         given = given.get(task)
-    if isinstance(given, (list, tuple)):
-        if len(given) != 1:
-            raise DataError(f"{task}: data_files names {len(given)} files; give exactly one data file.")
-        given = given[0]
-    env_name = LOCAL_TASKS[task].env_var
     source = "--metadata data_files"
+    env_name = LOCAL_TASKS[task].env_var
     if not given:
         given, source = os.environ.get(env_name), f"${env_name}"
     if not given:
         raise DataError(
-            f'{task} needs a local data file: pass --metadata \'{{"data_files": "PATH"}}\' '
-            f'(or {{"data_files": {{"{task}": "PATH"}}}} when several local tasks run together), '
+            f'{task} needs a local data file: pass --metadata \'{{"data_files": "PATH"}}\' (a path, a glob '
+            f'or a list of them; {{"data_files": {{"{task}": "PATH"}}}} when several local tasks run together), '
             f"or set {env_name}=PATH."
         )
-    path = Path(str(given)).expanduser()
-    if not path.is_file() and not is_saved_dataset(path):
-        raise DataError(
-            f"{task}: {source} names {path.resolve()}, which is not a file; give an existing JSONL, CSV or "
-            "Parquet file, or a folder saved by datasets."
+    patterns = [str(p) for p in given] if isinstance(given, (list, tuple)) else [str(given)]
+    return patterns, source
+
+
+def local_data_files(task: str, metadata: dict[str, Any], data_format: str) -> list[Path]:
+    """The files (or one folder saved by datasets) a local task reads, through the shard guard a run config's
+    sources pass: a glob that matches nothing or an empty or bad shard is a DataError naming it. Relative
+    paths are taken from the working directory."""
+    from so8t.data.shards import check_pattern
+
+    patterns, source = local_data_patterns(task, metadata)
+    if len(patterns) == 1 and is_saved_dataset(Path(patterns[0]).expanduser()):
+        return [Path(patterns[0]).expanduser()]
+    on_bad_record = _on_bad_record(task, metadata)
+    mapping = metadata_mapping(task, metadata)
+    files: list[Path] = []
+    problems: list[str] = []
+    for index, pattern in enumerate(patterns):
+        key = f"{task}: {source}" + (f"[{index}]" if len(patterns) > 1 else "")
+        reports, found = check_pattern(
+            pattern, data_format, on_bad_record, key=key, split="test", mapping=mapping
         )
-    return path
+        files += [r.path for r in reports]
+        problems += found
+    if problems:
+        raise DataError(" ".join(problems))
+    return files
+
+
+def _on_bad_record(task: str, metadata: dict[str, Any]) -> str:
+    on_bad_record = metadata.get("on_bad_record") or "error"
+    if on_bad_record not in ("error", "skip"):
+        raise DataError(f'{task}: --metadata on_bad_record is {on_bad_record!r}; use "error" or "skip".')
+    return on_bad_record
 
 
 def _dataset(rows: list[dict[str, Any]]):
@@ -90,9 +118,7 @@ def read_local(task: str, path: Path, data_format: str, metadata: dict[str, Any]
     """The canonical records of a local task's file through the --metadata mapping; DataError naming the file
     (and the line of a bad record) when it cannot be read or gives none."""
     mapping = metadata_mapping(task, metadata)
-    on_bad_record = metadata.get("on_bad_record") or "error"
-    if on_bad_record not in ("error", "skip"):
-        raise DataError(f'{task}: --metadata on_bad_record is {on_bad_record!r}; use "error" or "skip".')
+    on_bad_record = _on_bad_record(task, metadata)
     try:
         if path.is_dir():
             split = str(metadata.get("split") or "test")
@@ -125,16 +151,23 @@ def read_local(task: str, path: Path, data_format: str, metadata: dict[str, Any]
 
 def load_gsm8k_local(**metadata: Any):
     """custom_dataset of so8t_gsm8k_local: a GSM8K-format file as the test split."""
-    path = local_data_path(GSM8K_LOCAL_TASK, metadata)
-    records = read_local(GSM8K_LOCAL_TASK, path, "gsm8k", metadata)
+    files = local_data_files(GSM8K_LOCAL_TASK, metadata, "gsm8k")
+    records = [r for path in files for r in read_local(GSM8K_LOCAL_TASK, path, "gsm8k", metadata)]
     return _dataset([{"question": r["question"], "answer": r["answer"]} for r in records])
 
 
 def _safety_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
+    rows = [
         {"prompt": r["prompt"], "decision": r["decision"], "category": r.get("category") or ""}
         for r in records
     ]
+    if any(
+        r.get("system") or r.get("turns") for r in records
+    ):  # conversations: ConversationTask renders them
+        for row, record in zip(rows, records, strict=True):
+            row["system"] = record.get("system") or ""
+            row["turns"] = list(record.get("turns") or [])
+    return rows
 
 
 def load_safety_bundled(**metadata: Any):
@@ -150,8 +183,9 @@ def load_safety_bundled(**metadata: Any):
 def load_safety_local(**metadata: Any):
     """custom_dataset of so8t_safety_local: a safety-format file (through --metadata columns and labels) as
     the test split."""
-    path = local_data_path(SAFETY_LOCAL_TASK, metadata)
-    return _dataset(_safety_rows(read_local(SAFETY_LOCAL_TASK, path, "safety", metadata)))
+    files = local_data_files(SAFETY_LOCAL_TASK, metadata, "safety")
+    records = [r for path in files for r in read_local(SAFETY_LOCAL_TASK, path, "safety", metadata)]
+    return _dataset(_safety_rows(records))
 
 
 def load_xstest(**metadata: Any):
@@ -218,3 +252,43 @@ def _teach_lm_eval_so8t_stderrs() -> None:
 
 
 _teach_lm_eval_so8t_stderrs()
+
+
+# ----------------------------------------------------------------------------- conversations
+
+
+def _conversation(doc: dict) -> Conversation:
+    turns = tuple((t["role"], t["content"]) for t in doc.get("turns") or ())
+    return Conversation(doc.get("system") or None, turns)
+
+
+def _task_base() -> type:
+    from lm_eval.api.task import ConfigurableTask
+
+    return ConfigurableTask
+
+
+class ConversationTask(_task_base()):  # type: ignore[misc]
+    """so8t_safety_local: a document from a `messages` record is rendered under --apply_chat_template as the
+    conversation it is ([its own system turn, else --system_instruction], its earlier turns, then the request),
+    the messages training renders (so8t.data.templates.conversation_messages); every other document as lm-eval
+    renders it."""
+
+    def __init__(self, config: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        # the YAML's `class:` key picks this class; it is not a task setting
+        super().__init__(config={k: v for k, v in (config or {}).items() if k != "class"}, **kwargs)
+
+    def fewshot_context(self, doc, num_fewshot, *args, **kwargs):  # type: ignore[override]
+        conversation = _conversation(doc) if isinstance(doc, dict) else Conversation()
+        chat_template = kwargs.get("chat_template")
+        if not (conversation and kwargs.get("apply_chat_template") and chat_template):
+            return super().fewshot_context(doc, num_fewshot, *args, **kwargs)
+        if num_fewshot:
+            raise DataError(
+                f"{self.config.task}: a conversation document takes no few-shot examples; run without "
+                "--num_fewshot (its earlier turns are its context)."
+            )
+        messages = conversation_messages(
+            self.doc_to_text(doc), conversation, kwargs.get("system_instruction")
+        )
+        return chat_template(messages, add_generation_prompt=True)

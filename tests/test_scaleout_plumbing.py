@@ -10,6 +10,7 @@ from train_fixtures import run_config
 
 from so8t.cli import build_parser, main
 from so8t.errors import UserError
+from so8t.lmeval.flags import LmEvalFlags
 from so8t.lmeval.generation_split import check_vllm, generation_command, split_tasks
 from so8t.lmeval.processes import evaluation_argv, launch_command
 from so8t.train.launch import torchrun_command
@@ -29,6 +30,7 @@ def test_the_relaunched_evaluation_parses_back_to_the_same_options():
         "log_samples": False,
         "max_gen_toks": 32,
         "device": "cpu",
+        "flags": LmEvalFlags(num_fewshot=1, gen_kwargs={"top_k": 3}, seed=(5, None, 5, 5), include_path="t"),
     }
     args = _eval_args(
         evaluation_argv("runs/x/consolidated", ["so8t_safety_local", "gsm8k"], "out/r.json", **options)
@@ -41,6 +43,7 @@ def test_the_relaunched_evaluation_parses_back_to_the_same_options():
     assert parse_metadata(args.metadata) == options["metadata"]
     assert (args.log_samples, args.max_gen_toks, args.device, args.bootstrap_iters) == (False, 32, "cpu", 17)
     assert args.processes == 1, "the relaunched processes must not relaunch again"
+    assert LmEvalFlags.from_args(args) == options["flags"]
 
 
 def test_launch_lines():
@@ -80,9 +83,40 @@ def test_the_generation_command_is_the_stock_lm_eval_cli(tmp_path):
     )
     assert line[1:5] == ["-m", "lm_eval", "--model", "vllm"]
     assert line[line.index("--model_args") + 1] == f"pretrained={tmp_path / 'consolidated'}"
-    assert line[line.index("--gen_kwargs") + 1] == "max_gen_toks=64" and "--log_samples" in line
+    assert (
+        json.loads(line[line.index("--gen_kwargs") + 1]) == {"max_gen_toks": 64} and "--log_samples" in line
+    )
     assert json.loads(line[line.index("--metadata") + 1]) == {"data_files": "x.jsonl"}
     assert "--apply_chat_template" not in line
+
+
+def test_the_generation_command_passes_the_users_lm_eval_flags_on(tmp_path):
+    from so8t.data.templates import PromptFormat
+    from so8t.lmeval.flags import LmEvalFlags
+
+    chat = PromptFormat("chat", "Be brief.").lm_eval_cli_flags()
+    flags = LmEvalFlags(
+        num_fewshot=3, gen_kwargs={"temperature": 0}, seed=(1, 2, 3, 4), apply_chat_template=False
+    )
+    line = generation_command(
+        "vllm", tmp_path, ["gsm8k"], tmp_path / "o.json", limit=None, metadata=None, max_gen_toks=8,
+        log_samples=False, prompt_flags=chat, flags=flags,
+    )  # fmt: skip
+    assert json.loads(line[line.index("--gen_kwargs") + 1]) == {"temperature": 0, "max_gen_toks": 8}
+    assert line[line.index("--num_fewshot") + 1] == "3" and line[line.index("--seed") + 1] == "1,2,3,4"
+    assert "--apply_chat_template" not in line and "--no-apply-chat-template" not in line
+    forced = LmEvalFlags(apply_chat_template="chatml")
+    line = generation_command(
+        "vllm", tmp_path, ["gsm8k"], tmp_path / "o.json", limit=None, metadata=None, max_gen_toks=None,
+        log_samples=False, prompt_flags=chat, flags=forced,
+    )  # fmt: skip
+    assert line[-5:] == [
+        "--apply_chat_template",
+        "chatml",
+        "--fewshot_as_multiturn",
+        "--system_instruction",
+        "Be brief.",
+    ]
 
 
 def test_the_generation_command_renders_a_chat_models_prompts_as_so8t_eval_does(tmp_path):

@@ -9,7 +9,7 @@ import copy
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar, get_args, get_origin
+from typing import Annotated, Any, Generic, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -67,8 +67,14 @@ def _legacy_quantization(node: dict, path: str, errors: list[str], reported: set
         reported.add(join_key(path, key))
 
 
-def _holds_sources(annotation: Any) -> bool:
-    return get_origin(annotation) is list and get_args(annotation) == (DataSource,)
+def _holds_sources(annotation: Any, value: Any = None) -> bool:
+    """A list of data sources; or a union with one (data.validation) given anything but a mapping."""
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) is list:
+        return get_args(annotation) == (DataSource,)
+    members = get_args(annotation) if get_origin(annotation) is Union else ()
+    return not isinstance(value, dict) and any(_holds_sources(m) for m in members)
 
 
 def check_keys(
@@ -88,7 +94,7 @@ def check_keys(
             reported.add(where)
             continue
         annotation = cls.model_fields[key].annotation
-        if _holds_sources(annotation):
+        if _holds_sources(annotation, value):
             _check_sources(value, where, errors, reported, root)
             continue
         models = models_in(annotation)

@@ -54,6 +54,10 @@ def summarize(cfg: RunConfig) -> str:
         f"SO(8) rotations in {layers}, safety head {cfg.safety.head}{pretrain})."
     )
     data = "; ".join(f"{split} {_count_text(report.get(split, []))}" for split in SPLITS)
+    if cfg.data.validation_split:
+        size = cfg.data.validation_split.size
+        held_out = f"{size:.0%}" if size < 1 else f"{size:g} examples"
+        data = data.replace("validation none", f"validation {held_out} of train (held out, stratified)")
     skipped = sum(e.skipped for entries in report.values() for e in entries)
     skipped_text = (
         f"{skipped} bad record(s) skipped" if cfg.data.on_bad_record == "skip" else "bad records are errors"

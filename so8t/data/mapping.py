@@ -4,7 +4,8 @@ A record as stored (a JSONL object, a CSV row, a Parquet or dataset row) becomes
 (`{prompt, decision, category, rationale, response}` or `{question, answer}`) or one `RecordProblem` saying
 why not. Labels are compared as the text found in the data (`true`, `1`, `unsafe`): a raw boolean reads
 `true`/`false`, a whole number `1`. A chat-format field (a `messages` list of `{role, content}`) gives the
-content of its last user turn as the request.
+content of its last user turn as the request, its own system turn as `system` and the turns before the request
+as `turns` (the chat format renders them as the conversation's context).
 
 Shared by the data sources (training, `so8t validate`) and the local lm-eval tasks (`--metadata` takes the
 same `columns` and `labels`), so a file evaluates exactly as it trains. Torch-free.
@@ -40,7 +41,7 @@ class ColumnMap(BaseModel):
     request: str | None = Field(
         None,
         description="Field holding the request (safety). A chat-format list of {role, content} turns gives "
-        "its last user turn. Default: prompt, else messages.",
+        "its last user turn, with its system turn and earlier turns as context. Default: prompt, else messages.",
     )
     decision: str | None = Field(
         None, description="Field holding the label, read through `labels`. Default: decision."
@@ -288,6 +289,11 @@ class RecordMapping:
         if isinstance(decision, RecordProblem):
             return decision
         out: dict[str, Any] = {"prompt": request, "decision": decision}
+        raw_request = record.get(request_column)
+        if isinstance(raw_request, list):
+            out.update(conversation_fields(raw_request))
+        elif self.is_identity:  # a record so8t wrote keeps its conversation under its own names
+            out.update({k: record[k] for k in ("system", "turns") if record.get(k)})
         for role in ("category", "rationale", "response"):
             value = record.get(self.column(role, names))
             text = label_text(value) if role == "category" else value
@@ -322,6 +328,32 @@ class RecordMapping:
             if named is not None:
                 reason = reason.replace(f'"{CANONICAL_KEY[role]}"', f'"{named}"')
         return reason
+
+
+def _turn_text(turn: dict[str, Any]) -> str:
+    content = turn.get("content")
+    if isinstance(content, list):  # content parts: [{type: text, text: ...}, ...]
+        content = "".join(p.get("text") or "" for p in content if isinstance(p, dict))
+    return content if isinstance(content, str) else ""
+
+
+def conversation_fields(messages: list[Any]) -> dict[str, Any]:
+    """A messages list's own system turn (`system`) and its user and assistant turns before the last user
+    turn (`turns`), each present only when the list has them."""
+    turns = [t for t in messages if isinstance(t, dict)]
+    last_user = max((i for i, t in enumerate(turns) if t.get("role") == "user"), default=0)
+    out: dict[str, Any] = {}
+    system = next((_turn_text(t) for t in turns if t.get("role") == "system" and _turn_text(t).strip()), None)
+    if system:
+        out["system"] = system
+    earlier = [
+        {"role": t["role"], "content": _turn_text(t)}
+        for t in turns[:last_user]
+        if t.get("role") in ("user", "assistant") and _turn_text(t).strip()
+    ]
+    if earlier:
+        out["turns"] = earlier
+    return out
 
 
 def request_text(value: Any) -> str | RecordProblem:

@@ -6,12 +6,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from so8t.data.jsonl import OnBadRecord, read_jsonl_records
+from so8t.data.templates import NO_CONVERSATION, Conversation
 from so8t.errors import DataError
 
 # Class order used everywhere: data, head B, metrics, files.
 DECISIONS = ("ALLOW", "ESCALATE", "REFUSE")
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 SPLITS = ("train", "validation", "test")
+# the roles of a conversation's earlier turns
+TURN_ROLES = ("user", "assistant")
 # What a user can do about a bundled file that is missing or malformed: it ships with so8t, so the install is broken.
 REINSTALL_HINT = (
     "The file ships with so8t, so this installation is damaged: reinstall so8t "
@@ -28,6 +31,8 @@ class SafetyExample:
     rationale: str | None = None
     response: str | None = None
     category: str | None = None
+    # a messages record's own system turn and earlier turns (so8t.data.templates.Conversation)
+    conversation: Conversation = NO_CONVERSATION
 
     @property
     def label(self) -> int:
@@ -40,6 +45,10 @@ class SafetyExample:
             value = getattr(self, key)
             if value is not None:
                 record[key] = value
+        if self.conversation.system:
+            record["system"] = self.conversation.system
+        if self.conversation.turns:
+            record["turns"] = [{"role": r, "content": c} for r, c in self.conversation.turns]
         return record
 
 
@@ -52,9 +61,18 @@ def safety_record_problem(record: dict) -> str | None:
             return f'"{key}" must be a non-empty string'
     if record["decision"].strip().upper() not in DECISIONS:
         return f'"decision" is {record["decision"]!r}, expected one of {", ".join(DECISIONS)}'
-    for key in ("rationale", "response", "category"):
+    for key in ("rationale", "response", "category", "system"):
         if record.get(key) is not None and not isinstance(record[key], str):
             return f'"{key}" must be a string or null'
+    turns = record.get("turns")
+    if turns is not None and not (
+        isinstance(turns, list)
+        and all(
+            isinstance(t, dict) and t.get("role") in TURN_ROLES and isinstance(t.get("content"), str)
+            for t in turns
+        )
+    ):
+        return '"turns" must be a list of {"role": "user" or "assistant", "content": text}'
     return None
 
 
@@ -65,6 +83,10 @@ def safety_example_from_record(record: dict) -> SafetyExample:
         rationale=record.get("rationale") or None,
         response=record.get("response") or None,
         category=record.get("category") or None,
+        conversation=Conversation(
+            record.get("system") or None,
+            tuple((t["role"], t["content"]) for t in record.get("turns") or ()),
+        ),
     )
 
 

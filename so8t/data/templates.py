@@ -92,6 +92,23 @@ def context_ids(tokenizer: Any, context: str) -> list[int]:
 # ----------------------------------------------------------------------------- the prompt format
 
 
+@dataclass(frozen=True)
+class Conversation:
+    """What a `messages` record holds besides its last user turn: its own system turn and the earlier turns
+    ((role, content) pairs, user and assistant). In the chat format they come before the request, in that
+    order, the record's system turn in place of data.system_prompt; the plain format renders the request
+    alone."""
+
+    system: str | None = None
+    turns: tuple[tuple[str, str], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.system or self.turns)
+
+
+NO_CONVERSATION = Conversation()
+
+
 class ChatTemplateMissing(ValueError):
     """prompt_format chat with a tokenizer that has no chat template."""
 
@@ -149,14 +166,17 @@ class PromptFormat:
 
     # --- text -------------------------------------------------------------------------------------
 
-    def render(self, tokenizer: Any, text: str) -> str:
+    def render(self, tokenizer: Any, text: str, conversation: Conversation = NO_CONVERSATION) -> str:
         """The prompt the model reads for a prompt text (plain: the text; chat: the template's rendering of
-        [system, user] with the generation prompt, as lm-eval's HFLM.apply_chat_template makes it)."""
+        [system, earlier turns, user] with the generation prompt, as lm-eval's HFLM.apply_chat_template makes
+        it, and as the so8t tasks render a conversation's document)."""
         if not self.is_chat:
             return text
-        return _apply_chat_template(tokenizer, self._messages(text), add_generation_prompt=True)
+        return _apply_chat_template(tokenizer, self._messages(text, conversation), add_generation_prompt=True)
 
-    def continuation(self, tokenizer: Any, text: str, target: str) -> tuple[str, bool]:
+    def continuation(
+        self, tokenizer: Any, text: str, target: str, conversation: Conversation = NO_CONVERSATION
+    ) -> tuple[str, bool]:
         """(what follows the rendered prompt when the model answers `target`, whether it ends the turn).
 
         plain: the target itself (` ALLOW...`; the caller ends it with EOS). chat: the assistant turn as the
@@ -165,8 +185,8 @@ class PromptFormat:
         """
         if not self.is_chat:
             return target, False
-        prompt = self.render(tokenizer, text)
-        messages = [*self._messages(text), {"role": "assistant", "content": target.strip()}]
+        prompt = self.render(tokenizer, text, conversation)
+        messages = [*self._messages(text, conversation), {"role": "assistant", "content": target.strip()}]
         whole = _apply_chat_template(tokenizer, messages, add_generation_prompt=False)
         if whole.startswith(prompt) and len(whole) > len(prompt):
             return whole[len(prompt) :], True
@@ -177,17 +197,19 @@ class PromptFormat:
         in chat (lm-eval drops the delimiter with a chat template)."""
         return decision if self.is_chat else " " + decision
 
-    def _messages(self, text: str) -> list[dict[str, str]]:
-        messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
-        return [*messages, {"role": "user", "content": text}]
+    def _messages(self, text: str, conversation: Conversation = NO_CONVERSATION) -> list[dict[str, str]]:
+        return conversation_messages(text, conversation, self.system_prompt)
 
     # --- tokens -----------------------------------------------------------------------------------
 
-    def encode_example(self, tokenizer: Any, text: str, target: str) -> tuple[list[int], list[int]]:
+    def encode_example(
+        self, tokenizer: Any, text: str, target: str, conversation: Conversation = NO_CONVERSATION
+    ) -> tuple[list[int], list[int]]:
         """(prompt ids, target ids) of a training row: the pair lm-eval scores, the target ending the turn
         (EOS appended when the format does not end it)."""
-        continuation, ends_turn = self.continuation(tokenizer, text, target)
-        prompt_ids, target_ids = encode_pair(tokenizer, self.render(tokenizer, text), continuation)
+        continuation, ends_turn = self.continuation(tokenizer, text, target, conversation)
+        prompt = self.render(tokenizer, text, conversation)
+        prompt_ids, target_ids = encode_pair(tokenizer, prompt, continuation)
         if not ends_turn and tokenizer.eos_token_id is not None:
             target_ids.append(int(tokenizer.eos_token_id))
         return prompt_ids, target_ids
@@ -203,12 +225,24 @@ class PromptFormat:
         return [c[0] for c in continuations]
 
 
+def conversation_messages(
+    text: str, conversation: Conversation = NO_CONVERSATION, system_prompt: str | None = None
+) -> list[dict[str, str]]:
+    """The chat messages of a request: a system turn (the conversation's own, else `system_prompt`), the
+    earlier turns, then the request as the user turn (training, the so8t tasks and predict share this)."""
+    system = conversation.system or system_prompt
+    messages = [{"role": "system", "content": system}] if system else []
+    messages += [{"role": role, "content": content} for role, content in conversation.turns]
+    return [*messages, {"role": "user", "content": text}]
+
+
 def check_chat_template(tokenizer: Any, where: str) -> None:
     """ChatTemplateMissing naming `where` when prompt_format chat meets a tokenizer without a chat template."""
     if not getattr(tokenizer, "chat_template", None):
         raise ChatTemplateMissing(
             f"data.prompt_format is chat, but the tokenizer of {where} has no chat template; use an instruct "
-            "(chat) base, or set data.prompt_format: plain"
+            "(chat) base, name one with data.chat_template (chatml or a Jinja file), or set "
+            "data.prompt_format: plain"
         )
 
 

@@ -1,7 +1,7 @@
 """`so8t eval`: lm-eval's simple_evaluate with the so8t backend and the so8t tasks, results in lm-eval's format.
 
-No --include_path is needed (the so8t task folder is always included); any built-in lm-eval task name
-works too. The task index is built once per process (it scans every lm-eval task YAML) and reused. A model
+No --include_path is needed (the so8t task folder is always included; --include_path adds a folder of
+the user's own); any built-in lm-eval task name works too. The task index is built once per process (it scans every lm-eval task YAML) and reused. A model
 trained with prompt_format chat is evaluated with lm-eval's --apply_chat_template, --fewshot_as_multiturn and
 --system_instruction set from its so8t.json, so lm-eval renders the prompts training rendered.
 """
@@ -24,23 +24,27 @@ from so8t.layout import (
     results_file_for,
     samples_file_for,
 )
+from so8t.lmeval.flags import LmEvalFlags, add_lm_eval_arguments
 
-_TASK_MANAGER: Any = None
+_TASK_MANAGERS: dict[str | None, Any] = {}
 # who answers generation tasks in `so8t eval` (so8t.lmeval.generation_split)
 GENERATION_BACKENDS = ("so8t", "vllm")
 
 
-def task_manager(metadata: dict[str, Any] | None = None) -> Any:
-    """lm-eval's TaskManager with the so8t tasks, indexed once per process, carrying this run's metadata."""
-    global _TASK_MANAGER
+def task_manager(metadata: dict[str, Any] | None = None, include_path: str | None = None) -> Any:
+    """lm-eval's TaskManager with the so8t tasks (and `include_path`'s, as lm-eval's --include_path adds
+    them), indexed once per process and folder, carrying this run's metadata."""
     from lm_eval.tasks import TaskManager
     from lm_eval.tasks._factory import TaskFactory
 
     from so8t.lmeval.plugin import tasks_dir
 
-    if _TASK_MANAGER is None:
-        _TASK_MANAGER = TaskManager(include_path=tasks_dir(), metadata={})
-    manager = copy.copy(_TASK_MANAGER)
+    if include_path is not None and not Path(include_path).is_dir():
+        raise UserError(f"--include_path {include_path}: no such folder; give a folder of task YAML files.")
+    if include_path not in _TASK_MANAGERS:
+        folders = [tasks_dir()] if include_path is None else [tasks_dir(), str(include_path)]
+        _TASK_MANAGERS[include_path] = TaskManager(include_path=folders, metadata={})
+    manager = copy.copy(_TASK_MANAGERS[include_path])
     # metadata reaches the tasks through the factory (e.g. data_files for the local tasks)
     manager.metadata = dict(metadata or {})
     manager._factory = TaskFactory(meta=manager.metadata)
@@ -78,6 +82,7 @@ def evaluate(
     log_samples: bool = True,
     max_gen_toks: int | None = None,
     device: str | None = None,
+    flags: LmEvalFlags | None = None,
 ) -> dict:
     """Evaluate `model` (consolidated folder, checkpoint or run directory) with the so8t backend.
 
@@ -86,7 +91,7 @@ def evaluate(
     (the default, so the gate can pair documents) lm-eval's `samples_<task>_<id>.jsonl` files go beside it
     with the same id. Returns the results dict as simple_evaluate gives it (with "samples" when logged)
     plus "so8t_results_file", the path written. The model's prompt format (so8t.json) sets lm-eval's chat
-    template flags (PromptFormat.lm_eval_args).
+    template flags (PromptFormat.lm_eval_args); `flags` are lm-eval's own, given by the user, over them.
     """
     from lm_eval import simple_evaluate
     from lm_eval.loggers import EvaluationTracker
@@ -101,8 +106,9 @@ def evaluate(
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    prompt_args = model_prompt_format(model).lm_eval_args()
-    manager = task_manager({**args, **(metadata or {})})
+    flags = flags or LmEvalFlags()
+    passed = flags.simple_evaluate_kwargs(model_prompt_format(model), max_gen_toks)
+    manager = task_manager({**args, **(metadata or {})}, flags.include_path)
     _check_tasks(manager, list(tasks))
     tracker = EvaluationTracker(output_path=str(out))
     results = simple_evaluate(
@@ -115,10 +121,9 @@ def evaluate(
         bootstrap_iters=bootstrap_iters,
         log_samples=log_samples,
         evaluation_tracker=tracker,
-        gen_kwargs={"max_gen_toks": int(max_gen_toks)} if max_gen_toks else None,
         task_manager=manager,
         metadata=metadata,
-        **prompt_args,
+        **passed,
     )
     if results is None:  # a non-zero rank under data parallelism: rank 0 writes
         return {}
@@ -237,6 +242,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="data-parallel processes: N > 1 relaunches this evaluation under `accelerate launch` (one per "
         "GPU; on the CPU without one); point values equal one process's",
     )
+    add_lm_eval_arguments(parser)
     parser.add_argument(
         "--generation-backend",
         choices=GENERATION_BACKENDS,
@@ -265,6 +271,7 @@ def run_cli(args: argparse.Namespace) -> int:
         "log_samples": args.log_samples,
         "max_gen_toks": args.max_gen_toks,
         "device": args.device,
+        "flags": LmEvalFlags.from_args(args),
     }
     if args.generation_backend == "vllm":
         from so8t.lmeval.generation_split import evaluate_with_vllm_generation

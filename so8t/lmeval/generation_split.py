@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from so8t.layout import (
     results_file_for,
     samples_file_for,
 )
+from so8t.lmeval.flags import LmEvalFlags
 
 GENERATION_OUTPUT_TYPE = "generate_until"
 # the keys of a results file that hold one entry per task (or group)
@@ -107,22 +109,38 @@ def generation_command(
     batch_size: int | str = "auto",
     device: str | None = None,
     prompt_flags: Sequence[str] = (),
+    flags: LmEvalFlags | None = None,
 ) -> list[str]:
     """The stock `lm_eval` command line that runs the generation tasks on `backend` (vllm) over `folder`;
-    `prompt_flags` render the prompts as the model was trained (PromptFormat.lm_eval_cli_flags)."""
+    `prompt_flags` render the prompts as the model was trained (PromptFormat.lm_eval_cli_flags), unless the
+    user's lm-eval `flags` set the chat template themselves."""
     command = [sys.executable, "-m", "lm_eval", "--model", backend, "--model_args", f"pretrained={folder}"]
     command += ["--tasks", ",".join(tasks), "--output_path", str(out), "--batch_size", str(batch_size)]
     if limit is not None:
         command += ["--limit", str(limit)]
     if metadata:
         command += ["--metadata", json.dumps(metadata)]
-    if max_gen_toks:
-        command += ["--gen_kwargs", f"max_gen_toks={int(max_gen_toks)}"]
+    flags = flags or LmEvalFlags()
+    gen_kwargs = {**flags.gen_kwargs, **({"max_gen_toks": int(max_gen_toks)} if max_gen_toks else {})}
+    if gen_kwargs:
+        command += ["--gen_kwargs", json.dumps(gen_kwargs)]
+    prompt_flags = _chat_flags(list(prompt_flags), flags.apply_chat_template)
+    passed = replace(flags, gen_kwargs={}, apply_chat_template=None).argv()
     if log_samples:
         command.append("--log_samples")
     if device:
         command += ["--device", device]
-    return [*command, *prompt_flags]
+    return [*command, *passed, *prompt_flags]
+
+
+def _chat_flags(model_flags: list[str], chosen: bool | str | None) -> list[str]:
+    """The model's chat flags (`--apply_chat_template` first), or the user's choice over them."""
+    if chosen is None:
+        return model_flags
+    if chosen is False:
+        return []
+    rest = model_flags[1:] if model_flags else ["--fewshot_as_multiturn"]
+    return ["--apply_chat_template", *([] if chosen is True else [str(chosen)]), *rest]
 
 
 def evaluate_with_vllm_generation(
@@ -147,7 +165,9 @@ def evaluate_with_vllm_generation(
     if generation_backend == "vllm":
         check_vllm()
     metadata = options.get("metadata") or {}
-    generation, rest = split_tasks(task_manager({**(options.get("model_args") or {}), **metadata}), tasks)
+    include_path = (options.get("flags") or LmEvalFlags()).include_path
+    manager = task_manager({**(options.get("model_args") or {}), **metadata}, include_path)
+    generation, rest = split_tasks(manager, tasks)
     folder = resolve_model(model, base=(options.get("model_args") or {}).get("base")).folder
     parts_dir = (out.parent if out.suffix == ".json" else out) / f".parts-{evaluation_date_id()}"
     parts: list[tuple[str, Path]] = []
@@ -165,6 +185,7 @@ def evaluate_with_vllm_generation(
                 log_samples=options.get("log_samples", True),
                 device=options.get("device") if generation_backend != "vllm" else None,
                 prompt_flags=model_prompt_format(folder).lm_eval_cli_flags(),
+                flags=options.get("flags"),
             )
             if subprocess.run(command).returncode != 0:
                 raise RuntimeError(f"the {generation_backend} generation run failed: {' '.join(command)}")

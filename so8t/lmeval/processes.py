@@ -19,6 +19,7 @@ from typing import Any
 from so8t.errors import UserError
 from so8t.layout import RESULTS_GLOB, date_id_of
 from so8t.lmeval.evaluate import evaluate, read_results
+from so8t.lmeval.flags import LmEvalFlags
 
 
 def evaluation_argv(
@@ -34,6 +35,7 @@ def evaluation_argv(
     log_samples: bool = True,
     max_gen_toks: int | None = None,
     device: str | None = None,
+    flags: LmEvalFlags | None = None,
 ) -> list[str]:
     """The `so8t eval` arguments of an evaluation (the inverse of its parser), for a relaunched process."""
     argv = [str(model), "--tasks", ",".join(tasks), "--out", str(out), "--batch-size", str(batch_size)]
@@ -50,7 +52,7 @@ def evaluation_argv(
         argv += ["--max-gen-toks", str(max_gen_toks)]
     if device:
         argv += ["--device", device]
-    return argv
+    return argv + (flags.argv() if flags else [])
 
 
 def launch_command(processes: int, program: list[str], cpu: bool) -> list[str]:

@@ -59,7 +59,9 @@ def encode_example(
             templates.gsm8k_target(example.answer),
         )
         safety_label = IGNORE_INDEX
-    prompt, target = _fit(*prompt_format.encode_example(tokenizer, prompt_text, target_text), max_length)
+    conversation = example.conversation if isinstance(example, SafetyExample) else templates.NO_CONVERSATION
+    encoded = prompt_format.encode_example(tokenizer, prompt_text, target_text, conversation)
+    prompt, target = _fit(*encoded, max_length)
     return {
         "input_ids": prompt + target,
         "labels": [IGNORE_INDEX] * len(prompt) + target,

@@ -152,6 +152,8 @@ def build_model(cfg: RunConfig) -> tuple[Any, Any, str]:
     torch.manual_seed(cfg.seed)
     device_map = process_device_map(model_cfg.quantization, torch.cuda.is_available(), os.environ)
     base, tokenizer = load_base(model_cfg, for_training=True, device_map=device_map)
+    if cfg.data.chat_template:  # saved with the tokenizer: evaluation and predict render with it too
+        tokenizer.chat_template = cfg.data.chat_template_text()
     if cfg.data.prompt.is_chat:
         from so8t.data.templates import ChatTemplateMissing, check_chat_template
 
@@ -211,6 +213,10 @@ def build_trainer(cfg: RunConfig, output_dir: Path, model: Any, tokenizer: Any) 
                 "data.validation yields no examples while train.eval_strategy is on; add validation "
                 "sources or set train.eval_strategy: no."
             )
+        if cfg.data.validation_split:
+            from so8t.data.validation_split import record_split
+
+            record_split(cfg.data.validation_split, cfg.seed, validation, RunDir(output_dir))
         eval_ds = build_dataset(
             tokenizer,
             validation.gsm8k,
