@@ -20,12 +20,22 @@ class LoraConfig(Section):
     target_modules: list[str] | None = Field(
         None, description="Module names that get LoRA adapters; null picks the default for the architecture."
     )
+    trainable: bool = Field(
+        True,
+        description="Train the adapters; false keeps them at zero (with so8.layers: [] and so8.gate: false, "
+        "head B alone learns: a linear probe of the frozen base).",
+    )
 
 
 class So8Config(Section):
     layers: Literal["all"] | list[int] = Field(
         "all",
         description='Layers whose attention output projection input is rotated: "all" or a list of indices.',
+    )
+    gate: bool = Field(
+        True,
+        description="Train the gate rotations R_safe and R_cmd on the final hidden state; false keeps them at "
+        "the identity (the plain-LoRA ablation).",
     )
 
     @field_validator("layers", mode="before")
