@@ -12,6 +12,7 @@ import sys
 
 import pytest
 import torch
+from real_base import REAL_BASE
 from train_fixtures import run_config_dict, subprocess_env
 
 from so8t.data.safety import SafetyExample
@@ -27,15 +28,16 @@ REQUESTS = [
 ]
 
 
-def _train_and_consolidate(base_dir, out, quantization: str):
+def _train_and_consolidate(out, quantization: str):
     from so8t.config import RunConfig
     from so8t.consolidate.fold import consolidate_checkpoint
     from so8t.train.run import train_from_config
 
     cfg = run_config_dict(
-        base_dir,
+        REAL_BASE,
         model={
-            "base": str(base_dir),
+            # the short name: training resolves it to the cached folder and records the GGUF file
+            "base": REAL_BASE,
             "dtype": "float32",
             "quantization": quantization,
             "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
@@ -69,10 +71,7 @@ def _train_and_consolidate(base_dir, out, quantization: str):
 @pytest.fixture(scope="module")
 def consolidated(real_base_dir, tmp_path_factory):
     """{quantization: consolidated folder} for the real base trained two steps in chat format."""
-    return {
-        q: _train_and_consolidate(real_base_dir, tmp_path_factory.mktemp(f"real-{q}"), q)
-        for q in ("none", "4bit")
-    }
+    return {q: _train_and_consolidate(tmp_path_factory.mktemp(f"real-{q}"), q) for q in ("none", "4bit")}
 
 
 def test_an_untrained_so8t_model_gives_the_real_bases_own_logits(real_base_dir, make_so8t):
