@@ -145,14 +145,17 @@ def _dequantise_into(folder: Path, source: GgufSource) -> None:
     """Write the plain HF folder of `source` into `folder`: fp32 weights, config, tokenizer, chat template,
     and the record last (an entry without it is incomplete)."""
     import torch
+    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = Path(source.file)
+    kwargs: dict[str, Any] = {"gguf_file": str(path), "dtype": torch.float32}
+    if hasattr(transformers, "GgufConfig"):
+        # unpack every weight, also where the `kernels` package could keep GGUF blocks packed
+        kwargs["quantization_config"] = transformers.GgufConfig(dequantize=True)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=str(path))
-        packed = AutoModelForCausalLM.from_pretrained(
-            str(path.parent), gguf_file=str(path), dtype=torch.float32
-        )
+        packed = AutoModelForCausalLM.from_pretrained(str(path.parent), **kwargs)
     except (ValueError, OSError, KeyError, IndexError, RuntimeError) as exc:
         raise _damaged(path, f"{type(exc).__name__}: {exc}") from exc
     config = packed.config
