@@ -245,7 +245,8 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
     log = args.out / "logs" / "throughput.log"
     _call(command, log)
     text = log.read_text()
-    return json.loads(text[text.index("{\n") :])
+    # the script prints its result last, as indented JSON
+    return json.loads(text[text.rindex('{\n  "base"') :])
 
 
 # ----------------------------------------------------------------------------- the table
