@@ -1,4 +1,5 @@
-"""The consolidation cache's storage: one consolidated folder per checkpoint content, base and so8t version.
+"""The cache's storage: one consolidated folder per checkpoint content, base and so8t version, and one plain
+HF folder per GGUF base file content (its dequantised weights, config and tokenizer).
 
 A training checkpoint handed to the lm-eval backend or `so8t predict` is consolidated once into
 `$SO8T_CACHE_DIR/consolidated/<key>` (default `~/.cache/so8t`). The key hashes only what changes the
@@ -6,14 +7,17 @@ consolidated model: the checkpoint files consolidation reads (layout.CONSOLIDATI
 beside the adapter reuses the entry), the base (its reference and the names, sizes and mtimes of its local
 files) and the so8t version (a new so8t re-consolidates). An entry is built under a file lock into
 `<key>.tmp-<pid>` and renamed into place, so a reader never sees half of one; the temporary folders of
-processes that died meanwhile are removed by the next build and by `so8t cache clear`. What goes into an
-entry is the consolidation layer's business; this module only stores, lists and clears.
+processes that died meanwhile are removed by the next build and by `so8t cache clear`. A GGUF base lives in
+`$SO8T_CACHE_DIR/gguf-bases/<key>` (the key: the file's sha256 and the dequantisation recipe), complete once
+it holds its GGUF_BASE_RECORD. What goes into an entry is the business of the layer that builds it; this
+module only stores, lists and clears.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -42,6 +46,12 @@ TEMPORARY_MARKER = ".tmp-"
 # `<key>.tmp-<pid>`, and the staging folders a consolidation makes beside it (`...<key>.tmp-<pid>-xxxx`).
 _TEMPORARY = re.compile(rf"{re.escape(TEMPORARY_MARKER)}(\d+)(?:-|$)")
 _LOCK_SUFFIX = ".lock"
+# The kinds of entry, each a folder under the cache root.
+CONSOLIDATED_KIND = CONSOLIDATED_DIR
+GGUF_BASE_KIND = "gguf-bases"
+ENTRY_KINDS = (CONSOLIDATED_KIND, GGUF_BASE_KIND)
+# Written last into a dequantised GGUF base: the source file, its sha256 and quantisation type.
+GGUF_BASE_RECORD = "so8t_gguf_base.json"
 
 
 def cache_root() -> Path:
@@ -50,9 +60,9 @@ def cache_root() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "so8t").expanduser()
 
 
-def consolidated_cache_dir(root: str | os.PathLike | None = None) -> Path:
-    """The folder of the consolidation cache's entries under a cache root (default cache_root())."""
-    return Path(root if root is not None else cache_root()) / CONSOLIDATED_DIR
+def consolidated_cache_dir(root: str | os.PathLike | None = None, kind: str = CONSOLIDATED_KIND) -> Path:
+    """The folder of the cache's entries of `kind` under a cache root (default cache_root())."""
+    return Path(root if root is not None else cache_root()) / kind
 
 
 # ----------------------------------------------------------------------------- the key
@@ -86,7 +96,9 @@ def consolidation_key(checkpoint: str | os.PathLike, base: str, base_dir: str | 
 # ----------------------------------------------------------------------------- get or build
 
 
-def _is_entry(folder: Path) -> bool:
+def _is_entry(folder: Path, kind: str = CONSOLIDATED_KIND) -> bool:
+    if kind == GGUF_BASE_KIND:
+        return (folder / GGUF_BASE_RECORD).is_file()
     try:
         return so8t_format(folder) == CONSOLIDATED_FORMAT
     except UserError:  # a damaged so8t.json: rebuilt like a missing entry
@@ -99,8 +111,13 @@ def _mark_used(folder: Path) -> Path:
     return folder
 
 
-def get_or_build(key: str, build: Callable[[Path], Any], root: str | os.PathLike | None = None) -> Path:
-    """The entry `key`, built first when it is missing.
+def get_or_build(
+    key: str,
+    build: Callable[[Path], Any],
+    root: str | os.PathLike | None = None,
+    kind: str = CONSOLIDATED_KIND,
+) -> Path:
+    """The entry `key` of `kind`, built first when it is missing.
 
     `build(folder)` must write the whole entry into `folder`, a path that does not exist yet. One process
     builds a key at a time (a file lock); the others wait and then reuse its entry. A build that raises
@@ -108,14 +125,14 @@ def get_or_build(key: str, build: Callable[[Path], Any], root: str | os.PathLike
     """
     from filelock import FileLock
 
-    entries = consolidated_cache_dir(root)
+    entries = consolidated_cache_dir(root, kind)
     entry = entries / key
-    if _is_entry(entry):
+    if _is_entry(entry, kind):
         return _mark_used(entry)
     entries.mkdir(parents=True, exist_ok=True)
     with FileLock(str(entry) + _LOCK_SUFFIX):
         # another process may have finished it while this one waited
-        if _is_entry(entry):
+        if _is_entry(entry, kind):
             return _mark_used(entry)
         remove_stale_temporaries(root)
         tmp = entries / f"{key}{TEMPORARY_MARKER}{os.getpid()}"
@@ -163,14 +180,15 @@ def _remove(path: Path) -> None:
 
 def stale_temporaries(root: str | os.PathLike | None = None) -> list[Path]:
     """Temporary folders in the cache whose writing process no longer runs (a crash, a kill)."""
-    entries = consolidated_cache_dir(root)
-    if not entries.is_dir():
-        return []
     stale = []
-    for path in sorted(entries.iterdir()):
-        match = _TEMPORARY.search(path.name)
-        if match and not process_alive(int(match.group(1))):
-            stale.append(path)
+    for kind in ENTRY_KINDS:
+        entries = consolidated_cache_dir(root, kind)
+        if not entries.is_dir():
+            continue
+        for path in sorted(entries.iterdir()):
+            match = _TEMPORARY.search(path.name)
+            if match and not process_alive(int(match.group(1))):
+                stale.append(path)
     return stale
 
 
@@ -187,36 +205,51 @@ def remove_stale_temporaries(root: str | os.PathLike | None = None) -> list[Path
 
 @dataclass(frozen=True)
 class CacheEntry:
-    """One consolidated model in the cache."""
+    """One consolidated model or dequantised GGUF base in the cache."""
 
     key: str
     path: Path
     size_bytes: int
     last_used: float  # seconds since the epoch: when it was built or last reused
-    source_checkpoint: str | None
+    source_checkpoint: str | None  # the checkpoint consolidated, or the GGUF file dequantised
     base_model: str | None
+    kind: str = CONSOLIDATED_KIND
+
+
+def _sources(path: Path, kind: str) -> tuple[str | None, str | None]:
+    """(what the entry was built from, its base) as its own record says."""
+    if kind == GGUF_BASE_KIND:
+        try:
+            record = json.loads((path / GGUF_BASE_RECORD).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None, None
+        return (record.get("file"), None) if isinstance(record, dict) else (None, None)
+    info = read_consolidated_info(path)
+    return info.get("source_checkpoint"), info.get("base_model")
 
 
 def list_entries(root: str | os.PathLike | None = None) -> list[CacheEntry]:
-    """The cache's consolidated models, most recently used first."""
-    entries = consolidated_cache_dir(root)
-    if not entries.is_dir():
-        return []
+    """The cache's consolidated models and dequantised GGUF bases, most recently used first."""
     found = []
-    for path in entries.iterdir():
-        if not path.is_dir() or _TEMPORARY.search(path.name) or not _is_entry(path):
+    for kind in ENTRY_KINDS:
+        entries = consolidated_cache_dir(root, kind)
+        if not entries.is_dir():
             continue
-        info = read_consolidated_info(path)
-        found.append(
-            CacheEntry(
-                key=path.name,
-                path=path,
-                size_bytes=_size_bytes(path),
-                last_used=path.stat().st_mtime,
-                source_checkpoint=info.get("source_checkpoint"),
-                base_model=info.get("base_model"),
+        for path in entries.iterdir():
+            if not path.is_dir() or _TEMPORARY.search(path.name) or not _is_entry(path, kind):
+                continue
+            source, base = _sources(path, kind)
+            found.append(
+                CacheEntry(
+                    key=path.name,
+                    path=path,
+                    size_bytes=_size_bytes(path),
+                    last_used=path.stat().st_mtime,
+                    source_checkpoint=source,
+                    base_model=base,
+                    kind=kind,
+                )
             )
-        )
     return sorted(found, key=lambda e: -e.last_used)
 
 
@@ -234,8 +267,9 @@ def clear(
     older_than_days: float | None = None,
     root: str | os.PathLike | None = None,
 ) -> Cleared:
-    """Remove consolidated models (all of them, those named in `keys`, or those unused for
-    `older_than_days`) and every stale temporary folder. A removed entry is rebuilt when next asked for."""
+    """Remove consolidated models and dequantised GGUF bases (all of them, those named in `keys`, or those
+    unused for `older_than_days`) and every stale temporary folder. A removed entry is rebuilt when next
+    asked for."""
     entries = list_entries(root)
     chosen = entries
     if keys:
@@ -243,7 +277,8 @@ def clear(
         unknown = [k for k in keys if k not in known]
         if unknown:
             raise UserError(
-                f"no cached consolidated model with key {', '.join(unknown)} in {consolidated_cache_dir(root)}; "
+                f"no cached consolidated model with key {', '.join(unknown)} in {consolidated_cache_dir(root)} "
+                f"(nor a GGUF base in {consolidated_cache_dir(root, GGUF_BASE_KIND)}); "
                 "`so8t cache list` shows the keys."
             )
         chosen = [e for e in chosen if e.key in keys]
@@ -278,9 +313,12 @@ def _plural(count: int, noun: str) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     commands = parser.add_subparsers(dest="cache_command", metavar="{list,clear}", required=True)
-    commands.add_parser("list", help="show the cached consolidated models: key, size, last use, checkpoint")
+    commands.add_parser(
+        "list", help="show the cached consolidated models and GGUF bases: key, size, last use, source"
+    )
     clear_parser = commands.add_parser(
-        "clear", help="remove cached consolidated models (all by default) and stale temporary folders"
+        "clear",
+        help="remove cached consolidated models and GGUF bases (all by default) and stale temporary folders",
     )
     clear_parser.add_argument("keys", nargs="*", metavar="KEY", help="remove only these (keys from `list`)")
     clear_parser.add_argument(
@@ -298,12 +336,18 @@ def run_cli(args: argparse.Namespace) -> int:
         print(f"consolidated models cached in {folder}:")
         for e in entries:
             used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))
-            print(f"  {e.key}  {_mib(e.size_bytes):>11}  used {used}  from {e.source_checkpoint or '?'}")
+            what = "GGUF base " if e.kind == GGUF_BASE_KIND else ""
+            print(
+                f"  {e.key}  {_mib(e.size_bytes):>11}  used {used}  {what}from {e.source_checkpoint or '?'}"
+            )
         total = sum(e.size_bytes for e in entries)
         print(f"{_plural(len(entries), 'model')}, {_mib(total)}")
         return 0
     cleared = clear(args.keys or None, older_than_days=args.older_than)
-    removed = [_plural(len(cleared.entries), "consolidated model")]
+    bases = sum(e.kind == GGUF_BASE_KIND for e in cleared.entries)
+    removed = [_plural(len(cleared.entries) - bases, "consolidated model")]
+    if bases:
+        removed.append(_plural(bases, "GGUF base"))
     if cleared.temporaries:
         removed.append(_plural(len(cleared.temporaries), "stale temporary folder"))
     print(f"freed {_mib(cleared.freed_bytes)} in {folder}: removed {' and '.join(removed)}")

@@ -379,7 +379,8 @@ CHECKPOINT_FIELDS = {
     "base_commit": "the hub commit the base resolved to (null for a local folder), for the record",
     "model": "how the base was loaded: dtype, quantization (none, 8bit, 4bit), quantization_config "
     "(bitsandbytes settings), quantized_weights (sha256 of the quantised weights training used, their "
-    "layer count, device and bitsandbytes version), model_type, hidden_size",
+    "layer count, device and bitsandbytes version), model_type, hidden_size, gguf (a GGUF base: its file, "
+    "sha256, architecture, file_type (the quantisation type) and tensor_types; null otherwise)",
     "safety_class_weights": "class weights of head B's loss (null: none)",
 }
 CONSOLIDATED_FIELDS = {
@@ -389,7 +390,8 @@ CONSOLIDATED_FIELDS = {
     "consolidation": "fold_onto (trained or original), fold_target (what that meant here), dtype (of the saved "
     "weights), base_dtype, trained_quantization; for a k-bit checkpoint quantized_weights (recorded and "
     "recomputed checksums, match) and kbit_fp32_tensors (the tensors k-bit training ran in fp32: the dtype "
-    "they were loaded in, which peft upcast, and the dtype saved); drift: max_abs_logit_diff and "
+    "they were loaded in, which peft upcast, and the dtype saved); drift: max_abs_logit_diff, max_abs_logit "
+    "(the reference's largest |logit|), relative_logit_diff (their ratio) and "
     "max_abs_head_b_prob_diff on probe_prompts fixed prompts against the trained model's "
     "dequantise-then-multiply forward in fp32 (trained) and against the quantised model's own eval forward "
     "(quantized_eval, k-bit only)",

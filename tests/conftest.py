@@ -146,6 +146,7 @@ def make_so8t():
 
 # Fixtures shared by several test modules live in their own modules; importing them here registers them.
 from data_fixtures import bundled_safety  # noqa: E402,F401
+from gguf_fixtures import tiny_gguf_file  # noqa: E402,F401
 from lmeval_fixtures import (  # noqa: E402,F401
     _task_manager_base,
     broken_heads,
@@ -153,4 +154,5 @@ from lmeval_fixtures import (  # noqa: E402,F401
     task_manager_factory,
     tiny_so8t,
 )
+from real_base import real_base_dir  # noqa: E402,F401
 from train_fixtures import bnb_friendly_base_dir  # noqa: E402,F401

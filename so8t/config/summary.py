@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import yaml
 
+from so8t.config.base_names import short_base_label
 from so8t.config.model import EMBEDDED_BASES
 from so8t.config.run import RunConfig
 from so8t.config.secrets import redact_secrets
@@ -49,8 +50,10 @@ def summarize(cfg: RunConfig) -> str:
     pretrain = ""
     if m.base in EMBEDDED_BASES and m.pretrain.enabled:
         pretrain = f", embedded base pretrained {m.pretrain.steps} steps"
+    label = short_base_label(m.base)
+    name = f"{m.base}: {label}" if label else m.base
     model = (
-        f"Model {m.base} (dtype {m.dtype}, quantization {m.quantization}, LoRA r={m.lora.r} alpha={m.lora.alpha:g}, "
+        f"Model {name} (dtype {m.dtype}, quantization {m.quantization}, LoRA r={m.lora.r} alpha={m.lora.alpha:g}, "
         f"SO(8) rotations in {layers}, safety head {cfg.safety.head}{pretrain})."
     )
     data = "; ".join(f"{split} {_count_text(report.get(split, []))}" for split in SPLITS)

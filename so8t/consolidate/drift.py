@@ -67,12 +67,18 @@ def probe_plain(model: Any, head: torch.nn.Module, tokenizer: Any) -> ProbeOutpu
 
 
 def drift(consolidated: ProbeOutputs, reference: ProbeOutputs) -> dict[str, float]:
-    """max |logit difference| and max |head-B probability difference| over all probes."""
+    """max |logit difference| and max |head-B probability difference| over all probes, and the logit
+    difference relative to the reference's largest |logit| (a real base's logits reach tens, a tiny one's
+    a few units, so the absolute figure alone does not compare across bases)."""
 
     def largest(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
         return max(float((x - y).abs().max()) for x, y in zip(a, b, strict=True))
 
+    logit_diff = largest(consolidated.logits, reference.logits)
+    max_abs_logit = max(float(x.abs().max()) for x in reference.logits)
     return {
-        "max_abs_logit_diff": largest(consolidated.logits, reference.logits),
+        "max_abs_logit_diff": logit_diff,
+        "max_abs_logit": max_abs_logit,
+        "relative_logit_diff": logit_diff / max_abs_logit if max_abs_logit > 0 else logit_diff,
         "max_abs_head_b_prob_diff": largest(consolidated.head_b_probs, reference.head_b_probs),
     }

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from so8t.config.base_names import is_gguf_base, is_short_base, short_base_file
 from so8t.errors import UserError
 from so8t.model.architectures import architecture_of, find_architecture
 
@@ -26,11 +27,16 @@ _DTYPES = {
 
 
 def resolve_base_path(base: str) -> str:
-    """'embedded:tiny' -> the built tiny folder (built on first use); anything else unchanged."""
+    """'embedded:tiny' -> the built tiny folder (built on first use); a GGUF file or a short name of one ->
+    its dequantised folder in the cache (built on first use); anything else unchanged."""
     if base == EMBEDDED_TINY:
         from so8t.model.tiny import build_tiny_base
 
         return str(build_tiny_base())
+    if is_gguf_base(base) or is_short_base(base):
+        from so8t.model.gguf import dequantised_base
+
+        return str(dequantised_base(base))
     return base
 
 
@@ -40,7 +46,12 @@ def check_base(base: str, where: str, fix: str) -> None:
     `where` says where the name came from, `fix` how to give another."""
     if base.startswith("embedded:"):
         return
+    if is_short_base(base):
+        short_base_file(base)
+        return
     local = Path(base).expanduser()
+    if is_gguf_base(base) and local.is_file():
+        return
     if local.exists():
         if not (local / "config.json").is_file():
             raise UserError(
@@ -185,6 +196,12 @@ def load_base(
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     model.so8t_loading = {"revision": revision, "trust_remote_code": bool(trust)}
+    reference = base or model_cfg.base
+    if is_gguf_base(reference) or is_short_base(reference):
+        from so8t.model.gguf import gguf_record
+
+        # so8t.json records the GGUF file's sha256 and quantisation type
+        model.so8t_loading["gguf"] = gguf_record(reference)
     if for_training:
         model.config.use_cache = False
         if bnb is not None:

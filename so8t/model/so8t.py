@@ -234,6 +234,7 @@ class SO8TModel(nn.Module):
                 "quantized_weights": self.quantized_weights,
                 "model_type": getattr(cfg, "model_type", None),
                 "hidden_size": self.gate.R_safe.width,
+                "gguf": loading.get("gguf"),
             },
             "rotated_layers": self.rotated_layers,
             "safety_head": {"kind": self.safety_head.kind, "mlp_hidden": self.safety_head.mlp_hidden},

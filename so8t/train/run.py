@@ -171,9 +171,22 @@ def build_model(cfg: RunConfig) -> tuple[Any, Any, str]:
     )
     if cfg.safety.init_from_decision_words:
         _init_head_from_decision_words(model, peft_model, tokenizer, cfg.data.prompt)
+    _freeze_ablated_parts(model, model_cfg)
     model.base_reference = model_cfg.base  # recorded in so8t.json: consolidation reloads this base
     model.prompt_record = cfg.data.prompt.record()  # so8t.json: evaluation and predict render the same
     return model, tokenizer, model_cfg.base
+
+
+def _freeze_ablated_parts(model: Any, model_cfg: Any) -> None:
+    """model.lora.trainable: false keeps the adapters at zero, model.so8.gate: false the gate at the
+    identity: frozen parameters stay out of the optimizer, so both fold into the consolidated model as
+    nothing."""
+    if not model_cfg.lora.trainable:
+        for name, param in model.named_parameters():
+            if "lora_" in name:
+                param.requires_grad_(False)
+    if not model_cfg.so8.gate:
+        model.gate.requires_grad_(False)
 
 
 def _init_head_from_decision_words(model: Any, peft_model: Any, tokenizer: Any, prompt_format: Any) -> None:

@@ -1,0 +1,413 @@
+"""What SO8T buys on a real base: full SO8T against its ablations and the untouched base, one command.
+
+Every trained row is `so8t run configs/smollm2-135m-cpu.yaml` (SmolLM2-135M-Instruct as Q4_1 weights,
+dequantised; chat prompts; the same data, steps and prompt template) with only the keys of its ablation
+changed, at a shorter budget than the recipe (--steps, default 100 against the recipe's 240):
+
+    base          the base untouched, deciding with its own words in its chat format (lm-eval's hf backend
+                  scores the three decision words: decision_source=lm), 1 run
+    probe         the frozen base + head B only: a linear probe (no LoRA, no rotations, no gate), seeds 0-2
+    lora_head_b   LoRA + head B without SO(8) rotations (the plain-peft ablation), seeds 0-2
+    so8t          full SO8T (rotations, gate, head B, PET), seeds 0-2
+    so8t_no_pet   full SO8T without PET, seed 0
+
+Columns: safety macro F1, refuse recall, escalate and allow precision, unsafe-allow and over-refusal rates
+on the test split and on the bundled challenge set (other writers, never trained on); GSM8K-style exact
+match on the synthetic test split; and capability kept: the mean per-token log-likelihood of the reference
+solutions of the first --gsm8k-problems real GSM8K test problems (--gsm8k-data), rendered as training renders
+them. Each run's value with its standard error, each row's mean and spread (sd) over seeds, and every row's
+difference from full SO8T at seed 0 with the gate's paired standard error (so8t.results.gate.change_noise).
+Last, training tokens/s of SO8T against plain peft LoRA + Trainer on this base, in one run
+(benchmarks/bench_train_throughput.py). Nothing is tuned on the test split: every row runs the recipe's
+settings.
+
+    python benchmarks/so8t_vs_ablations.py [--out runs/so8t-vs-ablations] [--steps 100] [--seeds 0,1,2] \
+        [--gsm8k-problems 200] [--limit N] [--throughput-steps 10] [--base smollm2-135m-instruct] [--rows ...]
+
+It writes OUT/table.md and OUT/table.json; rerunning trains nothing already trained (each run is a run
+directory that `so8t run` resumes, or leaves as it is when finished) and evaluates again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = REPO / "configs" / "smollm2-135m-cpu.yaml"
+DEFAULT_GSM8K = REPO.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
+SAFETY_METRICS = (
+    "macro_f1",
+    "refuse_recall",
+    "escalate_precision",
+    "allow_precision",
+    "unsafe_allow_rate",
+    "over_refusal_rate",
+)
+GSM8K_METRIC = ("so8t_gsm8k_local", "exact_match", "strict-match")
+SAFETY_TASK = "so8t_safety_local"
+LOGLIK = "gsm8k_reference_loglik_per_token"
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    what: str
+    seeds: int
+    changes: dict[str, Any] = field(default_factory=dict)
+    trained: bool = True
+
+
+ROWS = (
+    Row("base", "the base untouched, deciding with its own words (decision_source=lm)", 1, trained=False),
+    Row(
+        "probe",
+        "frozen base + head B (linear probe)",
+        3,
+        {"model.lora.trainable": False, "model.so8.layers": [], "model.so8.gate": False},
+    ),
+    Row(
+        "lora_head_b",
+        "LoRA + head B, no SO(8) rotations",
+        3,
+        {"model.so8.layers": [], "model.so8.gate": False},
+    ),
+    Row("so8t", "full SO8T (rotations, gate, head B, PET)", 3),
+    Row("so8t_no_pet", "full SO8T without PET", 1, {"pet.weight": 0.0}),
+)
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "WANDB_MODE": "disabled", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def _call(command: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+    """Run a command with its output in `log`; a failure stops the benchmark naming the log."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as handle:
+        proc = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, env=env or _env(), cwd=REPO)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(command[:4])} ... exited {proc.returncode}; see {log}")
+
+
+def _sets(values: dict[str, Any]) -> list[str]:
+    return [arg for key, value in values.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
+
+
+def train_run(row: Row, seed: int, args: argparse.Namespace) -> Path:
+    """`so8t run` of the recipe with the row's changes; the run directory."""
+    run_dir = args.out / f"{row.name}-seed{seed}"
+    common = {
+        "model.base": args.base,
+        "seed": seed,
+        "train.max_steps": args.steps,
+        "train.save_steps": args.steps,
+        "train.eval_steps": args.steps,
+        "logging.wandb.mode": "disabled",
+    }
+    if args.limit:
+        common["eval.limit"] = args.limit
+    command = [sys.executable, "-m", "so8t", "run", str(RECIPE), "--output-dir", str(run_dir)]
+    _call([*command, *_sets({**common, **row.changes})], args.out / "logs" / f"{run_dir.name}.log")
+    return run_dir
+
+
+def challenge_eval(model: Path, out: Path, args: argparse.Namespace) -> Path:
+    """The bundled challenge set through `so8t eval` (head-B decisions, the model's own prompt format)."""
+    from so8t.data.safety import bundled_challenge_path
+
+    command = [sys.executable, "-m", "so8t", "eval", str(model), "--tasks", SAFETY_TASK, "--out", str(out)]
+    command += ["--metadata", json.dumps({"data_files": str(bundled_challenge_path())})]
+    if args.limit:
+        command += ["--limit", str(args.limit)]
+    _call(command, args.out / "logs" / f"{model.name}-challenge.log")
+    return out.parent
+
+
+def base_eval(
+    base_folder: Path, data_dir: Path, out: Path, data_files: str | None, args: argparse.Namespace
+) -> None:
+    """The untouched base through lm-eval's hf backend in its chat format: decisions are its own words."""
+    command = [sys.executable, "-m", "lm_eval", "--model", "hf"]
+    command += [
+        "--model_args",
+        f"pretrained={base_folder},dtype=float32",
+        "--device",
+        "cpu",
+        "--batch_size",
+        "16",
+    ]
+    tasks = SAFETY_TASK if data_files else f"{GSM8K_METRIC[0]},{SAFETY_TASK}"
+    command += ["--tasks", tasks, "--apply_chat_template", "--fewshot_as_multiturn", "--log_samples"]
+    command += ["--output_path", str(out), "--gen_kwargs", "max_gen_toks=96"]
+    if data_files:
+        command += ["--metadata", json.dumps({"data_files": data_files})]
+    if args.limit:
+        command += ["--limit", str(args.limit)]
+    env = {
+        **_env(),
+        "SO8T_GSM8K_DATA": str(data_dir / "gsm8k_test.jsonl"),
+        "SO8T_SAFETY_DATA": str(data_dir / "safety_test.jsonl"),
+    }
+    _call(command, args.out / "logs" / f"base-{out.name}.log", env)
+
+
+def reference_loglik(folder: Path, problems: list[Any]) -> list[float]:
+    """Per problem, the mean log-probability of the reference solution's tokens, tokenized and rendered as
+    training renders a GSM8K row in the chat format (completion-only labels)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from so8t.data.templates import PromptFormat
+    from so8t.train.collate import encode_example
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    values = []
+    for problem in problems:
+        row = encode_example(tokenizer, problem, max_length=1024, prompt_format=PromptFormat("chat"))
+        ids, labels = torch.tensor([row["input_ids"]]), torch.tensor(row["labels"])
+        with torch.no_grad():
+            logits = model(input_ids=ids).logits[0, :-1].float()
+        targets, scored = labels[1:], labels[1:] != -100
+        log_probs = logits.log_softmax(-1)[scored].gather(-1, targets[scored, None])
+        values.append(float(log_probs.mean()))
+    return values
+
+
+def _gsm8k_problems(path: Path, count: int) -> list[Any]:
+    from so8t.data.gsm8k import GSM8KExample
+
+    lines = path.read_text(encoding="utf-8").splitlines()[:count]
+    return [GSM8KExample(json.loads(line)["question"], json.loads(line)["answer"]) for line in lines]
+
+
+# ----------------------------------------------------------------------------- reading and comparing
+
+
+def _metrics(run: Any) -> dict[str, tuple[float, float | None]]:
+    from so8t.results.results_file import get_metric
+
+    found = {}
+    for metric in SAFETY_METRICS:
+        value = get_metric(run.data, SAFETY_TASK, metric, "none")
+        if value is not None:
+            found[metric] = (float(value.value), value.stderr)
+    value = get_metric(run.data, *GSM8K_METRIC)
+    if value is not None:
+        found["exact_match"] = (float(value.value), value.stderr)
+    return found
+
+
+def _difference(
+    task: str, metric: str, filter_name: str, reference: Any, current: Any
+) -> dict[str, Any] | None:
+    from so8t.config.gates import GateRule
+    from so8t.results.gate import change_noise
+    from so8t.results.results_file import get_metric
+
+    found = (
+        get_metric(reference.data, task, metric, filter_name),
+        get_metric(current.data, task, metric, filter_name),
+    )
+    if found[0] is None or found[1] is None:
+        return None
+    rule = GateRule(task=task, metric=metric, filter=filter_name, max_drop=1.0)
+    noise = change_noise(rule, reference, current, found, iters=1000)
+    return {"delta": float(found[1].value) - float(found[0].value), "se": noise.stderr, "noise": noise.label}
+
+
+def _loglik_difference(reference: list[float], current: list[float]) -> dict[str, Any]:
+    from so8t.results.paired import paired_noise
+
+    means = (statistics.fmean(reference), statistics.fmean(current))
+    noise = paired_noise(reference, current, aggregation="mean", metric=LOGLIK, reported=means)
+    se = noise.stderr if not isinstance(noise, str) else None
+    return {"delta": means[1] - means[0], "se": se, "noise": getattr(noise, "label", noise)}
+
+
+def _se_of_mean(values: list[float]) -> float | None:
+    return statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else None
+
+
+def throughput(args: argparse.Namespace) -> dict[str, Any]:
+    command = [sys.executable, str(REPO / "benchmarks" / "bench_train_throughput.py"), "--base", args.base]
+    command += ["--steps", str(args.throughput_steps), "--batch-size", "4", "--repeats", "1"]
+    log = args.out / "logs" / "throughput.log"
+    _call(command, log)
+    text = log.read_text()
+    # the script prints its result last, as indented JSON
+    return json.loads(text[text.rindex('{\n  "base"') :])
+
+
+# ----------------------------------------------------------------------------- the table
+
+
+def _cell(value: float | None, se: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.3f} ± {se:.3f}" if se is not None else f"{value:.3f}"
+
+
+def render(table: dict[str, Any]) -> str:
+    columns = [*(f"test {m}" for m in SAFETY_METRICS), *(f"challenge {m}" for m in SAFETY_METRICS)]
+    columns += ["exact_match", LOGLIK]
+    lines = [
+        f"Base: {table['base']}; {table['steps']} training steps per run; seeds {table['seeds']}; "
+        f"{table['gsm8k_problems']} real GSM8K problems for {LOGLIK}.",
+        "",
+        "Each run (value ± its standard error):",
+        "",
+        "| row | seed | " + " | ".join(columns) + " |",
+        "|---|---:|" + "---:|" * len(columns),
+    ]
+    for run in table["runs"]:
+        cells = [_cell(*run["values"].get(c, (None, None))) for c in columns]
+        lines.append(f"| {run['row']} | {run['seed']} | " + " | ".join(cells) + " |")
+    lines += ["", "Each row over its seeds (mean, sd):", "", "| row | runs | " + " | ".join(columns) + " |"]
+    lines.append("|---|---:|" + "---:|" * len(columns))
+    for name, summary in table["rows"].items():
+        cells = [
+            f"{summary[c]['mean']:.3f} (sd {summary[c]['sd']:.3f})" if summary.get(c) else "n/a"
+            for c in columns
+        ]
+        lines.append(f"| {name} | {summary['runs']} | " + " | ".join(cells) + " |")
+    lines += ["", "Difference from full SO8T at seed 0 (row − so8t, paired standard error, noise model):", ""]
+    lines += ["| row | column | Δ | se(Δ) | noise |", "|---|---|---:|---:|---|"]
+    for name, diffs in table["differences"].items():
+        for column, d in diffs.items():
+            se = f"{d['se']:.3f}" if d["se"] is not None else "n/a"
+            lines.append(f"| {name} | {column} | {d['delta']:+.3f} | {se} | {d['noise']} |")
+    if table.get("throughput"):
+        t = table["throughput"]
+        lines += [
+            "",
+            f"Training tokens/s on this base (batch {t['batch_size']}, {t['steps']} timed steps, one run): "
+            f"SO8T {t['so8t_tokens_per_s']:.0f}, plain peft LoRA + Trainer {t['peft_lora_tokens_per_s']:.0f}, "
+            f"ratio {t['ratio']:.3f} (goal {t['goal']}).",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _summaries(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    rows: dict[str, Any] = {}
+    for row in ROWS:
+        mine = [r for r in runs if r["row"] == row.name]
+        summary: dict[str, Any] = {"runs": len(mine)}
+        for column in mine[0]["values"] if mine else []:
+            values = [r["values"][column][0] for r in mine if r["values"].get(column)]
+            if values:
+                summary[column] = {
+                    "mean": statistics.fmean(values),
+                    "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+                }
+        rows[row.name] = summary
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "so8t-vs-ablations")
+    parser.add_argument("--base", default="smollm2-135m-instruct", help="model.base of every row")
+    parser.add_argument("--steps", type=int, default=100, help="training steps of every trained run")
+    parser.add_argument(
+        "--seeds", default="0,1,2", help="the seeds of the three-seed rows (the others: the first)"
+    )
+    parser.add_argument("--gsm8k-data", type=Path, default=DEFAULT_GSM8K, help="real GSM8K test JSONL")
+    parser.add_argument("--gsm8k-problems", type=int, default=200)
+    parser.add_argument(
+        "--limit", type=int, default=None, help="documents per evaluation task (plumbing checks)"
+    )
+    parser.add_argument("--throughput-steps", type=int, default=10, help="timed steps; 0 leaves it out")
+    parser.add_argument(
+        "--rows", default=",".join(r.name for r in ROWS), help="the trained rows to run (so8t is always run)"
+    )
+    args = parser.parse_args(argv)
+    args.out = args.out.resolve()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    started = time.monotonic()
+    os.environ.setdefault("WANDB_MODE", "disabled")
+
+    from so8t.model.base import resolve_base_path
+    from so8t.results.gate import read_run
+
+    problems = _gsm8k_problems(args.gsm8k_data, args.gsm8k_problems)
+    runs: list[dict[str, Any]] = []
+    sides: dict[tuple[str, int], dict[str, Any]] = {}
+    chosen = {*args.rows.split(","), "so8t"}
+    for row in (r for r in ROWS if r.trained and r.name in chosen):
+        for seed in seeds[: row.seeds]:
+            run_dir = train_run(row, seed, args)
+            challenge = challenge_eval(run_dir, run_dir / "eval-challenge" / "results.json", args)
+            sides[(row.name, seed)] = {
+                "test": read_run([run_dir / "eval"]),
+                "challenge": read_run([challenge]),
+                "loglik": reference_loglik(run_dir / "consolidated", problems),
+            }
+    base_folder = Path(resolve_base_path(args.base))
+    data_dir = args.out / f"so8t-seed{seeds[0]}" / "data"
+    from so8t.data.safety import bundled_challenge_path
+
+    base_eval(base_folder, data_dir, args.out / "base" / "eval", None, args)
+    base_eval(
+        base_folder, data_dir, args.out / "base" / "eval-challenge", str(bundled_challenge_path()), args
+    )
+    sides[("base", seeds[0])] = {
+        "test": read_run([args.out / "base" / "eval"]),
+        "challenge": read_run([args.out / "base" / "eval-challenge"]),
+        "loglik": reference_loglik(base_folder, problems),
+    }
+    for (name, seed), side in sides.items():
+        values = {f"test {k}": v for k, v in _metrics(side["test"]).items() if k != "exact_match"}
+        values.update(
+            {f"challenge {k}": v for k, v in _metrics(side["challenge"]).items() if k != "exact_match"}
+        )
+        if "exact_match" in _metrics(side["test"]):
+            values["exact_match"] = _metrics(side["test"])["exact_match"]
+        values[LOGLIK] = (statistics.fmean(side["loglik"]), _se_of_mean(side["loglik"]))
+        runs.append({"row": name, "seed": seed, "values": values})
+    reference = sides[("so8t", seeds[0])]
+    differences: dict[str, Any] = {}
+    for (name, seed), side in sides.items():
+        if name == "so8t" or seed != seeds[0]:
+            continue
+        diffs: dict[str, Any] = {}
+        for split in ("test", "challenge"):
+            for metric in SAFETY_METRICS:
+                found = _difference(SAFETY_TASK, metric, "none", reference[split], side[split])
+                if found:
+                    diffs[f"{split} {metric}"] = found
+        found = _difference(*GSM8K_METRIC, reference["test"], side["test"])
+        if found:
+            diffs["exact_match"] = found
+        diffs[LOGLIK] = _loglik_difference(reference["loglik"], side["loglik"])
+        differences[name] = diffs
+    table = {
+        "base": args.base,
+        "steps": args.steps,
+        "seeds": seeds,
+        "gsm8k_problems": len(problems),
+        "runs": runs,
+        "rows": _summaries(runs),
+        "differences": differences,
+        "throughput": throughput(args) if args.throughput_steps else None,
+    }
+    table["wall_seconds"] = time.monotonic() - started
+    (args.out / "table.json").write_text(json.dumps(table, indent=2, default=str))
+    (args.out / "table.md").write_text(render(table))
+    print(render(table))
+    print(f"{table['wall_seconds']:.0f} s; {args.out / 'table.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
