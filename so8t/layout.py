@@ -479,9 +479,17 @@ def _may_change(key: str, allowed: tuple[str, ...]) -> bool:
     return any(key == prefix or key.startswith(prefix + ".") for prefix in allowed)
 
 
-def _shown(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return text if len(text) <= 160 else text[:157] + "..."
+def _shown(old: Any, new: Any, width: int = 160) -> tuple[str, str]:
+    """Both values as JSON, each cut to `width` around where they first differ, so the diff shows that part."""
+    texts = [json.dumps(value, ensure_ascii=False, sort_keys=True) for value in (old, new)]
+    first = next(
+        (i for i, pair in enumerate(zip(*texts, strict=False)) if pair[0] != pair[1]), min(map(len, texts))
+    )
+    start = max(0, min(first - 40, max(map(len, texts)) - width))
+    return tuple(  # type: ignore[return-value]
+        ("..." if start else "") + t[start : start + width] + ("..." if len(t) > start + width else "")
+        for t in texts
+    )
 
 
 def read_config_history(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
@@ -536,9 +544,8 @@ def claim_run_dir(
     }
     refused = {key: values for key, values in changes.items() if not _may_change(key, may_change)}
     if refused:
-        lines = "\n".join(
-            f"-{key}: {_shown(old)}\n+{key}: {_shown(new)}" for key, (old, new) in refused.items()
-        )
+        shown = {key: _shown(old, new) for key, (old, new) in refused.items()}
+        lines = "\n".join(f"-{key}: {old}\n+{key}: {new}" for key, (old, new) in shown.items())
         allowed = ", ".join(may_change) or "none"
         raise UserError(
             f"{run_dir} holds a run made with a different config, and these changes alter what is trained, so "

@@ -353,3 +353,19 @@ def test_so8t_json_is_checked_when_written_and_when_read(tmp_path):
     (tmp_path / layout.SO8T_JSON).write_text("{oops")
     with pytest.raises(UserError, match="not readable JSON"):
         layout.so8t_format(tmp_path)
+
+
+def test_a_refused_change_deep_in_a_long_value_shows_the_part_that_differs(tmp_path):
+    """A data source is one long value (its files, columns and content hash); the diff shows where the two
+    differ, not two identical cut-off beginnings."""
+    source = {"files": "/data/" + "x" * 150 + ".jsonl", "format": "jsonl", "files_sha256": "a" * 64}
+    claim_run_dir(tmp_path, "first\n", {"data": {"train": [source]}})
+    changed = {**source, "files_sha256": "b" * 64}
+    with pytest.raises(UserError) as info:
+        claim_run_dir(tmp_path, "second\n", {"data": {"train": [changed]}})
+    old_line, new_line = (
+        line for line in str(info.value).splitlines() if line.startswith(("-data.train", "+data.train"))
+    )
+    assert old_line[1:] != new_line[1:]
+    assert '"files_sha256": "aaaa' in old_line and '"files_sha256": "bbbb' in new_line
+    assert len(old_line) < 240 and len(new_line) < 240
