@@ -20,6 +20,7 @@ from so8t.layout import (
     CONSOLIDATED_FORMAT,
     LOCAL_TASKS,
     RunDir,
+    atomic_write_text,
     checkpoint_digest,
     checkpoint_step,
     last_complete_checkpoint,
@@ -321,7 +322,7 @@ def _gate(cfg: RunConfig, results_file: Path, run_dir: Path) -> Any:
 
     report = gate_files([results_file], cfg.gates)
     report.print()
-    RunDir(run_dir).gate_markdown.write_text(report.to_markdown())
+    atomic_write_text(RunDir(run_dir).gate_markdown, report.to_markdown())
     return report
 
 
