@@ -618,20 +618,41 @@ def checkpoint_digest(checkpoint: str | os.PathLike) -> str:
 
 def wandb_run_id(run_dir: str | os.PathLike) -> str:
     """The W&B run id of this run directory, made on first use: every resume, rank and the evaluation log
-    into the one run. The first writer wins (a hard link cannot replace a file), the others read its id."""
+    into the one run. The first writer wins (a hard link cannot replace a file), the others read its id.
+
+    A copy is a new W&B run: the file records the folder its id belongs to, and a run directory found
+    elsewhere while that folder still holds the same id takes an id of its own, derived from both (so every
+    rank derives the same). A moved run directory (nothing left at the old place) keeps its id.
+    """
+    import hashlib
     import uuid
 
-    path = RunDir(Path(run_dir)).wandb_run_id
+    run = Path(run_dir).resolve()
+    path = RunDir(run).wandb_run_id
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(uuid.uuid4().hex[:16] + "\n")
+            handle.write(f"{uuid.uuid4().hex[:16]}\n{run}\n")
         os.chmod(tmp, 0o644)
         with suppress(FileExistsError):
             os.link(tmp, path)
         os.unlink(tmp)
-    return path.read_text(encoding="utf-8").strip()
+    run_id, home = _wandb_id_record(path)
+    if home != str(run):
+        if home and _wandb_id_record(RunDir(Path(home)).wandb_run_id)[0] == run_id:
+            run_id = hashlib.sha256(f"{run_id}\0{run}".encode()).hexdigest()[:16]
+        atomic_write_text(path, f"{run_id}\n{run}\n")
+    return run_id
+
+
+def _wandb_id_record(path: Path) -> tuple[str, str]:
+    """(run id, the run directory it belongs to; "" when unrecorded or unreadable) of a wandb_run_id file."""
+    try:
+        run_id, _, home = path.read_text(encoding="utf-8").partition("\n")
+    except OSError:
+        return "", ""
+    return run_id.strip(), home.strip()
 
 
 # ----------------------------------------------------------------------------- checkpoint discovery
