@@ -26,6 +26,7 @@ Nothing here imports torch or transformers, so the torch-free config checks (`so
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -760,12 +761,20 @@ def best_checkpoint(checkpoints: list[Path]) -> Path:
     recorded = state.get("best_model_checkpoint")
     if recorded and checkpoint_step(recorded) in by_step:
         return by_step[checkpoint_step(recorded)]
+    step = best_evaluated_step(state.get("log_history", []), set(by_step))
+    return by_step[step] if step is not None else latest
+
+
+def best_evaluated_step(history: list[dict], saved_steps: set[int]) -> int | None:
+    """The step among `saved_steps` whose finite BEST_METRIC_KEY in a log history is lowest, a tie going to
+    the earlier step (None when none was evaluated): BEST_CHECKPOINT_RULE, also while training rotates."""
     scored = [
         (float(entry[BEST_METRIC_KEY]), int(entry["step"]))
-        for entry in state.get("log_history", [])
-        if BEST_METRIC_KEY in entry and "step" in entry and int(entry["step"]) in by_step
+        for entry in history
+        if BEST_METRIC_KEY in entry and "step" in entry and int(entry["step"]) in saved_steps
     ]
-    return by_step[min(scored)[1]] if scored else latest
+    scored = [(value, step) for value, step in scored if math.isfinite(value)]
+    return min(scored)[1] if scored else None
 
 
 # ----------------------------------------------------------------------------- what a user path is

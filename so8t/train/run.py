@@ -27,7 +27,7 @@ from so8t.layout import (
     claim_run_dir,
     complete_checkpoints,
     is_complete_checkpoint,
-    last_complete_checkpoint,
+    last_complete_checkpoint,  # noqa: F401  (re-exported: callers find checkpoints through so8t.train.run)
     read_trainer_state,
 )
 
@@ -255,16 +255,22 @@ def train_from_config(
 
     from so8t.train.distributed import barrier, rank
     from so8t.train.guard import NonFiniteLossError
+    from so8t.train.resume_point import remove_exploded_after, resume_checkpoint
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    resume = last_complete_checkpoint(RunDir(output_dir).checkpoints)
+    resume = resume_checkpoint(RunDir(output_dir).checkpoints)
     if resume is not None and (finished := finished_result(resume, cfg)) is not None:
         logger.info("training already finished at %s", resume)
         return finished
     set_seed(cfg.seed)
     model, tokenizer, _ = build_model(cfg)
     trainer, guard = build_trainer(cfg, output_dir, model, tokenizer)
+    # once the ranks can agree (the trainer's arguments set up the process group): training from `resume`
+    # replaces the exploded checkpoints after it, and none may pass for the run's last or best meanwhile
+    if rank() == 0:
+        remove_exploded_after(RunDir(output_dir).checkpoints, resume)
+    barrier()
     if resume is not None:
         logger.info("resuming from %s", resume)
     try:
@@ -272,12 +278,10 @@ def train_from_config(
     except NonFiniteLossError as exc:
         raise NonFiniteLossError(_diverged_message(exc, cfg, output_dir, relaunch), step=exc.step) from exc
     except torch.OutOfMemoryError as exc:
-        saved = trainer.save_emergency_checkpoint()
         raise UserError(
-            f"Training ran out of memory at step {trainer.state.global_step} ({exc}). An emergency checkpoint was "
-            f"written to {saved}; the run resumes from it. Lower train.per_device_batch_size (raising "
-            "train.gradient_accumulation_steps keeps the effective batch), data.max_length, or enable "
-            "model.gradient_checkpointing or model.quantization: 4bit."
+            f"Training ran out of memory at step {trainer.state.global_step} ({exc}). {_after_out_of_memory(trainer)} "
+            "Lower train.per_device_batch_size (raising train.gradient_accumulation_steps keeps the effective "
+            "batch), data.max_length, or enable model.gradient_checkpointing or model.quantization: 4bit."
         ) from exc
     finally:
         guard.restore_handlers()
@@ -291,6 +295,10 @@ def train_from_config(
             flush=True,
         )
         barrier()
+        if rank() == 0:
+            from so8t.train.launch import record_stop_signal
+
+            record_stop_signal(guard.received)
         raise SystemExit(128 + int(guard.received))
     final = RunDir(output_dir).checkpoints / checkpoint_name(trainer.state.global_step)
     if not is_complete_checkpoint(final):
@@ -305,6 +313,21 @@ def train_from_config(
             break
     best = best_checkpoint(complete_checkpoints(RunDir(output_dir).checkpoints))
     return TrainResult(checkpoint_dir=final, best_checkpoint=best, metrics=metrics)
+
+
+def _after_out_of_memory(trainer: Any) -> str:
+    """Save the step reached, in one process; under DDP write nothing: the other ranks are inside this step's
+    collectives (the backward's gradient all-reduce), so any save that agrees with them would wait forever,
+    and this rank's exit stops them instead."""
+    from so8t.train.distributed import world_size
+
+    if world_size() > 1:
+        return (
+            "No emergency checkpoint was written (the other processes are inside this step's collectives); "
+            "the run resumes from its last checkpoint."
+        )
+    saved = trainer.save_emergency_checkpoint()
+    return f"An emergency checkpoint was written to {saved}; the run resumes from it."
 
 
 def planned_steps_reached(checkpoint: Path, cfg: RunConfig) -> bool:
@@ -342,13 +365,19 @@ def _diverged_message(
     several tries (a resumed run may change them; so8t.config.identity)."""
     import shlex
 
-    last = last_complete_checkpoint(RunDir(output_dir).checkpoints)
+    from so8t.train.resume_point import judged_checkpoints
+
+    sound, exploded = judged_checkpoints(RunDir(output_dir).checkpoints)
+    last = sound[-1] if sound else None
     where = (
         f"The last checkpoint, {last}, is finite (no non-finite checkpoint is ever written); the run resumes "
         "from it."
         if last is not None
-        else "No checkpoint was written before it; the run starts again from the beginning."
+        else "No sound checkpoint was written before it; the run starts again from the beginning."
     )
+    if exploded:
+        names = ", ".join(f"{path.name} ({why})" for path, why in exploded.items())
+        where += f" Exploded checkpoints are never resumed from: {names}."
     lower = {
         f"train.{key}": min(getattr(cfg.train, key) / 10, type(cfg.train).model_fields[key].default)
         for key in ("learning_rate", "safety_learning_rate")
