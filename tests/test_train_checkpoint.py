@@ -290,6 +290,7 @@ def test_evaluating_more_often_than_saving_keeps_and_reports_the_best_saved_chec
     has no checkpoint, so the best is the best saved one (checkpoint-4), and rotation keeps it rather than an
     earlier, worse one that Trainer's own record would name."""
     from so8t.layout import BEST_METRIC_KEY
+    from so8t.train.callbacks import SampleGenerationCallback
     from so8t.train.trainer import So8tTrainer
 
     scripted = {1: 5.0, 2: 4.0, 3: 1.0, 4: 3.0, 5: 2.0, 6: 3.5}
@@ -301,6 +302,8 @@ def test_evaluating_more_often_than_saving_keeps_and_reports_the_best_saved_chec
         return output
 
     monkeypatch.setattr(So8tTrainer, "evaluation_loop", scripted_task_loss)
+    # the sample generations at each evaluation are no part of this
+    monkeypatch.setattr(SampleGenerationCallback, "on_evaluate", lambda self, *a, **kw: None)
     cfg = run_config(
         tiny_base_dir,
         data={"validation": [{"builtin": "synthetic_gsm8k", "n": 2}]},
