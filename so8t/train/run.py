@@ -255,6 +255,7 @@ def train_from_config(
 
     from so8t.train.distributed import barrier, rank
     from so8t.train.guard import NonFiniteLossError
+    from so8t.train.recovery import after_out_of_memory, diverged_message
     from so8t.train.resume_point import remove_exploded_after, resume_checkpoint
 
     output_dir = Path(output_dir)
@@ -276,10 +277,10 @@ def train_from_config(
     try:
         output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     except NonFiniteLossError as exc:
-        raise NonFiniteLossError(_diverged_message(exc, cfg, output_dir, relaunch), step=exc.step) from exc
+        raise NonFiniteLossError(diverged_message(exc, cfg, output_dir, relaunch), step=exc.step) from exc
     except torch.OutOfMemoryError as exc:
         raise UserError(
-            f"Training ran out of memory at step {trainer.state.global_step} ({exc}). {_after_out_of_memory(trainer)} "
+            f"Training ran out of memory at step {trainer.state.global_step} ({exc}). {after_out_of_memory(trainer)} "
             "Lower train.per_device_batch_size (raising train.gradient_accumulation_steps keeps the effective "
             "batch), data.max_length, or enable model.gradient_checkpointing or model.quantization: 4bit."
         ) from exc
@@ -315,21 +316,6 @@ def train_from_config(
     return TrainResult(checkpoint_dir=final, best_checkpoint=best, metrics=metrics)
 
 
-def _after_out_of_memory(trainer: Any) -> str:
-    """Save the step reached, in one process; under DDP write nothing: the other ranks are inside this step's
-    collectives (the backward's gradient all-reduce), so any save that agrees with them would wait forever,
-    and this rank's exit stops them instead."""
-    from so8t.train.distributed import world_size
-
-    if world_size() > 1:
-        return (
-            "No emergency checkpoint was written (the other processes are inside this step's collectives); "
-            "the run resumes from its last checkpoint."
-        )
-    saved = trainer.save_emergency_checkpoint()
-    return f"An emergency checkpoint was written to {saved}; the run resumes from it."
-
-
 def planned_steps_reached(checkpoint: Path, cfg: RunConfig) -> bool:
     """Whether the checkpoint's step already reaches what the config plans: train.max_steps, or with
     max_steps null the recorded plan for the same number of epochs (a raised plan trains on)."""
@@ -355,57 +341,6 @@ def finished_result(checkpoint: Path, cfg: RunConfig) -> TrainResult | None:
     metrics["global_step"] = state["global_step"]
     best = best_checkpoint(complete_checkpoints(checkpoint.parent))
     return TrainResult(checkpoint_dir=checkpoint, best_checkpoint=best, metrics=metrics)
-
-
-def _diverged_message(
-    exc: Exception, cfg: RunConfig, output_dir: Path, relaunch: Sequence[str] | None
-) -> str:
-    """The stop's own words, the last finite checkpoint and the exact command that continues from it with
-    lower learning rates: ten times lower, and no higher than the defaults, so an absurd rate does not take
-    several tries (a resumed run may change them; so8t.config.identity)."""
-    import shlex
-
-    from so8t.train.resume_point import judged_checkpoints
-
-    sound, exploded = judged_checkpoints(RunDir(output_dir).checkpoints)
-    last = sound[-1] if sound else None
-    where = (
-        f"The last checkpoint, {last}, is finite (no non-finite checkpoint is ever written); the run resumes "
-        "from it."
-        if last is not None
-        else "No sound checkpoint was written before it; the run starts again from the beginning."
-    )
-    if exploded:
-        names = ", ".join(f"{path.name} ({why})" for path, why in exploded.items())
-        where += f" Exploded checkpoints are never resumed from: {names}."
-    lower = {
-        f"train.{key}": min(getattr(cfg.train, key) / 10, type(cfg.train).model_fields[key].default)
-        for key in ("learning_rate", "safety_learning_rate")
-    }
-    command = _without_settings(list(relaunch or ["so8t", "train", "CONFIG"]), set(lower))
-    command += [part for key, value in lower.items() for part in ("--set", f"{key}={value:g}")]
-    return (
-        f"{exc} {where} Continue with lower learning rates (or use precision: fp32 or bf16 instead of fp16, "
-        f"or check the data):\n  {shlex.join(command)}"
-    )
-
-
-def _without_settings(command: list[str], keys: set[str]) -> list[str]:
-    """`command` without its `--set KEY=...` options for `keys` (the new values replace them)."""
-    out: list[str] = []
-    skip = False
-    for index, part in enumerate(command):
-        if skip:
-            skip = False
-            continue
-        following = command[index + 1] if index + 1 < len(command) else ""
-        if part == "--set" and following.split("=", 1)[0] in keys:
-            skip = True
-            continue
-        if part.startswith("--set=") and part[len("--set=") :].split("=", 1)[0] in keys:
-            continue
-        out.append(part)
-    return out
 
 
 def _finish_wandb() -> None:
