@@ -26,6 +26,7 @@ Nothing here imports torch or transformers, so the torch-free config checks (`so
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -487,9 +488,17 @@ def _may_change(key: str, allowed: tuple[str, ...]) -> bool:
     return any(key == prefix or key.startswith(prefix + ".") for prefix in allowed)
 
 
-def _shown(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return text if len(text) <= 160 else text[:157] + "..."
+def _shown(old: Any, new: Any, width: int = 160) -> tuple[str, str]:
+    """Both values as JSON, each cut to `width` around where they first differ, so the diff shows that part."""
+    texts = [json.dumps(value, ensure_ascii=False, sort_keys=True) for value in (old, new)]
+    first = next(
+        (i for i, pair in enumerate(zip(*texts, strict=False)) if pair[0] != pair[1]), min(map(len, texts))
+    )
+    start = max(0, min(first - 40, max(map(len, texts)) - width))
+    return tuple(  # type: ignore[return-value]
+        ("..." if start else "") + t[start : start + width] + ("..." if len(t) > start + width else "")
+        for t in texts
+    )
 
 
 def read_config_history(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
@@ -544,9 +553,8 @@ def claim_run_dir(
     }
     refused = {key: values for key, values in changes.items() if not _may_change(key, may_change)}
     if refused:
-        lines = "\n".join(
-            f"-{key}: {_shown(old)}\n+{key}: {_shown(new)}" for key, (old, new) in refused.items()
-        )
+        shown = {key: _shown(old, new) for key, (old, new) in refused.items()}
+        lines = "\n".join(f"-{key}: {old}\n+{key}: {new}" for key, (old, new) in shown.items())
         allowed = ", ".join(may_change) or "none"
         raise UserError(
             f"{run_dir} holds a run made with a different config, and these changes alter what is trained, so "
@@ -619,20 +627,41 @@ def checkpoint_digest(checkpoint: str | os.PathLike) -> str:
 
 def wandb_run_id(run_dir: str | os.PathLike) -> str:
     """The W&B run id of this run directory, made on first use: every resume, rank and the evaluation log
-    into the one run. The first writer wins (a hard link cannot replace a file), the others read its id."""
+    into the one run. The first writer wins (a hard link cannot replace a file), the others read its id.
+
+    A copy is a new W&B run: the file records the folder its id belongs to, and a run directory found
+    elsewhere while that folder still holds the same id takes an id of its own, derived from both (so every
+    rank derives the same). A moved run directory (nothing left at the old place) keeps its id.
+    """
+    import hashlib
     import uuid
 
-    path = RunDir(Path(run_dir)).wandb_run_id
+    run = Path(run_dir).resolve()
+    path = RunDir(run).wandb_run_id
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(uuid.uuid4().hex[:16] + "\n")
+            handle.write(f"{uuid.uuid4().hex[:16]}\n{run}\n")
         os.chmod(tmp, 0o644)
         with suppress(FileExistsError):
             os.link(tmp, path)
         os.unlink(tmp)
-    return path.read_text(encoding="utf-8").strip()
+    run_id, home = _wandb_id_record(path)
+    if home != str(run):
+        if home and _wandb_id_record(RunDir(Path(home)).wandb_run_id)[0] == run_id:
+            run_id = hashlib.sha256(f"{run_id}\0{run}".encode()).hexdigest()[:16]
+        atomic_write_text(path, f"{run_id}\n{run}\n")
+    return run_id
+
+
+def _wandb_id_record(path: Path) -> tuple[str, str]:
+    """(run id, the run directory it belongs to; "" when unrecorded or unreadable) of a wandb_run_id file."""
+    try:
+        run_id, _, home = path.read_text(encoding="utf-8").partition("\n")
+    except OSError:
+        return "", ""
+    return run_id.strip(), home.strip()
 
 
 # ----------------------------------------------------------------------------- checkpoint discovery
@@ -740,12 +769,20 @@ def best_checkpoint(checkpoints: list[Path]) -> Path:
     recorded = state.get("best_model_checkpoint")
     if recorded and checkpoint_step(recorded) in by_step:
         return by_step[checkpoint_step(recorded)]
+    step = best_evaluated_step(state.get("log_history", []), set(by_step))
+    return by_step[step] if step is not None else latest
+
+
+def best_evaluated_step(history: list[dict], saved_steps: set[int]) -> int | None:
+    """The step among `saved_steps` whose finite BEST_METRIC_KEY in a log history is lowest, a tie going to
+    the earlier step (None when none was evaluated): BEST_CHECKPOINT_RULE, also while training rotates."""
     scored = [
         (float(entry[BEST_METRIC_KEY]), int(entry["step"]))
-        for entry in state.get("log_history", [])
-        if BEST_METRIC_KEY in entry and "step" in entry and int(entry["step"]) in by_step
+        for entry in history
+        if BEST_METRIC_KEY in entry and "step" in entry and int(entry["step"]) in saved_steps
     ]
-    return by_step[min(scored)[1]] if scored else latest
+    scored = [(value, step) for value, step in scored if math.isfinite(value)]
+    return min(scored)[1] if scored else None
 
 
 # ----------------------------------------------------------------------------- what a user path is

@@ -20,9 +20,9 @@ from so8t.layout import (
     CONSOLIDATED_FORMAT,
     LOCAL_TASKS,
     RunDir,
+    atomic_write_text,
     checkpoint_digest,
     checkpoint_step,
-    last_complete_checkpoint,
     read_run_record,
     recover_replaced,
     so8t_format,
@@ -105,7 +105,9 @@ def _stages(
     recover_replaced(run_dir)
     evaluation = {"eval": eval_identity(cfg)}
     gates = cfg.gates.model_dump(mode="json") if cfg.gates is not None else None
-    resume = last_complete_checkpoint(run.checkpoints)
+    from so8t.train.resume_point import resume_checkpoint
+
+    resume = resume_checkpoint(run.checkpoints)
     trained = finished_result(resume, cfg) if resume is not None else None
     current = {"consolidation": False, "evaluated": False, "report": False}
     if trained is not None:
@@ -322,7 +324,7 @@ def _gate(cfg: RunConfig, results_file: Path, run_dir: Path) -> Any:
 
     report = gate_files([results_file], cfg.gates)
     report.print()
-    RunDir(run_dir).gate_markdown.write_text(report.to_markdown())
+    atomic_write_text(RunDir(run_dir).gate_markdown, report.to_markdown())
     return report
 
 

@@ -83,6 +83,8 @@ class Progress:
         self._stage_started = self.started
         self._task: _Task | None = None
         self._last_output = -float("inf")
+        # off a terminal: when the last status record (or stage boundary) was written; notes leave it alone
+        self._last_record = -float("inf")
         self._status_shown = False
 
     # ------------------------------------------------------------------------------------------ stages
@@ -90,7 +92,7 @@ class Progress:
     def begin(self, stage: str, detail: str = "") -> None:
         """Start a stage: a line naming it, its place among the stages and the time so far."""
         self.stage, self._task = stage, None
-        self._stage_started = self.clock()
+        self._stage_started = self._last_record = self.clock()
         self._line(f"{self._stage_label()}{f': {detail}' if detail else ''}  (elapsed {self._elapsed()})")
 
     def end(self, stage: str) -> float:
@@ -126,7 +128,9 @@ class Progress:
         if self.live:
             if now - self._last_output >= REDRAW_INTERVAL_S or (total is not None and done >= total):
                 self._draw(self.status())
-        elif now - self._last_output >= self.interval_s:
+        elif now - self._last_record >= self.interval_s:
+            # timed apart from the notes: training log lines come more often than the interval
+            self._last_record = now
             self._line(self.status())
 
     def note(self, text: str) -> None:

@@ -353,3 +353,38 @@ def test_so8t_json_is_checked_when_written_and_when_read(tmp_path):
     (tmp_path / layout.SO8T_JSON).write_text("{oops")
     with pytest.raises(UserError, match="not readable JSON"):
         layout.so8t_format(tmp_path)
+
+
+def test_a_refused_change_deep_in_a_long_value_shows_the_part_that_differs(tmp_path):
+    """A data source is one long value (its files, columns and content hash); the diff shows where the two
+    differ, not two identical cut-off beginnings."""
+    source = {"files": "/data/" + "x" * 150 + ".jsonl", "format": "jsonl", "files_sha256": "a" * 64}
+    claim_run_dir(tmp_path, "first\n", {"data": {"train": [source]}})
+    changed = {**source, "files_sha256": "b" * 64}
+    with pytest.raises(UserError) as info:
+        claim_run_dir(tmp_path, "second\n", {"data": {"train": [changed]}})
+    old_line, new_line = (
+        line for line in str(info.value).splitlines() if line.startswith(("-data.train", "+data.train"))
+    )
+    assert old_line[1:] != new_line[1:]
+    assert '"files_sha256": "aaaa' in old_line and '"files_sha256": "bbbb' in new_line
+    assert len(old_line) < 240 and len(new_line) < 240
+
+
+def test_a_copied_run_directory_is_a_new_wandb_run_and_a_moved_one_stays_the_same(tmp_path):
+    """Syncing an original and its copy must not merge two trainings into one W&B run: a run directory found
+    at another place while its original still holds the same id takes an id of its own (the same on every
+    rank: derived, not drawn); one moved away from its old place keeps its id."""
+    import shutil
+
+    original = tmp_path / "original"
+    first = layout.wandb_run_id(original)
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy)
+    copied = layout.wandb_run_id(copy)
+    assert copied != first and len(copied) == 16
+    assert layout.wandb_run_id(copy) == copied and layout.wandb_run_id(original) == first
+    moved = tmp_path / "moved"
+    copy.rename(moved)
+    assert layout.wandb_run_id(moved) == copied
+    assert layout.wandb_run_id(original) == first

@@ -71,3 +71,22 @@ def test_the_tokenizer_learns_from_training_text_only():
     held_out += [e.question for e in synthetic_split("test", 200, 0)]
     assert not [text for text in held_out if text in corpus]
     assert read_safety(bundled_safety_path("train"))[0].prompt in corpus
+
+
+def test_building_the_tiny_model_leaves_the_global_random_state_alone(tiny_base_dir):
+    """A run sets its seed, then loads the base: a cold cache builds the tiny model with the recipe's seed,
+    and must not reseed the global generator, or LoRA's initialisation would differ between a first run and
+    later ones (pretraining off)."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from so8t.model.tiny import _build_model
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base_dir)
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    first = _build_model(tokenizer)
+    assert torch.equal(torch.get_rng_state(), before)
+    second = _build_model(tokenizer)
+    for a, b in zip(first.parameters(), second.parameters(), strict=True):
+        assert torch.equal(a, b)  # the recipe's own seed still fixes the weights

@@ -104,3 +104,20 @@ def test_only_the_main_process_of_a_torchrun_job_displays(monkeypatch):
 
 def test_durations_read_as_people_write_them():
     assert [format_duration(s) for s in (4.4, 65, 3 * 3600 + 7 * 60)] == ["4s", "1m05s", "3h07m"]
+
+
+def test_a_file_log_shows_the_overall_eta_even_when_training_log_lines_come_more_often_than_records():
+    """Training log lines (notes) are written every few seconds; they must not reset the 30 s clock of the
+    status records, or a file log never shows the stage and overall ETA."""
+    clock, out = FakeClock(), io.StringIO()
+    progress = Progress(
+        ["train", "evaluate"], stream=out, clock=clock, estimates={"evaluate": 60.0}, enabled=True
+    )
+    progress.begin("train")
+    for step in range(1, 101):  # 100 steps over 100 s, a training log line every 5 steps (5 s)
+        clock.now += 1.0
+        progress.update(step, 100)
+        if step % 5 == 0:
+            progress.note(f"step {step}/100  loss 1.0")
+    records = [line for line in out.getvalue().splitlines() if "overall ETA" in line]
+    assert 3 <= len(records) <= 4, out.getvalue()

@@ -46,3 +46,27 @@ def test_an_unquantised_run_shows_only_the_drift_against_the_trained_model(tmp_p
     section = _report(tmp_path, record).split("## Consolidation", 1)[1]
     assert "trained on an unquantised base" in section and "trained model" in section
     assert "eval forward" not in section and "quantised weights" not in section
+
+
+def test_report_and_gate_markdown_are_replaced_whole_never_rewritten_in_place(tmp_path, monkeypatch):
+    """A reader (or a crash) mid-write never sees half a file: the new text goes to a temporary file that
+    is renamed over the old one, so a link to the old file keeps the old text."""
+    import os
+    from types import SimpleNamespace
+
+    import so8t.results.gate as gate_module
+    from so8t import pipeline
+
+    (tmp_path / "consolidated").mkdir()
+    (tmp_path / "eval").mkdir()
+    for name in ("report.md", "eval/gate.md"):
+        (tmp_path / name).write_text("old\n")
+        os.link(tmp_path / name, tmp_path / f"{name.replace('/', '_')}.link")
+    write_report(tmp_path, cfg=RunConfig(), results={"results": {}})
+    gate_report = SimpleNamespace(print=lambda: None, to_markdown=lambda: "new gate\n")
+    monkeypatch.setattr(gate_module, "gate_files", lambda files, rules: gate_report)
+    pipeline._gate(SimpleNamespace(gates=object()), tmp_path / "results.json", tmp_path)
+    assert (tmp_path / "eval" / "gate.md").read_text() == "new gate\n"
+    assert (tmp_path / "report.md").read_text().startswith("#")
+    assert (tmp_path / "report.md.link").read_text() == "old\n"
+    assert (tmp_path / "eval_gate.md.link").read_text() == "old\n"

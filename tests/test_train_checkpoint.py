@@ -182,6 +182,28 @@ def test_sigterm_writes_an_emergency_checkpoint_and_exits(tiny_base_dir, tmp_pat
     assert json.loads((ckpt / "trainer_state.json").read_text())["global_step"] == 3
 
 
+@pytest.mark.slow
+def test_a_resume_from_a_checkpoint_between_two_log_lines_logs_what_the_uninterrupted_run_logs(
+    tiny_base_dir, tmp_path
+):
+    """Stopped at step 3 with a log line every 2 steps: the line of step 4 after the resume still averages
+    steps 3 and 4, as the uninterrupted run's does."""
+    config = write_config(
+        tmp_path / "run.yaml", tiny_base_dir, train={"max_steps": 4, "save_steps": 100, "logging_steps": 2}
+    )
+    whole = run_python(TRAIN_SCRIPT, str(config), str(tmp_path / "whole"))
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    stopped = run_python(TRAIN_SCRIPT, str(config), str(tmp_path / "resumed"), "term-at=3")
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
+    resumed = run_python(TRAIN_SCRIPT, str(config), str(tmp_path / "resumed"))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    logs_whole = _train_logs(tmp_path / "whole" / "checkpoints" / "checkpoint-4")
+    logs_resumed = _train_logs(tmp_path / "resumed" / "checkpoints" / "checkpoint-4")
+    assert sorted(logs_resumed) == sorted(logs_whole) == [1, 2, 4]
+    for key in ("loss", "lm_loss", "safety_loss", "pet"):
+        assert logs_resumed[4][key] == pytest.approx(logs_whole[4][key], rel=1e-5), key
+
+
 def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
     tiny_base_dir, tmp_path, monkeypatch
 ):
@@ -235,6 +257,73 @@ def test_out_of_memory_writes_an_emergency_checkpoint_and_explains_the_fix(
     assert json.loads((root / "checkpoint-3" / "trainer_state.json").read_text())["global_step"] == 3
 
 
+def test_out_of_memory_on_one_of_several_processes_saves_nothing_and_calls_no_collective(
+    tiny_base_dir, tmp_path, monkeypatch
+):
+    """The other ranks are inside the step's gradient all-reduce when one runs out of memory: an emergency
+    save (which agrees with them on finiteness and the best checkpoint) would hang. Here the world turns
+    into two processes at the OOM, with no process group behind it: any collective would fail."""
+    from so8t.train import distributed
+    from so8t.train.trainer import So8tTrainer
+
+    compute_loss = So8tTrainer.compute_loss
+
+    def out_of_memory_at_step_3(self, model, inputs, *args, **kwargs):
+        if model.training and self.state.global_step == 3:
+            monkeypatch.setattr(distributed, "world_size", lambda: 2)
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return compute_loss(self, model, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(So8tTrainer, "compute_loss", out_of_memory_at_step_3)
+    cfg = run_config(tiny_base_dir, train={"max_steps": 10, "save_steps": 2})
+    with pytest.raises(UserError, match="No emergency checkpoint was written"):
+        train_from_config(cfg, tmp_path)
+    root = tmp_path / "checkpoints"
+    assert sorted(p.name for p in root.iterdir()) == ["checkpoint-2"]
+
+
+@pytest.mark.slow
+def test_evaluating_more_often_than_saving_keeps_and_reports_the_best_saved_checkpoint(
+    tiny_base_dir, tmp_path, monkeypatch
+):
+    """Evaluated every step, saved every 2, one checkpoint kept besides the best: the best evaluation (step 3)
+    has no checkpoint, so the best is the best saved one (checkpoint-4), and rotation keeps it rather than an
+    earlier, worse one that Trainer's own record would name."""
+    from so8t.layout import BEST_METRIC_KEY
+    from so8t.train.callbacks import SampleGenerationCallback
+    from so8t.train.trainer import So8tTrainer
+
+    scripted = {1: 5.0, 2: 4.0, 3: 1.0, 4: 3.0, 5: 2.0, 6: 3.5}
+    evaluation_loop = So8tTrainer.evaluation_loop
+
+    def scripted_task_loss(self, *args, **kwargs):
+        output = evaluation_loop(self, *args, **kwargs)
+        output.metrics[BEST_METRIC_KEY] = scripted[self.state.global_step]
+        return output
+
+    monkeypatch.setattr(So8tTrainer, "evaluation_loop", scripted_task_loss)
+    # the sample generations at each evaluation are no part of this
+    monkeypatch.setattr(SampleGenerationCallback, "on_evaluate", lambda self, *a, **kw: None)
+    cfg = run_config(
+        tiny_base_dir,
+        data={"validation": [{"builtin": "synthetic_gsm8k", "n": 2}]},
+        train={
+            "max_steps": 6,
+            "save_steps": 2,
+            "save_total_limit": 1,
+            "eval_strategy": "steps",
+            "eval_steps": 1,
+            "logging_steps": 1,
+        },
+    )
+    result = train_from_config(cfg, tmp_path)
+    root = tmp_path / "checkpoints"
+    assert sorted(p.name for p in root.iterdir()) == ["checkpoint-4", "checkpoint-6"]
+    assert result.best_checkpoint == root / "checkpoint-4"
+    state = json.loads((root / "checkpoint-6" / "trainer_state.json").read_text())
+    assert state["best_model_checkpoint"] == str(root / "checkpoint-4") and state["best_metric"] == 3.0
+
+
 @pytest.mark.slow
 def test_an_absurd_learning_rate_leaves_no_non_finite_checkpoint_and_the_printed_command_finishes(
     tiny_base_dir, tmp_path
@@ -273,6 +362,41 @@ def test_an_absurd_learning_rate_leaves_no_non_finite_checkpoint_and_the_printed
     assert [logs[s]["learning_rate"] for s in sorted(logs)] == pytest.approx([1e-3] * 2 + [2e-4] * 4)
     history = read_config_history(run)
     assert history[-1]["changed"]["train.learning_rate"] == [1e39, 2e-4]
+
+
+@pytest.mark.slow
+def test_checkpoints_a_learning_rate_of_1e6_exploded_are_never_resumed_and_the_printed_command_finishes(
+    tiny_base_dir, tmp_path
+):
+    """A huge but finite update is saved (save_steps 1) before the loss turns non-finite; such a checkpoint is
+    no resume point (so8t.train.resume_point), so the printed lower-rate command does not fail at the same
+    step again but trains to the end."""
+    from so8t.train.resume_point import judged_checkpoints
+
+    config = write_config(
+        tmp_path / "run.yaml",
+        tiny_base_dir,
+        data={"validation": [{"builtin": "synthetic_gsm8k", "n": 4}]},
+        train={
+            "max_steps": 4,
+            "save_steps": 1,
+            "eval_strategy": "steps",
+            "eval_steps": 1,
+            "logging_steps": 1,
+            "learning_rate": 1e6,
+            "safety_learning_rate": 1e6,
+        },
+    )
+    run = tmp_path / "run"
+    diverged = so8t_cli("train", str(config), "--output-dir", str(run))
+    assert diverged.returncode == 2, diverged.stderr[-3000:]
+    assert "Exploded checkpoints are never resumed from: checkpoint-1 (" in diverged.stderr, diverged.stderr
+    command = shlex.split(next(line for line in diverged.stderr.splitlines() if line.startswith("  so8t ")))
+    finished = so8t_cli(*command[1:])
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    sound, exploded = judged_checkpoints(run / "checkpoints")
+    assert exploded == {}
+    assert [p.name for p in sound] == [f"checkpoint-{step}" for step in range(1, 5)]
 
 
 @pytest.mark.slow

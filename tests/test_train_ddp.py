@@ -7,18 +7,21 @@ single process with the same global batch, and the end a run stopped by SIGTERM 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import textwrap
+import time
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
-from train_fixtures import REPO, subprocess_env, whole_batches_validation, write_config
+from train_fixtures import REPO, run_config_dict, subprocess_env, whole_batches_validation, write_config
 
 from so8t.config import load_config
-from so8t.layout import read_trainer_state
+from so8t.layout import is_complete_checkpoint, read_trainer_state
 from so8t.train.run import build_model, build_trainer, last_complete_checkpoint, train_from_config
 from so8t.train.trainer import load_trainable_state
 
@@ -57,6 +60,13 @@ DDP_SCRIPT = textwrap.dedent("""
             trainer_module.So8tTrainer.compute_loss = _nan_loss
     raise SystemExit(_ddp_main())
 """)
+
+
+def uneven_validation() -> list[dict]:
+    """whole_batches_validation() and one GSM8K problem more."""
+    gsm8k, *rest = whole_batches_validation()
+    return [{**gsm8k, "n": gsm8k["n"] + 1}, *rest]
+
 
 TRAIN = {
     "max_steps": 4,
@@ -98,7 +108,8 @@ def torchrun(tmp_path, config, out, *hooks: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def ddp_run(tiny_base_dir, tmp_path_factory):
     """(config, run directory) of one uninterrupted two-process run: 4 steps of 2 x 2 rows, saved and
-    evaluated every 2 steps, logged every step."""
+    evaluated every 2 steps, logged every step; its validation set is one row past whole batches of 2 on
+    each rank, so accelerate pads the last round of batches with rows it has seen."""
     tmp_path = tmp_path_factory.mktemp("ddp")
     model = {"base": str(tiny_base_dir), "pretrain": {"enabled": False}, **MODEL}
     config = write_config(
@@ -106,7 +117,7 @@ def ddp_run(tiny_base_dir, tmp_path_factory):
         tiny_base_dir,
         model=model,
         train=TRAIN,
-        data={"validation": whole_batches_validation()},
+        data={"validation": uneven_validation()},
     )
     out = tmp_path / "run"
     proc = torchrun(tmp_path, config, out)
@@ -123,16 +134,17 @@ def test_two_process_torchrun_on_cpu_completes_with_one_checkpoint_set(ddp_run, 
     assert any("eval_loss" in entry for entry in state["log_history"])
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-2", "checkpoint-4"]
 
-    # The validation loss parts cover the whole validation set, gathered over both ranks: one process
-    # evaluating the same checkpoint on the same batches (whole batches of 2) logs the same figures.
+    # The validation loss parts cover the whole validation set, gathered over both ranks, each row once: one
+    # process evaluating the same checkpoint logs the same figures, though the set is no whole number of
+    # batches of 2 on each of 2 ranks (the padding rows are not counted).
     logged = next(e for e in state["log_history"] if "eval_lm_loss" in e and e["step"] == 4)
     cfg = load_config(config)
     model, tokenizer, _ = build_model(cfg)
     load_trainable_state(model, str(ckpt))
     trainer, _ = build_trainer(cfg, tmp_path / "single", model, tokenizer)
-    assert len(trainer.eval_dataset) % 4 == 0, "both ranks must see whole, equal batches for an exact match"
+    assert len(trainer.eval_dataset) % 4 == 1, "the last round of batches must be padded"
     single = trainer.evaluate()
-    for key in ("eval_lm_loss", "eval_safety_loss", "eval_task_loss"):
+    for key in ("eval_lm_loss", "eval_safety_loss", "eval_pet", "eval_task_loss"):
         assert logged[key] == pytest.approx(single[key], rel=1e-4), key
 
 
@@ -196,3 +208,105 @@ def test_a_non_finite_loss_on_one_rank_stops_both_before_the_update(ddp_run, tmp
     assert proc.stderr.count("error: The training loss became non-finite on another rank at step 2") == 1
     assert "is finite (no non-finite checkpoint is ever written)" in proc.stderr
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-2"]
+
+
+# sitecustomize hooks for the ranks that `so8t run` / `so8t train` launch themselves (see its docstring)
+RANK_HOOKS = REPO / "tests" / "fixtures" / "rank_hooks"
+
+
+def _launched_config(tiny_base_dir, tmp_path) -> tuple[Path, Path]:
+    """(config, run directory) of ddp_run's training on train.processes: 2, launched by so8t itself."""
+    out = tmp_path / "run"
+    model = {"base": str(tiny_base_dir), "pretrain": {"enabled": False}, **MODEL}
+    test = [{"builtin": "synthetic_gsm8k", "n": 4}, {"builtin": "safety"}]
+    data = {"validation": whole_batches_validation(), "test": test}
+    cfg = run_config_dict(
+        tiny_base_dir, model=model, train={**TRAIN, "processes": 2}, data=data, output_dir=str(out)
+    )
+    config = tmp_path / "launched.yaml"
+    config.write_text(json.dumps(cfg))
+    return config, out
+
+
+def _with_rank_hooks(**variables: str) -> dict[str, str]:
+    env = subprocess_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(RANK_HOOKS), env["PYTHONPATH"]])
+    return {**env, **variables}
+
+
+def _processes_naming(path: Path) -> list[str]:
+    """Command lines of the live processes that name `path` (torchrun and its ranks name the config)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if str(path).encode() in argv:
+            found.append(" ".join(a.decode(errors="replace") for a in argv))
+    return found
+
+
+def test_sigterm_to_so8t_run_stops_every_training_process_within_a_step_and_the_rerun_ends_as_uninterrupted(
+    ddp_run, tiny_base_dir, tmp_path
+):
+    """A scheduler's SIGTERM goes to `so8t run`: it forwards it to torchrun and waits, every rank saves the
+    step it is in and stops, nothing trains on, and the exit code is 143; the rerun ends where the
+    uninterrupted run ends."""
+    _, whole = ddp_run
+    config, out = _launched_config(tiny_base_dir, tmp_path)
+    log = (tmp_path / "run.log").open("w")
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "so8t", "run", str(config)],
+        env=_with_rank_hooks(SO8T_TEST_STEP_SECONDS="1"),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+    )
+    checkpoints = out / "checkpoints"
+    deadline = time.monotonic() + 600
+    while not is_complete_checkpoint(checkpoints / "checkpoint-2"):
+        assert parent.poll() is None and time.monotonic() < deadline, (tmp_path / "run.log").read_text()[
+            -4000:
+        ]
+        time.sleep(0.05)
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(timeout=300) == 128 + signal.SIGTERM, (tmp_path / "run.log").read_text()[-4000:]
+    assert _processes_naming(config) == []
+    output = (tmp_path / "run.log").read_text()
+    for rank in (0, 1):
+        assert f"rank {rank}: stopped by signal {int(signal.SIGTERM)} at step 3" in output, output[-4000:]
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-2", "checkpoint-3"]
+    resumed = subprocess.run(
+        [sys.executable, "-m", "so8t", "train", str(config)],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    end, expected = checkpoints / "checkpoint-4", whole / "checkpoints" / "checkpoint-4"
+    a, b = _adapter_and_state(expected), _adapter_and_state(end)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_a_clean_stop_of_launched_processes_exits_128_plus_the_signal_whichever_rank_received_it(
+    tiny_base_dir, tmp_path
+):
+    """SIGTERM to one rank: every rank saves and stops, torchrun calls that a failure, `so8t train` reports
+    the clean stop as one process does (143), not the failed-gate code 1."""
+    config, out = _launched_config(tiny_base_dir, tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "so8t", "train", str(config)],
+        env=_with_rank_hooks(SO8T_TEST_TERM_AT="3@1"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+    )
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr[-4000:]
+    assert "training stopped by signal 15: every process saved the step it stopped at" in proc.stderr
+    assert read_trainer_state(out / "checkpoints" / "checkpoint-3")["global_step"] == 3

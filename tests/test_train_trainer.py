@@ -277,3 +277,20 @@ def test_an_evaluation_leaves_the_gradients_of_4bit_training_as_they_were(bnb_fr
     assert grads[0].keys() == grads[1].keys() and any("lora_A" in n for n in grads[0])
     for name in grads[0]:
         torch.testing.assert_close(grads[1][name], grads[0][name], rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_evaluation_loop_names_its_figures_with_the_prefix_however_it_is_passed(tiny_base_dir, tmp_path):
+    """The prefix is bound by name from Trainer's signature, so a positional call (dataloader, description,
+    prediction_loss_only, ignore_keys, metric_key_prefix) names the loss parts with it."""
+    cfg = run_config(
+        tiny_base_dir,
+        data={"validation": [{"builtin": "synthetic_gsm8k", "n": 2}]},
+        train={"eval_strategy": "steps", "eval_steps": 5},
+    )
+    model, tokenizer, _ = build_model(cfg)
+    trainer, _ = build_trainer(cfg, tmp_path, model, tokenizer)
+    loader = trainer.get_eval_dataloader()
+    positional = trainer.evaluation_loop(loader, "Evaluation", True, None, "val").metrics
+    by_name = trainer.evaluation_loop(loader, "Evaluation", metric_key_prefix="val").metrics
+    for metrics in (positional, by_name):
+        assert {"val_lm_loss", "val_safety_loss", "val_pet", "val_task_loss"} <= set(metrics), metrics

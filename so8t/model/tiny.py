@@ -103,7 +103,6 @@ def _build_model(tokenizer):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    torch.manual_seed(TINY_RECIPE["seed"])
     r = TINY_RECIPE
     config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -118,7 +117,10 @@ def _build_model(tokenizer):
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=tokenizer.bos_token_id,
     )
-    return LlamaForCausalLM(config)
+    # the recipe's seed on a forked generator: the run's own seed, set before the base loads, stays in effect
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(r["seed"])
+        return LlamaForCausalLM(config)
 
 
 def build_tiny_base(cache_dir: str | os.PathLike | None = None) -> Path:

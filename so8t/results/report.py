@@ -18,6 +18,7 @@ from so8t.layout import (
     BEST_METRIC_KEY,
     SAMPLES_GLOB,
     RunDir,
+    atomic_write_text,
     checkpoint_step,
     date_id_of,
     log_history,
@@ -309,5 +310,5 @@ def write_report(
     gens = generation_samples(samples)
     if gens:
         lines += ["## Generations", "", *gens, ""]
-    run.report.write_text("\n".join(lines))
+    atomic_write_text(run.report, "\n".join(lines))
     return run.report

@@ -8,6 +8,7 @@ logging goes through Trainer's `report_to`; see `configure_wandb`.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import TrainerCallback
+from transformers.trainer_callback import ExportableState
 
 from so8t.errors import UserError
 from so8t.layout import atomic_write_text, checkpoint_name, checkpoint_step, wandb_run_id
@@ -35,6 +37,25 @@ def memory_metrics() -> dict[str, float]:
     import psutil
 
     return {"memory_rss_gib": psutil.Process().memory_info().rss / 2**30}
+
+
+def largest_trained_magnitude(model: torch.nn.Module) -> float:
+    """The largest |value| of the trained parameters (inf when one is not finite)."""
+    values = [float(p.detach().abs().max()) for p in model.parameters() if p.requires_grad and p.numel()]
+    return math.inf if any(not math.isfinite(v) for v in values) else max(values, default=0.0)
+
+
+class TrainedScale(TrainerCallback, ExportableState):
+    """The largest magnitude of the trained parameters at a checkpoint (`max_abs`) and at the start of
+    training (`start_max_abs`), kept in its trainer_state.json (Trainer's stateful_callbacks): the resume
+    rule of so8t.train.resume_point passes over a checkpoint whose weights exploded. So8tTrainer measures."""
+
+    def __init__(self, start_max_abs: float | None = None) -> None:
+        self.start_max_abs = start_max_abs
+        self.max_abs: float | None = None
+
+    def state(self) -> dict[str, Any]:
+        return {"args": {}, "attributes": {"max_abs": self.max_abs, "start_max_abs": self.start_max_abs}}
 
 
 class ThroughputMetrics(TrainerCallback):

@@ -3,18 +3,26 @@
 The processes run `python -m so8t.train.run CONFIG` (the same entry point as a hand-written torchrun line) on
 the same run directory, so its contract is unchanged: one set of checkpoints, written by rank 0. `so8t run`
 waits for them, then consolidates and evaluates once, in its own process.
+
+Stopping: torchrun runs in a session of its own, so a terminal's Ctrl-C reaches only `so8t run`, which
+forwards SIGTERM or SIGINT to torchrun once and keeps waiting (torchrun forwards it to every rank, which
+finish the step, save and stop); a second signal kills the whole group at once. A clean stop on a signal,
+whoever received it, leaves its number in a file the parent names (STOP_SIGNAL_FILE_ENV), and the parent
+exits 128 + signal, as one process does, where torchrun itself would report a failure.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from so8t.errors import UserError
-from so8t.layout import RunDir, last_complete_checkpoint
+from so8t.layout import RunDir, atomic_write_text, last_complete_checkpoint
 
 if TYPE_CHECKING:  # pragma: no cover
     from so8t.config import RunConfig
@@ -27,6 +35,13 @@ class TrainingProcessesFailed(UserError):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+# The file in which the training processes record the signal they stopped on (set by the launching parent).
+STOP_SIGNAL_FILE_ENV = "SO8T_STOP_SIGNAL_FILE"
+# Seconds torchrun gives its processes after forwarding a signal (finish the step, save) before it kills them.
+SHUTDOWN_TIMEOUT_S = 600
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def config_arguments(config: str | Path, overrides: list[str]) -> list[str]:
@@ -42,6 +57,7 @@ def torchrun_command(processes: int, config_argv: list[str]) -> list[str]:
         "torch.distributed.run",
         "--standalone",
         f"--nproc_per_node={processes}",
+        f"--shutdown_timeout={SHUTDOWN_TIMEOUT_S}",
         "-m",
         "so8t.train.run",
         *config_argv,
@@ -66,8 +82,24 @@ def train_in_processes(cfg: RunConfig, run_dir: Path, config_argv: list[str]) ->
     processes = cfg.train.processes
     check_processes(processes)
     command = torchrun_command(processes, config_argv)
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
-    code = subprocess.run(command, env=env).returncode
+    with tempfile.TemporaryDirectory(prefix="so8t-stop-") as folder:
+        stop_file = Path(folder) / "signal"
+        env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", STOP_SIGNAL_FILE_ENV: str(stop_file)}
+        code, forwarded = run_forwarding_signals(command, env)
+        saved = int(stop_file.read_text()) if stop_file.is_file() else None
+    stopped_on = saved or forwarded
+    if stopped_on:
+        where = (
+            "every process saved the step it stopped at"
+            if saved
+            else f"the run keeps its last complete checkpoint (exit code {code})"
+        )
+        print(
+            f"training stopped by signal {stopped_on}: {where}; rerun the same command to resume",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise SystemExit(128 + stopped_on)
     if code != 0:
         raise TrainingProcessesFailed(
             f"the {processes} training processes exited with {code} (their output is above); the run directory "
@@ -82,3 +114,35 @@ def train_in_processes(cfg: RunConfig, run_dir: Path, config_argv: list[str]) ->
             f"the training processes ended without a final checkpoint in {RunDir(run_dir).checkpoints}"
         )
     return result
+
+
+def run_forwarding_signals(command: list[str], env: dict[str, str]) -> tuple[int, int | None]:
+    """Run `command` in a session of its own and wait for it; (its exit code, the signal forwarded to it).
+
+    The first SIGTERM or SIGINT this process receives is sent on to the command, and the wait goes on; a
+    second kills the command's whole process group.
+    """
+    received: list[int] = []
+    process = subprocess.Popen(command, env=env, start_new_session=True)
+
+    def forward(signum: int, frame: Any) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            process.send_signal(signum)
+        else:
+            os.killpg(process.pid, signal.SIGKILL)
+
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
+    try:
+        code = process.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return code, (received[0] if received else None)
+
+
+def record_stop_signal(signum: int) -> None:
+    """Leave the signal a clean stop was made on where the launching parent reads it (no-op without one)."""
+    path = os.environ.get(STOP_SIGNAL_FILE_ENV)
+    if path:
+        atomic_write_text(path, str(int(signum)))

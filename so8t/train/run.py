@@ -27,7 +27,7 @@ from so8t.layout import (
     claim_run_dir,
     complete_checkpoints,
     is_complete_checkpoint,
-    last_complete_checkpoint,
+    last_complete_checkpoint,  # noqa: F401  (re-exported: callers find checkpoints through so8t.train.run)
     read_trainer_state,
 )
 
@@ -278,10 +278,12 @@ def train_from_config(
 
     from so8t.train.distributed import barrier, rank
     from so8t.train.guard import NonFiniteLossError
+    from so8t.train.recovery import after_out_of_memory, diverged_message
+    from so8t.train.resume_point import remove_exploded_after, resume_checkpoint
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    resume = last_complete_checkpoint(RunDir(output_dir).checkpoints)
+    resume = resume_checkpoint(RunDir(output_dir).checkpoints)
     if resume is not None and (finished := finished_result(resume, cfg)) is not None:
         logger.info("training already finished at %s", resume)
         return finished
@@ -299,19 +301,22 @@ def train_from_config(
     else:
         model, tokenizer, _ = build_model(cfg)
         trainer, guard = build_trainer(cfg, output_dir, model, tokenizer)
+    # once the ranks can agree (the trainer's arguments set up the process group): training from `resume`
+    # replaces the exploded checkpoints after it, and none may pass for the run's last or best meanwhile
+    if rank() == 0:
+        remove_exploded_after(RunDir(output_dir).checkpoints, resume)
+    barrier()
     if resume is not None:
         logger.info("resuming from %s", resume)
     try:
         output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     except NonFiniteLossError as exc:
-        raise NonFiniteLossError(_diverged_message(exc, cfg, output_dir, relaunch), step=exc.step) from exc
+        raise NonFiniteLossError(diverged_message(exc, cfg, output_dir, relaunch), step=exc.step) from exc
     except torch.OutOfMemoryError as exc:
-        saved = trainer.save_emergency_checkpoint()
         raise UserError(
-            f"Training ran out of memory at step {trainer.state.global_step} ({exc}). An emergency checkpoint was "
-            f"written to {saved}; the run resumes from it. Lower train.per_device_batch_size (raising "
-            "train.gradient_accumulation_steps keeps the effective batch), data.max_length, or enable "
-            "model.gradient_checkpointing or model.quantization: 4bit."
+            f"Training ran out of memory at step {trainer.state.global_step} ({exc}). {after_out_of_memory(trainer)} "
+            "Lower train.per_device_batch_size (raising train.gradient_accumulation_steps keeps the effective "
+            "batch), data.max_length, or enable model.gradient_checkpointing or model.quantization: 4bit."
         ) from exc
     finally:
         guard.restore_handlers()
@@ -325,6 +330,10 @@ def train_from_config(
             flush=True,
         )
         barrier()
+        if rank() == 0:
+            from so8t.train.launch import record_stop_signal
+
+            record_stop_signal(guard.received)
         raise SystemExit(128 + int(guard.received))
     final = RunDir(output_dir).checkpoints / checkpoint_name(trainer.state.global_step)
     if not is_complete_checkpoint(final):
@@ -366,51 +375,6 @@ def finished_result(checkpoint: Path, cfg: RunConfig) -> TrainResult | None:
     metrics["global_step"] = state["global_step"]
     best = best_checkpoint(complete_checkpoints(checkpoint.parent))
     return TrainResult(checkpoint_dir=checkpoint, best_checkpoint=best, metrics=metrics)
-
-
-def _diverged_message(
-    exc: Exception, cfg: RunConfig, output_dir: Path, relaunch: Sequence[str] | None
-) -> str:
-    """The stop's own words, the last finite checkpoint and the exact command that continues from it with
-    lower learning rates: ten times lower, and no higher than the defaults, so an absurd rate does not take
-    several tries (a resumed run may change them; so8t.config.identity)."""
-    import shlex
-
-    last = last_complete_checkpoint(RunDir(output_dir).checkpoints)
-    where = (
-        f"The last checkpoint, {last}, is finite (no non-finite checkpoint is ever written); the run resumes "
-        "from it."
-        if last is not None
-        else "No checkpoint was written before it; the run starts again from the beginning."
-    )
-    lower = {
-        f"train.{key}": min(getattr(cfg.train, key) / 10, type(cfg.train).model_fields[key].default)
-        for key in ("learning_rate", "safety_learning_rate")
-    }
-    command = _without_settings(list(relaunch or ["so8t", "train", "CONFIG"]), set(lower))
-    command += [part for key, value in lower.items() for part in ("--set", f"{key}={value:g}")]
-    return (
-        f"{exc} {where} Continue with lower learning rates (or use precision: fp32 or bf16 instead of fp16, "
-        f"or check the data):\n  {shlex.join(command)}"
-    )
-
-
-def _without_settings(command: list[str], keys: set[str]) -> list[str]:
-    """`command` without its `--set KEY=...` options for `keys` (the new values replace them)."""
-    out: list[str] = []
-    skip = False
-    for index, part in enumerate(command):
-        if skip:
-            skip = False
-            continue
-        following = command[index + 1] if index + 1 < len(command) else ""
-        if part == "--set" and following.split("=", 1)[0] in keys:
-            skip = True
-            continue
-        if part.startswith("--set=") and part[len("--set=") :].split("=", 1)[0] in keys:
-            continue
-        out.append(part)
-    return out
 
 
 def _finish_wandb() -> None:

@@ -8,15 +8,16 @@ reporting) stays Trainer's. The loss is
 where every count is taken over the whole accumulated batch (all micro-batches of one optimizer step, all
 ranks), so 4 x 1 accumulation gives the same update as 1 x 4 for every part. Each rank holds its share of
 every figure; the logged ones (loss, each part, tokens/s, the evaluation parts) are summed over ranks at
-log time, so they are the global values for any world size, and a resumed run counts its steps from the
-resume, so they are the same as an uninterrupted run's.
+log time, so they are the global values for any world size, and a checkpoint keeps the sums since the last
+log line (so8t.train.log_sums), so a resumed run logs what an uninterrupted one logs.
 """
 
 from __future__ import annotations
 
+import inspect
+import math
 import os
 import shutil
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -27,44 +28,32 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from so8t.layout import (
     ADAPTER_WEIGHTS,
     BEST_METRIC,
+    BEST_METRIC_KEY,
     STATE_FILE,
     TRAINER_STATE,
+    best_evaluated_step,
     checkpoint_name,
+    checkpoint_step,
+    complete_checkpoints,
+    read_trainer_state,
     replace_directory,
     staging_path,
 )
 from so8t.model.quantized import kept_quantized_storage
-from so8t.train.callbacks import ProgressReport, ResumedSettings, ThroughputMetrics
-from so8t.train.distributed import barrier, max_over_ranks, sum_over_ranks, world_size
+from so8t.train.callbacks import (
+    ProgressReport,
+    ResumedSettings,
+    ThroughputMetrics,
+    TrainedScale,
+    largest_trained_magnitude,
+)
+from so8t.train.distributed import barrier, max_over_ranks, rank, sum_over_ranks, world_size
+from so8t.train.eval_sums import EvalSums, rows_counted_once
 from so8t.train.guard import NonFiniteLossError, StopGuard
-
-IGNORE_INDEX = -100
-PARTS = ("lm_loss", "safety_loss", "pet")
-
-
-@dataclass
-class LossCounts:
-    """Normalisers of the three loss parts: LM target tokens, (weighted) safety rows, PET triples."""
-
-    lm: float
-    safety: float
-    pet: float
-
-
-def count_loss_items(batch: dict[str, torch.Tensor], class_weights: torch.Tensor | None) -> LossCounts:
-    """Counts of one micro-batch, as SO8TModel counts them (position 0 is never an LM target)."""
-    from so8t.model.pet import pet_triples
-
-    labels = batch["labels"][:, 1:]
-    safety = batch["safety_labels"]
-    valid = safety.ne(IGNORE_INDEX)
-    if class_weights is None:
-        n_safety = float(valid.sum())
-    else:  # weighted cross-entropy normalises by the summed weights of its rows
-        n_safety = float(class_weights.cpu()[safety[valid].cpu()].sum())
-    return LossCounts(
-        float(labels.ne(IGNORE_INDEX).sum()), n_safety, float(pet_triples(batch["attention_mask"]).sum())
-    )
+from so8t.train.log_sums import PARTS, LogSums
+from so8t.train.loss_counts import LossCounts, count_loss_items
+from so8t.train.param_groups import param_groups
+from so8t.train.resume_point import trained_scale
 
 
 def load_trainable_state(model: nn.Module, checkpoint_dir: str) -> None:
@@ -112,13 +101,13 @@ class So8tTrainer(Trainer):
             None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
         )
         self._step_counts: LossCounts | None = None
-        # this rank's shares since the last log: the parts, summed per step, and the tokens it read
-        self._log_parts = torch.zeros(len(PARTS), dtype=torch.float64)
-        self._log_tokens = 0.0
-        self._log_steps = 0
+        # this rank's shares since the last log line (kept in checkpoints, so a resume logs the same)
+        self.log_sums = LogSums()
+        # the trained parameters' scale now, before any step (a resume replaces it with the run's own start)
+        self.trained_scale = TrainedScale(largest_trained_magnitude(self._so8t_model()))
         self._pet_weight = 0.0
-        # this rank's evaluation sums and counts of each part
-        self._eval_sums = torch.zeros(2 * len(PARTS), dtype=torch.float64)
+        # this rank's evaluation sums and counts of each part, each validation row counted once
+        self.eval_sums = EvalSums()
         self.stop_guard = StopGuard()
         self.throughput = ThroughputMetrics()
         # one progress display for the pipeline (so8t.progress) instead of Trainer's bar and printer
@@ -127,6 +116,8 @@ class So8tTrainer(Trainer):
         for callback in (
             self.stop_guard,
             self.throughput,
+            self.log_sums,
+            self.trained_scale,
             ResumedSettings(self.param_group_settings()),
             ProgressReport(),
         ):
@@ -159,8 +150,7 @@ class So8tTrainer(Trainer):
         )
         totals = sum_over_ranks(totals.sum(0), device)
         self._step_counts = LossCounts(*totals.tolist())
-        self._log_tokens += float(sum(int(b["attention_mask"].sum()) for b in batch_samples))
-        self._log_steps += 1
+        self.log_sums.add_step(float(sum(int(b["attention_mask"].sum()) for b in batch_samples)))
         self.stop_guard.check_gradients = self.accelerator.scaler is None
         return batch_samples, num_items
 
@@ -172,13 +162,7 @@ class So8tTrainer(Trainer):
         num_items_in_batch: Any = None,
     ) -> Any:
         # The model returns summed parts; dividing by counts of the whole accumulated batch is done here.
-        output = model(
-            input_ids=inputs["input_ids"],
-            attention_mask=inputs["attention_mask"],
-            labels=inputs["labels"],
-            safety_labels=inputs["safety_labels"],
-            pool_index=inputs["pool_index"],
-        )
+        output = self._forward(model, inputs)
         lm_sum, safety_sum, pet_sum = output.lm_loss_sum, output.safety_loss_sum, output.pet_sum
         training = model.training and self._step_counts is not None
         counts = self._step_counts if training else count_loss_items(inputs, self.class_weights)
@@ -194,8 +178,8 @@ class So8tTrainer(Trainer):
                     f"The training loss became {loss.item()} at step {self.state.global_step} (lm {lm.item():.4g}, "
                     f"safety {safety.item():.4g}, pet {pet.item():.4g}); training stopped before applying it."
                 )
-            self._log_parts += torch.tensor(
-                [float(p.detach()) for p in (lm, safety, pet)], dtype=torch.float64
+            self.log_sums.add_micro_batch(
+                float(loss.detach()), [float(p.detach()) for p in (lm, safety, pet)]
             )
             self._pet_weight = pet_w
             # DDP averages gradients over ranks while the counts already span all ranks. Trainer averages
@@ -203,34 +187,35 @@ class So8tTrainer(Trainer):
             # the global loss.
             loss = loss * world_size()
         else:
-            self._eval_sums += torch.tensor(
-                [
-                    float(lm_sum.detach()),
-                    counts.lm,
-                    float(safety_sum.detach()),
-                    counts.safety,
-                    float(pet_sum.detach()),
-                    counts.pet,
-                ],
-                dtype=torch.float64,
-            )
+            keep = rows_counted_once(self.accelerator, inputs["input_ids"].shape[0], self.args.device)
+            if bool(keep.all()):
+                self.eval_sums.add(output, counts)
+            elif bool(keep.any()):  # the last batch of a rank holds padding rows: the others count alone
+                kept = {key: value[keep.to(value.device)] for key, value in inputs.items()}
+                self.eval_sums.add(self._forward(model, kept), count_loss_items(kept, self.class_weights))
         if return_outputs:  # a dict, which Trainer's prediction_step knows how to take apart
             return loss, {"logits": output.logits, "safety_logits": output.safety_logits}
         return loss
 
+    @staticmethod
+    def _forward(model: nn.Module, inputs: dict[str, torch.Tensor]) -> Any:
+        return model(
+            input_ids=inputs["input_ids"],
+            attention_mask=inputs["attention_mask"],
+            labels=inputs["labels"],
+            safety_labels=inputs["safety_labels"],
+            pool_index=inputs["pool_index"],
+        )
+
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Add to a training log the loss parts (per optimizer step, averaged since the last log), tokens/s,
-        learning rates and memory, each summed over ranks first. Every rank logs at the same step, so the
-        sum is a collective they all reach."""
+        """A training log line's loss and its parts (per optimizer step, averaged since the last line, also
+        across a resume: so8t.train.log_sums), tokens/s, learning rates and memory, each summed over ranks
+        first. Every rank logs at the same step, so the sum is a collective they all reach."""
         if "loss" in logs:
-            shares = torch.cat([self._log_parts, torch.tensor([self._log_tokens], dtype=torch.float64)])
-            *parts, tokens = sum_over_ranks(shares, self.args.device).tolist()
-            steps = max(self._log_steps, 1)
-            logs.update({key: value / steps for key, value in zip(PARTS, parts, strict=True)})
+            figures, tokens = self.log_sums.take(self.args.device)
+            logs.update(figures)
             logs["pet_weight"] = self._pet_weight
             logs.update(self.throughput.collect(tokens))
-            self._log_parts.zero_()
-            self._log_tokens, self._log_steps = 0.0, 0
         super().log(logs, start_time)
 
     def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
@@ -246,10 +231,12 @@ class So8tTrainer(Trainer):
         `<prefix>_task_loss` (layout.BEST_METRIC), the loss without PET. Each part is its sum over the whole
         validation set (all ranks) divided by its count, as the training loss is, so it does not depend on
         how the set is split into batches or ranks."""
-        self._eval_sums.zero_()
+        self.eval_sums.reset()
         output = super().evaluation_loop(*args, **kwargs)
-        sums = sum_over_ranks(self._eval_sums, self.args.device).tolist()
-        prefix = kwargs.get("metric_key_prefix", args[3] if len(args) > 3 else "eval")
+        sums = self.eval_sums.totals(self.args.device)
+        bound = inspect.signature(Trainer.evaluation_loop).bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        prefix = bound.arguments["metric_key_prefix"]
         if sums[1] > 0 or sums[3] > 0:
             for index, key in enumerate(PARTS):
                 total, count = sums[2 * index], sums[2 * index + 1]
@@ -275,31 +262,20 @@ class So8tTrainer(Trainer):
         }
 
     def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
-        """AdamW with LoRA at args.learning_rate and rotations + head B at safety_learning_rate.
-
-        Generators and biases get no weight decay (decay would pull the rotations towards the identity).
-        Every trainable parameter must land in exactly one group.
-        """
+        """AdamW (or args.optim) over so8t.train.param_groups: LoRA at args.learning_rate, rotations and head B
+        at safety_learning_rate; every trainable parameter must land in exactly one group."""
         if self.optimizer is not None:
             return self.optimizer
         opt_model = self.model if model is None else model
-        groups: dict[str, dict[str, Any]] = {
-            name: {"params": [], **settings} for name, settings in self.param_group_settings().items()
-        }
-        trainable = [(n, p) for n, p in opt_model.named_parameters() if p.requires_grad]
-        for name, param in trainable:
-            if "lora_" in name:
-                groups["lora"]["params"].append(param)
-            elif "generators" in name or param.ndim < 2:
-                groups["so8t_no_decay"]["params"].append(param)
-            else:
-                groups["so8t"]["params"].append(param)
-        param_groups = [dict(g, name=k) for k, g in groups.items() if g["params"]]
         optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, opt_model)
         optimizer_kwargs.pop("lr", None)
-        self.optimizer = optimizer_cls(param_groups, **optimizer_kwargs)
+        self.optimizer = optimizer_cls(
+            param_groups(opt_model, self.param_group_settings()), **optimizer_kwargs
+        )
         in_optimizer = {id(p) for g in self.optimizer.param_groups for p in g["params"]}
-        missing = [n for n, p in trainable if id(p) not in in_optimizer]
+        missing = [
+            n for n, p in opt_model.named_parameters() if p.requires_grad and id(p) not in in_optimizer
+        ]
         assert not missing, f"trainable parameters missing from the optimizer: {missing[:5]}"
         return self.optimizer
 
@@ -337,6 +313,10 @@ class So8tTrainer(Trainer):
         if self.args.should_save:
             shutil.rmtree(staging_root, ignore_errors=True)
         self._staging_dir = staging_root
+        self.log_sums.record_for_checkpoint(self.args.device)
+        for exported in (self.log_sums, self.trained_scale):
+            # a state resumed from a checkpoint of an older so8t has no slot for them yet
+            self.state.stateful_callbacks.setdefault(type(exported).__name__, {})
         try:
             super()._save_checkpoint(model, trial)
         finally:
@@ -348,14 +328,7 @@ class So8tTrainer(Trainer):
             # it, the old one moved aside first so a crash leaves one of them whole
             replace_directory(os.path.join(staging_root, name), final)
             shutil.rmtree(staging_root, ignore_errors=True)
-            best = self.state.best_model_checkpoint
-            if best and best.startswith(staging_root):
-                self.state.best_model_checkpoint = final
-                self.state.save_to_json(os.path.join(final, TRAINER_STATE))
-            if self.state.best_global_step and self.state.best_model_checkpoint is None:
-                best_dir = os.path.join(run_dir, checkpoint_name(self.state.best_global_step))
-                if os.path.isdir(best_dir):
-                    self.state.best_model_checkpoint = best_dir
+            self._record_best_checkpoint(run_dir, final)
             from transformers.trainer_utils import rotate_checkpoints
 
             rotate_checkpoints(
@@ -366,9 +339,27 @@ class So8tTrainer(Trainer):
             )
         barrier()
 
+    def _record_best_checkpoint(self, run_dir: str, final: str) -> None:
+        """Trainer's best counts every evaluation, also those of steps never saved, and would protect a worse
+        checkpoint from rotation in its place: the best is the best of the saved ones (best_evaluated_step),
+        recorded in the checkpoint just written before rotation keeps it."""
+        saved = {checkpoint_step(path): path for path in complete_checkpoints(run_dir)}
+        step = best_evaluated_step(self.state.log_history, set(saved))
+        if step is None or not self.args.metric_for_best_model:
+            return
+        value = next(
+            e[BEST_METRIC_KEY]
+            for e in self.state.log_history
+            if e.get("step") == step and BEST_METRIC_KEY in e
+        )
+        self.state.best_model_checkpoint, self.state.best_global_step = str(saved[step]), step
+        self.state.best_metric = float(value)
+        self.state.save_to_json(os.path.join(final, TRAINER_STATE))
+
     def _check_parameters_finite(self, step: int) -> None:
-        trainable = [p.detach() for p in self._so8t_model().parameters() if p.requires_grad]
-        bad = float(any(not bool(torch.isfinite(p).all()) for p in trainable))
+        """Stop rather than save a non-finite parameter; record the parameters' scale for the resume rule."""
+        self.trained_scale.max_abs = largest_trained_magnitude(self._so8t_model())
+        bad = float(not math.isfinite(self.trained_scale.max_abs))
         if max_over_ranks(torch.tensor([bad]), self.args.device).item():
             raise NonFiniteLossError(
                 f"The trained parameters became non-finite at step {step}; {checkpoint_name(step)} was not "
@@ -379,6 +370,12 @@ class So8tTrainer(Trainer):
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
         """Load the adapter and so8t state of a checkpoint into the model being trained (the base stays)."""
         load_trainable_state(self._so8t_model() if model is None else model, resume_from_checkpoint)
+        state = read_trainer_state(resume_from_checkpoint)
+        self.log_sums.resume_from(state, first_rank=rank() == 0)
+        start = trained_scale(state)["start_max_abs"]
+        if start is None:  # a checkpoint of an older so8t: its own scale is the reference
+            start = largest_trained_magnitude(self._so8t_model() if model is None else model)
+        self.trained_scale.start_max_abs = start
 
     def save_emergency_checkpoint(self) -> str | None:
         """Save a checkpoint of the current step now (signal, OOM); returns its folder, None off the main rank."""
