@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from so8t.config.grpo import grpo_problems
 from so8t.config.base_names import is_gguf_base, is_short_base, short_base_file
+from so8t.config.grpo import grpo_problems
 from so8t.config.model import EMBEDDED_BASES, ModelConfig
 from so8t.config.resolve import baseline_candidates, looks_like_hub_id
 from so8t.config.run import RunConfig
