@@ -363,6 +363,7 @@ def _write_consolidated(target: Path, model: Any, tokenizer: Any, head: Any, inf
     with atomic_directory(target) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
+        (tmp / SAFETY_HEAD_FILE).parent.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(tmp / SAFETY_HEAD_FILE))
         write_so8t_json(tmp, info)
     return target
