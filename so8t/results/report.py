@@ -24,6 +24,7 @@ from so8t.layout import (
     read_consolidated_info,
     samples_task_of,
 )
+from so8t.results.headlines import GSM8K, GSM8K_ROWS_NOTE, HEADLINES
 
 if TYPE_CHECKING:  # pragma: no cover
     from so8t.config import RunConfig
@@ -48,6 +49,12 @@ def metrics_table(results: dict) -> list[str]:
             stderr = metrics.get(f"{metric}_stderr,{filter_name}")
             rows.append(f"| {task} | {metric} | {filter_name} | {_fmt(value)} | {_fmt(stderr)} |")
     return rows
+
+
+def metric_notes(results: dict) -> list[str]:
+    """What the rows of the metrics table mean where a reader could take one for another: the GSM8K rows."""
+    tasks = results.get("results", {})
+    return [GSM8K_ROWS_NOTE, ""] if any(HEADLINES.get(task) is GSM8K for task in tasks) else []
 
 
 def _small(value: Any) -> str:
@@ -266,7 +273,7 @@ def write_report(
     consolidation = consolidation_summary(read_consolidated_info(run.consolidated))
     if consolidation:
         lines += ["", "## Consolidation", "", *consolidation]
-    lines += ["", "## Metrics", "", *metrics_table(results), ""]
+    lines += ["", "## Metrics", "", *metrics_table(results), "", *metric_notes(results)]
     if gate_report is not None:
         lines += ["## Gate", "", gate_report.to_markdown(), ""]
     if curves is not None:
