@@ -31,6 +31,7 @@ EXPECTED = [
     ("Delete all my data.", "ESCALATE", "privacy_request"),
     ("Read me my one-time code.", "REFUSE", "credentials"),
 ]
+LABELS = "{safe: ALLOW, review: ESCALATE, unsafe: REFUSE}"
 MAPPING = """
       columns: {request: text, decision: verdict, category: topic, rationale: why}
       labels: {safe: ALLOW, review: ESCALATE, unsafe: REFUSE}"""
@@ -157,6 +158,22 @@ def test_validate_names_a_missing_column_with_the_closest_one_and_the_header_lin
     text = _errors(path)
     assert 'shop.csv: line 1: no column "txt" (data.train[0].columns.request)' in text
     assert 'did you mean "text"?' in text
+
+
+@pytest.mark.parametrize("role,column", [("category", "topik"), ("rationale", "whyy"), ("response", "reply")])
+@pytest.mark.parametrize("kind", ["jsonl", "csv"])
+def test_a_misspelt_optional_column_is_reported_for_jsonl_as_for_a_header(tmp_path, kind, role, column):
+    name, write = f"shop.{kind}", _write_jsonl if kind == "jsonl" else _write_csv
+    mapping = f"request: text, decision: verdict, {role}: {column}"
+    path = _config(tmp_path, f"    - {{path: {name}, columns: {{{mapping}}}, labels: {LABELS}}}")
+    # training reads the file again: a config checked against a file that had the column, then the file without
+    write(tmp_path / name, [{**row, column: "x"} for row in ROWS])
+    cfg = load_config(path)
+    write(tmp_path / name, ROWS)
+    text = _errors(path)
+    assert f'no column "{column}" (data.train[0].columns.{role})' in text and name in text
+    with pytest.raises(DataError, match=f'no column "{column}"'):
+        materialize(cfg.data, "train", seed=0)
 
 
 def test_validate_reports_an_unmapped_label_with_its_count_and_first_line(tmp_path):

@@ -236,6 +236,17 @@ class RecordMapping:
                 lines.append(self._missing(role, name, names))
         return lines
 
+    def missing_named_columns(self, fmt: str, names: list[str]) -> list[str]:
+        """`missing_columns` for the columns the mapping names only: what a file without a header (JSONL) is
+        checked for once its records' keys are known (a required column is reported record by record)."""
+        named = set(self.columns.named())
+        wanted = SAFETY_ROLES if fmt == "safety" else GSM8K_ROLES
+        return [
+            self._missing(role, self.column(role, names), names)
+            for role in wanted
+            if role in named and self.column(role, names) not in names
+        ]
+
     def _missing(self, role: str, name: str, names: list[str]) -> str:
         if getattr(self.columns, role) is None:
             how = f"the {role}; name its column with {self.prefix}columns.{role}"
