@@ -14,16 +14,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from so8t.data.templates import PromptFormat
 from so8t.errors import UserError
 from so8t.layout import (
     atomic_write_json,
     evaluation_date_id,
-    locate_so8t_model,
-    read_so8t_json,
     results_file_for,
     samples_file_for,
 )
+from so8t.lmeval.prompt_flags import model_prompt_format
 
 _TASK_MANAGER: Any = None
 # who answers generation tasks in `so8t eval` (so8t.lmeval.generation_split)
@@ -57,12 +55,6 @@ def _check_tasks(manager: Any, tasks: list[str]) -> None:
             f"unknown task(s): {', '.join(unknown)}; use an so8t task ({ours}) or any lm-eval task name "
             "(`lm_eval ls tasks` lists them)."
         )
-
-
-def model_prompt_format(model: str | Path) -> PromptFormat:
-    """The prompt format a so8t model (consolidated folder, checkpoint or run directory) was trained with, from
-    its so8t.json without loading or consolidating it; plain for models from before the setting."""
-    return PromptFormat.from_record((read_so8t_json(locate_so8t_model(model).target) or {}).get("prompt"))
 
 
 def evaluate(
