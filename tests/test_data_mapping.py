@@ -79,9 +79,9 @@ def _config(tmp_path: Path, train: str, extra: str = "") -> Path:
     return path
 
 
-def _errors(path: Path) -> str:
+def _errors(path: Path, overrides: tuple[str, ...] = ()) -> str:
     with pytest.raises(ConfigError) as info:
-        load_config(path)
+        load_config(path, list(overrides))
     return "\n".join(info.value.errors)
 
 
@@ -133,6 +133,10 @@ def test_labels_that_yaml_read_as_booleans_or_numbers_are_an_error_saying_to_quo
     )
     text = _errors(path)
     assert "labels" in text and "quote" in text and "the boolean true" in text
+    # what the user typed, not Python's reading of it
+    assert "'yes' as the boolean true; 'no' as the boolean false" in text and "False" not in text
+    over = _errors(path, ("data.train[0].labels={on: REFUSE}",))
+    assert "'on' as the boolean true" in over
 
 
 def test_chat_records_give_the_last_user_turn_as_the_request(tmp_path):
