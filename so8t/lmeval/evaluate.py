@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ from so8t.layout import (
 from so8t.lmeval.prompt_flags import model_prompt_format
 
 _TASK_MANAGER: Any = None
+# Set for the processes `--processes N` launches (so8t.lmeval.processes): the launcher prints the results table
+RELAUNCHED_ENV = "SO8T_EVAL_RELAUNCHED"
 # who answers generation tasks in `so8t eval` (so8t.lmeval.generation_split)
 GENERATION_BACKENDS = ("so8t", "vllm")
 
@@ -268,9 +271,15 @@ def run_cli(args: argparse.Namespace) -> int:
         from so8t.lmeval.processes import evaluate_on
 
         results = evaluate_on(args.processes, args.model, tasks, Path(args.out), **options)
-    if results:
-        from lm_eval.utils import make_table
-
-        print(make_table(results))
-        print(f"results: {results['so8t_results_file']}")
+    print_results(results)
     return 0
+
+
+def print_results(results: dict) -> None:
+    """The results table and file, once: a process launched by `--processes N` leaves it to its launcher."""
+    if not results or os.environ.get(RELAUNCHED_ENV):
+        return
+    from lm_eval.utils import make_table
+
+    print(make_table(results))
+    print(f"results: {results['so8t_results_file']}")

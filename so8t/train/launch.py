@@ -59,6 +59,10 @@ def check_processes(processes: int) -> None:
         )
 
 
+# Set for the processes `train_in_processes` launches: the launcher reports the result, they do not.
+LAUNCHED_ENV = "SO8T_TRAIN_LAUNCHED"
+
+
 def train_in_processes(cfg: RunConfig, run_dir: Path, config_argv: list[str]) -> TrainResult:
     """Train on `cfg.train.processes` processes and return the TrainResult read from the run directory."""
     from so8t.train.run import finished_result
@@ -66,7 +70,7 @@ def train_in_processes(cfg: RunConfig, run_dir: Path, config_argv: list[str]) ->
     processes = cfg.train.processes
     check_processes(processes)
     command = torchrun_command(processes, config_argv)
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", LAUNCHED_ENV: "1"}
     code = subprocess.run(command, env=env).returncode
     if code != 0:
         raise TrainingProcessesFailed(
