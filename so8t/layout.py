@@ -387,8 +387,10 @@ CONSOLIDATED_FIELDS = {
     "consolidation": "fold_onto (trained or original), fold_target (what that meant here), dtype (of the saved "
     "weights), base_dtype, trained_quantization; for a k-bit checkpoint quantized_weights (recorded and "
     "recomputed checksums, match) and kbit_fp32_tensors (the tensors k-bit training ran in fp32: the dtype "
-    "they were loaded in, which peft upcast, and the dtype saved); drift: max_abs_logit_diff and "
-    "max_abs_head_b_prob_diff on probe_prompts fixed prompts against the trained model's "
+    "they were loaded in, which peft upcast, and the dtype saved); drift: the maxima over probe_prompts fixed prompts "
+    "(chat_rendered_probe_prompts of them rendered by the chat template) of max_abs_logit_diff, "
+    "max_rel_logit_diff (over max_abs_logit, the reference's largest |logit|) and max_abs_head_b_prob_diff, "
+    "against the trained model's "
     "dequantise-then-multiply forward in fp32 (trained) and against the quantised model's own eval forward "
     "(quantized_eval, k-bit only)",
 }

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
 from so8t.consolidate import add_arguments, consolidate_checkpoint, run_cli
+from so8t.consolidate.drift import PROBE_PROMPTS, probe_prompts
 from so8t.errors import UserError
 from so8t.layout import (
     CHECKPOINT_FIELDS,
@@ -54,11 +55,20 @@ def _check_fold(so8t_model, tokenizer, ckpt, out, head_kind="linear"):
     assert record["trained_quantization"] == "none" and record["dtype"] == "float32"
     assert record["drift"]["trained"]["max_abs_logit_diff"] < 1e-4
     assert record["drift"]["quantized_eval"] is None
+    trained_drift = record["drift"]["trained"]
+    assert trained_drift["max_rel_logit_diff"] == pytest.approx(
+        trained_drift["max_abs_logit_diff"] / trained_drift["max_abs_logit"]
+    )
+    probes, chat = probe_prompts(tokenizer), len(PROBE_PROMPTS) if tokenizer.chat_template else 0
+    assert record["drift"]["probe_prompts"] == len(probes) == len(PROBE_PROMPTS) + chat
+    assert record["drift"]["chat_rendered_probe_prompts"] == chat
+    assert max(len(tokenizer(p)["input_ids"]) for p in probes) > 50
     return plain, expected
 
 
 def test_fold_is_exact_for_llama_with_lora_and_mlp_head(make_so8t, tiny_base_dir, tmp_path):
     model, tok = make_so8t(tiny_base_dir, head="mlp")
+    assert tok.chat_template and len(PROBE_PROMPTS) >= 7  # the drift is a maximum over plain and chat probes
     plain, _ = _check_fold(model, tok, tmp_path / "ckpt", tmp_path / "out", head_kind="mlp")
     # both so8t.json files hold exactly the fields so8t/layout.py defines
     assert set(json.loads((tmp_path / "ckpt" / "so8t.json").read_text())) == set(CHECKPOINT_FIELDS)

@@ -227,9 +227,11 @@ def _tokenizer(ckpt: Path, base_path: str, info: dict) -> Any:
     )
 
 
-def _checked_quantized_weights(ckpt: Path, info: dict, found: dict | None) -> dict:
-    """Compare the checksum of the quantised weights recomputed now with the one training recorded; warn
-    (QuantizedWeightsMismatch) when they differ or none was recorded. Returns the record for so8t.json."""
+def _checked_quantized_weights(ckpt: Path, info: dict, found: dict | None, fold_onto: str) -> dict:
+    """Compare the checksum of the quantised weights recomputed now with the one training recorded. A mismatch
+    is a UserError when folding onto them (the model written would not be the model trained), else a warning
+    (QuantizedWeightsMismatch: only the drift's reference differs), as is a checkpoint that records none.
+    Returns the record for so8t.json."""
     recorded = (info.get("model") or {}).get("quantized_weights")
     match = None if not recorded or not found else recorded.get("sha256") == found.get("sha256")
     if recorded is None:
@@ -240,35 +242,45 @@ def _checked_quantized_weights(ckpt: Path, info: dict, found: dict | None) -> di
             stacklevel=3,
         )
     elif not match:
-        warnings.warn(
+        message = (
             f"the quantised weights recomputed from the base differ from those {ckpt} trained with (checksum "
             f"{recorded.get('sha256', '?')[:12]} from {recorded.get('device')} with bitsandbytes "
             f"{recorded.get('bitsandbytes')}, now {(found or {}).get('sha256', '?')[:12]} from "
             f"{(found or {}).get('device')} with bitsandbytes {(found or {}).get('bitsandbytes')}). The base "
             "changed (other files or another hub revision), bitsandbytes changed, or training quantised on "
             "a GPU while consolidation quantises on the CPU: CPU and CUDA quantisation need not agree bit for "
-            "bit. The consolidated model is folded onto the recomputed weights, and the drift recorded in "
-            f"{SO8T_JSON} is measured against them, not against the model that trained. What to do: if the "
-            "base or bitsandbytes changed, consolidate again with the base files (or --base and the revision) "
-            "and the bitsandbytes version training used. If only the device differs, the consolidated model "
-            "differs from the trained one by single quantisation steps in some weights: check its evaluation "
-            "before relying on it, or fold onto the original weights (--fold-onto original, "
-            "consolidate.fold_onto: original) for a model that does not depend on any quantisation.",
+            "bit. What to do: if the base or bitsandbytes changed, consolidate again with the base files (or "
+            "--base and the revision) and the bitsandbytes version training used; if only the device differs, "
+            "consolidate on the device training used, or fold onto the original weights (--fold-onto "
+            "original, consolidate.fold_onto: original) for a model that does not depend on any quantisation."
+        )
+        if fold_onto == FOLD_ONTO_TRAINED:
+            raise UserError(
+                f"{message} Nothing was written: folded onto these weights, the consolidated model would not "
+                "be the model that trained."
+            )
+        warnings.warn(
+            f"{message} The model is folded onto the original weights; the drift recorded in {SO8T_JSON} is "
+            "measured against a trained model rebuilt on the recomputed weights.",
             QuantizedWeightsMismatch,
             stacklevel=3,
         )
     return {"recorded": recorded, "recomputed": found, "match": match}
 
 
-def _probe_as_trained(trained: Any, tokenizer: Any, record: dict, ckpt: Path, info: dict) -> tuple[Any, Any]:
+def _probe_as_trained(
+    trained: Any, tokenizer: Any, record: dict, ckpt: Path, info: dict, prompts: list[str]
+) -> tuple[Any, Any]:
     """(the trained model's probe outputs, its quantised eval forward's or None); for a k-bit checkpoint also
     records the quantised-weight check and the tensors k-bit training ran in fp32."""
     from so8t.consolidate.drift import probe_so8t
     from so8t.model.quantized import fp32_tensor_patterns, kept_quantized_storage, training_matmuls
 
     if record["trained_quantization"] == "none":
-        return probe_so8t(trained.eval(), tokenizer), None
-    record["quantized_weights"] = _checked_quantized_weights(ckpt, info, trained.quantized_weights)
+        return probe_so8t(trained.eval(), tokenizer, prompts), None
+    record["quantized_weights"] = _checked_quantized_weights(
+        ckpt, info, trained.quantized_weights, record["fold_onto"]
+    )
     # peft's prepare_model_for_kbit_training upcasts every non-quantised fp16/bf16 tensor to fp32
     record["kbit_fp32_tensors"] = {
         "tensors": fp32_tensor_patterns(trained.hf_model),
@@ -277,9 +289,9 @@ def _probe_as_trained(trained: Any, tokenizer: Any, record: dict, ckpt: Path, in
         "saved_in": record["dtype"],
     }
     with training_matmuls(trained):
-        reference = probe_so8t(trained, tokenizer)
+        reference = probe_so8t(trained, tokenizer, prompts)
     with kept_quantized_storage(trained.hf_model):
-        quantized_eval = probe_so8t(trained.eval(), tokenizer)
+        quantized_eval = probe_so8t(trained.eval(), tokenizer, prompts)
     return reference, quantized_eval
 
 
@@ -297,7 +309,7 @@ def consolidate_checkpoint(
     trained with, "original" onto the base's unquantised weights (the same thing for an unquantised
     checkpoint). `dtype`: the saved weights' dtype, "auto"/None for the base's own.
     """
-    from so8t.consolidate.drift import PROBE_PROMPTS, drift, probe_plain
+    from so8t.consolidate.drift import PROBE_PROMPTS, drift, probe_plain, probe_prompts
     from so8t.model.base import checkpoint_base, torch_dtype
     from so8t.model.so8t import SO8TModel
 
@@ -337,7 +349,10 @@ def consolidate_checkpoint(
         compute_dtype="float32" if quantized else None,
         device_map={"": "cpu"} if quantized else None,
     )
-    reference, quantized_eval = _probe_as_trained(trained, tokenizer, record, ckpt, info)
+    # the probes a chat-trained model reads after its own system prompt
+    system_prompt = PromptFormat.from_record(info.get("prompt")).system_prompt
+    prompts = probe_prompts(tokenizer, system_prompt)
+    reference, quantized_eval = _probe_as_trained(trained, tokenizer, record, ckpt, info, prompts)
     if quantized and fold_onto == FOLD_ONTO_ORIGINAL:
         del trained
         gc.collect()
@@ -346,9 +361,10 @@ def consolidate_checkpoint(
     # training switched the KV cache off; the consolidated model generates with the base's setting
     if getattr(base_config, "use_cache", None) is not None:
         model.config.use_cache = base_config.use_cache
-    consolidated = probe_plain(model, head, tokenizer)
+    consolidated = probe_plain(model, head, tokenizer, prompts)
     record["drift"] = {
-        "probe_prompts": len(PROBE_PROMPTS),
+        "probe_prompts": len(prompts),
+        "chat_rendered_probe_prompts": len(prompts) - len(PROBE_PROMPTS),
         "trained": drift(consolidated, reference),
         "quantized_eval": drift(consolidated, quantized_eval) if quantized_eval is not None else None,
     }

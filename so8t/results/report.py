@@ -91,15 +91,19 @@ def consolidation_summary(consolidated_info: dict) -> list[str]:
         ("the trained model (dequantise-then-multiply, fp32)", drift.get("trained")),
         ("the quantised model's own eval forward", drift.get("quantized_eval")),
     ]
+    chat = drift.get("chat_rendered_probe_prompts")
     lines += [
         "",
-        f"Drift of the consolidated model on {drift.get('probe_prompts', '—')} fixed probe prompts:",
+        f"Drift of the consolidated model: the maximum over {drift.get('probe_prompts', '—')} fixed probe "
+        f"prompts{f' ({chat} of them chat-rendered)' if chat else ''}, so a lower bound on its drift over every "
+        "input:",
         "",
-        "| against | max abs logit diff | max abs head-B probability diff |",
-        "|---|---:|---:|",
+        "| against | max abs logit diff | relative to the largest logit | max abs head-B probability diff |",
+        "|---|---:|---:|---:|",
     ]
     lines += [
-        f"| {what} | {_small(d.get('max_abs_logit_diff'))} | {_small(d.get('max_abs_head_b_prob_diff'))} |"
+        f"| {what} | {_small(d.get('max_abs_logit_diff'))} | {_small(d.get('max_rel_logit_diff'))} "
+        f"| {_small(d.get('max_abs_head_b_prob_diff'))} |"
         for what, d in rows
         if d
     ]
