@@ -216,6 +216,12 @@ def test_a_policy_file_reports_labels_that_disagree_with_it(tmp_path):
     text = _errors(path)
     assert 'category "credentials" expects ESCALATE by the policy' in text
     assert "the label says REFUSE" in text and "the first at line 7" in text
+    # as README's walkthrough says it: one line per category and label, with the count and the first row
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    assert "one line per category and label: how many rows, and the file and line of the first" in readme
+    train_lines = [line for line in text.splitlines() if line.startswith("data.train[0]:")]
+    assert len([line for line in train_lines if '"credentials"' in line]) == 1
+    assert ": 1 record, the first at line 7" in text
     # the same data agrees with a policy that expects what it says
     (tmp_path / "policy.yaml").write_text(
         (tmp_path / "policy.yaml").read_text().replace("credentials: ESCALATE", "credentials: REFUSE")

@@ -16,7 +16,15 @@ from so8t.data.jsonl import OnBadRecord
 from so8t.data.mapping import RecordMapping
 from so8t.data.policy import Policy
 from so8t.data.readers import file_columns, file_kind, is_saved_dataset, iter_file_records
-from so8t.data.records import IDENTITY, RecordTally, file_format, mapped_records, noting_keys, tally_problems
+from so8t.data.records import (
+    IDENTITY,
+    RecordTally,
+    file_format,
+    located,
+    mapped_records,
+    noting_keys,
+    tally_problems,
+)
 
 FORMATS = ("gsm8k", "safety")
 
@@ -31,6 +39,8 @@ class ShardReport:
     records: int
     skipped: int
     dropped: int = 0
+    # the first skipped record: FILE:LINE (or FILE row N): why
+    first_skipped: str | None = None
 
 
 class ShardProblem(Exception):
@@ -131,7 +141,12 @@ def check_shard(
     if tally.good == 0:
         raise ShardProblem("empty file (no records, only blank lines)" if kind == "jsonl" else "no records")
     return ShardReport(
-        path=path, format=detected, records=tally.good, skipped=tally.bad, dropped=tally.dropped
+        path=path,
+        format=detected,
+        records=tally.good,
+        skipped=tally.bad,
+        dropped=tally.dropped,
+        first_skipped=located(path, ": ".join(tally.first_bad)) if tally.first_bad else None,
     )
 
 
