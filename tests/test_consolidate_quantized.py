@@ -21,7 +21,7 @@ from transformers import AutoModelForCausalLM
 
 from so8t.consolidate import add_arguments, consolidate_checkpoint, run_cli
 from so8t.consolidate.drift import ProbeOutputs, drift, probe_plain, probe_prompts, probe_so8t
-from so8t.consolidate.fold import QuantizedWeightsMismatch
+from so8t.consolidate.weights_check import QuantizedWeightsMismatch
 from so8t.errors import UserError
 from so8t.model.inference import load_safety_head
 from so8t.model.quantized import kept_quantized_storage, quantized_weights_checksum

@@ -19,12 +19,12 @@ import argparse
 import copy
 import gc
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
 # Imported first so bitsandbytes is quieted before peft imports it (see so8t/model/__init__.py).
 import so8t.model  # noqa: F401
+from so8t.consolidate.weights_check import checked_quantized_weights
 from so8t.data.templates import PromptFormat
 from so8t.errors import UserError
 from so8t.layout import (
@@ -49,10 +49,6 @@ FOLD_TARGET_MEANING = {
     FOLD_ONTO_ORIGINAL: "the base's original unquantised weights",
 }
 UNQUANTISED_FOLD_TARGET = "the base's weights, which the model trained with unquantised"
-
-
-class QuantizedWeightsMismatch(UserWarning):
-    """The quantised weights recomputed at consolidation are not the ones the checkpoint trained with."""
 
 
 def dtype_name(dtype: Any) -> str:
@@ -227,47 +223,6 @@ def _tokenizer(ckpt: Path, base_path: str, info: dict) -> Any:
     )
 
 
-def _checked_quantized_weights(ckpt: Path, info: dict, found: dict | None, fold_onto: str) -> dict:
-    """Compare the checksum of the quantised weights recomputed now with the one training recorded. A mismatch
-    is a UserError when folding onto them (the model written would not be the model trained), else a warning
-    (QuantizedWeightsMismatch: only the drift's reference differs), as is a checkpoint that records none.
-    Returns the record for so8t.json."""
-    recorded = (info.get("model") or {}).get("quantized_weights")
-    match = None if not recorded or not found else recorded.get("sha256") == found.get("sha256")
-    if recorded is None:
-        warnings.warn(
-            f"{ckpt / SO8T_JSON} records no checksum of the quantised weights it trained with (an older so8t "
-            "saved it), so consolidation cannot verify that the weights it recomputes from the base are those.",
-            QuantizedWeightsMismatch,
-            stacklevel=3,
-        )
-    elif not match:
-        message = (
-            f"the quantised weights recomputed from the base differ from those {ckpt} trained with (checksum "
-            f"{recorded.get('sha256', '?')[:12]} from {recorded.get('device')} with bitsandbytes "
-            f"{recorded.get('bitsandbytes')}, now {(found or {}).get('sha256', '?')[:12]} from "
-            f"{(found or {}).get('device')} with bitsandbytes {(found or {}).get('bitsandbytes')}). The base "
-            "changed (other files or another hub revision), bitsandbytes changed, or training quantised on "
-            "a GPU while consolidation quantises on the CPU: CPU and CUDA quantisation need not agree bit for "
-            "bit. What to do: if the base or bitsandbytes changed, consolidate again with the base files (or "
-            "--base and the revision) and the bitsandbytes version training used; if only the device differs, "
-            "consolidate on the device training used, or fold onto the original weights (--fold-onto "
-            "original, consolidate.fold_onto: original) for a model that does not depend on any quantisation."
-        )
-        if fold_onto == FOLD_ONTO_TRAINED:
-            raise UserError(
-                f"{message} Nothing was written: folded onto these weights, the consolidated model would not "
-                "be the model that trained."
-            )
-        warnings.warn(
-            f"{message} The model is folded onto the original weights; the drift recorded in {SO8T_JSON} is "
-            "measured against a trained model rebuilt on the recomputed weights.",
-            QuantizedWeightsMismatch,
-            stacklevel=3,
-        )
-    return {"recorded": recorded, "recomputed": found, "match": match}
-
-
 def _probe_as_trained(
     trained: Any, tokenizer: Any, record: dict, ckpt: Path, info: dict, prompts: list[str]
 ) -> tuple[Any, Any]:
@@ -278,7 +233,7 @@ def _probe_as_trained(
 
     if record["trained_quantization"] == "none":
         return probe_so8t(trained.eval(), tokenizer, prompts), None
-    record["quantized_weights"] = _checked_quantized_weights(
+    record["quantized_weights"] = checked_quantized_weights(
         ckpt, info, trained.quantized_weights, record["fold_onto"]
     )
     # peft's prepare_model_for_kbit_training upcasts every non-quantised fp16/bf16 tensor to fp32
