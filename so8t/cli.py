@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from so8t import __version__
@@ -49,13 +50,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args._module.run_cli(args) or 0)
+        code = int(args._module.run_cli(args) or 0)
+        sys.stdout.flush()
+        return code
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`so8t validate cfg.yaml | head -1`): stop quietly, as a program killed by
+        # SIGPIPE does, and point stdout at nothing so the interpreter's last flush raises nothing either
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

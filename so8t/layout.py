@@ -15,8 +15,8 @@ Nothing here imports torch or transformers, so the torch-free config checks (`so
                                           tokenizer and Trainer's files (trainer_state.json, optimizer, RNG)
       checkpoints/.staging-checkpoint-N/  a checkpoint being written; renamed to checkpoint-N when complete
       checkpoints/.replaced-checkpoint-N/ an older save of the same step, moved aside while the new one moves in
-      consolidated/                       plain HF model + tokenizer + so8t_safety_head.safetensors +
-                                          so8t.json (so8t-consolidated)
+      consolidated/                       plain HF model + tokenizer + so8t.json (so8t-consolidated) +
+                                          so8t_head/so8t_safety_head.safetensors (head B)
       eval/results_<id>.json              lm-eval's results file, named as lm-eval names it
       eval/samples_<task>_<id>.jsonl      its per-document samples (the same <id>)
       eval/gate.md                        the gate's verdict
@@ -45,7 +45,11 @@ from so8t.errors import UserError
 
 SO8T_JSON = "so8t.json"
 STATE_FILE = "so8t_state.safetensors"
-SAFETY_HEAD_FILE = "so8t_safety_head.safetensors"
+# Head B sits in a subfolder of a consolidated folder: a loader that takes every top-level *.safetensors as the
+# model's weights (vLLM's default loader, when transformers saved the model without an index file) would
+# reject its keys. Folders consolidated before keep it at the top level (LEGACY_SAFETY_HEAD_FILE), still read.
+SAFETY_HEAD_FILE = "so8t_head/so8t_safety_head.safetensors"
+LEGACY_SAFETY_HEAD_FILE = "so8t_safety_head.safetensors"
 CHECKPOINT_FORMAT = "so8t-checkpoint"
 CONSOLIDATED_FORMAT = "so8t-consolidated"
 FORMATS = (CHECKPOINT_FORMAT, CONSOLIDATED_FORMAT)
@@ -391,9 +395,10 @@ CONSOLIDATED_FIELDS = {
     "consolidation": "fold_onto (trained or original), fold_target (what that meant here), dtype (of the saved "
     "weights), base_dtype, trained_quantization; for a k-bit checkpoint quantized_weights (recorded and "
     "recomputed checksums, match) and kbit_fp32_tensors (the tensors k-bit training ran in fp32: the dtype "
-    "they were loaded in, which peft upcast, and the dtype saved); drift: max_abs_logit_diff, max_abs_logit "
-    "(the reference's largest |logit|), relative_logit_diff (their ratio) and "
-    "max_abs_head_b_prob_diff on probe_prompts fixed prompts against the trained model's "
+    "they were loaded in, which peft upcast, and the dtype saved); drift: the maxima over probe_prompts fixed prompts "
+    "(chat_rendered_probe_prompts of them rendered by the chat template) of max_abs_logit_diff, "
+    "max_rel_logit_diff (over max_abs_logit, the reference's largest |logit|) and max_abs_head_b_prob_diff, "
+    "against the trained model's "
     "dequantise-then-multiply forward in fp32 (trained) and against the quantised model's own eval forward "
     "(quantized_eval, k-bit only)",
 }
@@ -451,6 +456,15 @@ def read_checkpoint_info(checkpoint: str | os.PathLike) -> dict[str, Any]:
 def read_consolidated_info(folder: str | os.PathLike) -> dict[str, Any]:
     """so8t.json of a consolidated folder, {} when it has none (its defaults then apply)."""
     return read_so8t_json(folder) or {}
+
+
+def safety_head_path(folder: str | os.PathLike) -> Path | None:
+    """Head B's file in a consolidated folder: its subfolder, else the top-level name of older folders; None
+    when the folder has neither."""
+    for name in (SAFETY_HEAD_FILE, LEGACY_SAFETY_HEAD_FILE):
+        if (Path(folder) / name).is_file():
+            return Path(folder) / name
+    return None
 
 
 def write_so8t_json(folder: str | os.PathLike, info: dict[str, Any]) -> Path:

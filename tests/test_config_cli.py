@@ -101,3 +101,19 @@ def test_shipped_configs_validate(name, request):
     if not bundled_safety_path("train").is_file():  # the shipped set is checked once it is in the package
         request.getfixturevalue("bundled_safety")
     load_config(ROOT / "configs" / name)
+
+
+def test_validate_piped_into_a_reader_that_closes_early_ends_without_a_traceback(tmp_path):
+    """`so8t validate cfg.yaml | head -1`: the reader is gone before so8t writes (its end closed first)."""
+    config = _project(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "so8t", "validate", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr

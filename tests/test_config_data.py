@@ -94,7 +94,9 @@ def test_validation_shard_with_a_bad_line_is_rejected_unless_skipping(tmp_path, 
     errors = _errors(path)
     assert len(errors) == 1 and 'bad.val.jsonl: line 7: missing "answer"' in errors[0]
     cfg = load_config(path, ["data.on_bad_record=skip"])
-    assert "1 bad record(s) skipped" in summarize(cfg)
+    # which split lost how many of its records, and why
+    assert "1 bad record(s) skipped (validation 1 of " in summarize(cfg)
+    assert 'bad.val.jsonl:7: missing "answer"' in summarize(cfg)
 
 
 def test_switching_validation_off_allows_dropping_the_validation_source(tmp_path, bundled_safety):

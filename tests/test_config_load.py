@@ -124,6 +124,13 @@ def test_overrides_are_typed_by_yaml_and_checked_like_the_file(tmp_path, bundled
     assert "--set seed.x: seed is 0, not a mapping" in text
 
 
+def test_a_list_item_is_overridden_by_the_bracket_form_every_message_prints(tmp_path, bundled_safety):
+    cfg = _load(tmp_path, "", ["data.train[0].n=12", "model.so8.layers=[0, 1]", "model.so8.layers[1]=3"])
+    assert cfg.data.train[0].n == 12 and cfg.model.so8.layers == [0, 3]
+    text = "\n".join(_errors(tmp_path, "", ["data.train[7].n=1"]))
+    assert "--set data.train[7].n: data.train is a list of" in text and "'7' is not an index in it" in text
+
+
 def test_validation_on_with_empty_validation_data_is_an_error(tmp_path, bundled_safety):
     errors = _errors(tmp_path, "data: {validation: []}\n")
     assert errors == [

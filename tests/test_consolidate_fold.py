@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 
 import pytest
 import torch
@@ -11,8 +12,14 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
 from so8t.consolidate import add_arguments, consolidate_checkpoint, run_cli
+from so8t.consolidate.drift import PROBE_PROMPTS, probe_prompts
 from so8t.errors import UserError
-from so8t.layout import CHECKPOINT_FIELDS, CONSOLIDATED_FIELDS
+from so8t.layout import (
+    CHECKPOINT_FIELDS,
+    CONSOLIDATED_FIELDS,
+    LEGACY_SAFETY_HEAD_FILE,
+    SAFETY_HEAD_FILE,
+)
 from so8t.model.inference import load_safety_head
 from so8t.model.so8t import SO8TModel
 
@@ -48,11 +55,20 @@ def _check_fold(so8t_model, tokenizer, ckpt, out, head_kind="linear"):
     assert record["trained_quantization"] == "none" and record["dtype"] == "float32"
     assert record["drift"]["trained"]["max_abs_logit_diff"] < 1e-4
     assert record["drift"]["quantized_eval"] is None
+    trained_drift = record["drift"]["trained"]
+    assert trained_drift["max_rel_logit_diff"] == pytest.approx(
+        trained_drift["max_abs_logit_diff"] / trained_drift["max_abs_logit"]
+    )
+    probes, chat = probe_prompts(tokenizer), len(PROBE_PROMPTS) if tokenizer.chat_template else 0
+    assert record["drift"]["probe_prompts"] == len(probes) == len(PROBE_PROMPTS) + chat
+    assert record["drift"]["chat_rendered_probe_prompts"] == chat
+    assert max(len(tokenizer(p)["input_ids"]) for p in probes) > 50
     return plain, expected
 
 
 def test_fold_is_exact_for_llama_with_lora_and_mlp_head(make_so8t, tiny_base_dir, tmp_path):
     model, tok = make_so8t(tiny_base_dir, head="mlp")
+    assert tok.chat_template and len(PROBE_PROMPTS) >= 7  # the drift is a maximum over plain and chat probes
     plain, _ = _check_fold(model, tok, tmp_path / "ckpt", tmp_path / "out", head_kind="mlp")
     # both so8t.json files hold exactly the fields so8t/layout.py defines
     assert set(json.loads((tmp_path / "ckpt" / "so8t.json").read_text())) == set(CHECKPOINT_FIELDS)
@@ -91,7 +107,41 @@ def test_cli_consolidates_with_a_base_override(make_so8t, tiny_base_dir, tmp_pat
         [str(tmp_path / "ckpt"), "--out", str(tmp_path / "out"), "--base", str(tiny_base_dir)]
     )
     assert run_cli(args) == 0
-    assert (tmp_path / "out" / "so8t_safety_head.safetensors").is_file()
+    assert (tmp_path / "out" / SAFETY_HEAD_FILE).is_file()
+
+
+def _load_like_vllm(folder):
+    """vLLM's default loader on a folder without an index file: every top-level *.safetensors is the model's
+    weights, and a key the model has no parameter for is an error (its load_weights looks each name up)."""
+    params = set(AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).state_dict())
+    assert not list(folder.glob("*.safetensors.index.json"))
+    loaded = {}
+    for path in sorted(folder.glob("*.safetensors")):
+        for name in load_file(str(path)):
+            if name not in params:
+                raise KeyError(f"{path.name}: {name} is not a parameter of the model")
+            loaded[name] = path.name
+    return loaded
+
+
+def test_a_loader_reading_every_top_level_safetensors_file_finds_only_model_weights(tiny_so8t):
+    _, consolidated, _ = tiny_so8t
+    loaded = _load_like_vllm(consolidated)
+    assert loaded and not any(name.startswith("net.") for name in loaded)
+    assert load_safety_head(consolidated).net[0].weight.shape[1] > 0
+
+
+def test_a_folder_consolidated_with_the_head_at_the_top_level_is_still_read(tiny_so8t, tmp_path):
+    _, consolidated, _ = tiny_so8t
+    old = tmp_path / "old"
+    shutil.copytree(consolidated, old)
+    (old / SAFETY_HEAD_FILE).rename(old / LEGACY_SAFETY_HEAD_FILE)
+    (old / SAFETY_HEAD_FILE).parent.rmdir()
+    new, legacy = load_safety_head(consolidated).state_dict(), load_safety_head(old).state_dict()
+    assert new.keys() == legacy.keys()
+    assert all(torch.equal(new[key], legacy[key]) for key in new)
+    with pytest.raises(KeyError, match=r"net\.0\."):
+        _load_like_vllm(old)
 
 
 def test_a_checkpoint_whose_recorded_base_is_gone_names_it_and_the_override(

@@ -21,8 +21,9 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
 from so8t.consolidate import add_arguments, consolidate_checkpoint, run_cli
-from so8t.consolidate.drift import PROBE_PROMPTS, ProbeOutputs, drift, probe_plain, probe_so8t
-from so8t.consolidate.fold import QuantizedWeightsMismatch
+from so8t.consolidate.drift import ProbeOutputs, drift, probe_plain, probe_prompts, probe_so8t
+from so8t.consolidate.weights_check import QuantizedWeightsMismatch
+from so8t.errors import UserError
 from so8t.model.inference import load_safety_head
 from so8t.model.quantized import kept_quantized_storage, quantized_weights_checksum
 
@@ -110,7 +111,7 @@ def test_by_default_the_consolidated_model_is_the_trained_quantised_model(traine
     )
     assert "model.layers.*.input_layernorm.weight" in record["kbit_fp32_tensors"]["tensors"]
     # the recorded drifts are the ones measured here, against the trained model and its eval forward
-    assert record["drift"]["probe_prompts"] == len(PROBE_PROMPTS)
+    assert record["drift"]["probe_prompts"] == len(probe_prompts(trained.tokenizer))
     for against, reference in (
         ("trained", trained.probes_trained),
         ("quantized_eval", trained.probes_quantized_eval),
@@ -167,20 +168,26 @@ def test_the_original_weights_option_records_its_larger_drift(trained, tmp_path)
 
 
 @pytest.mark.slow
-def test_a_changed_base_is_reported_as_a_quantised_weight_mismatch(trained, bnb_friendly_base_dir, tmp_path):
+def test_a_changed_base_is_a_quantised_weight_mismatch_error_when_folding_onto_it(
+    trained, bnb_friendly_base_dir, tmp_path
+):
     changed = tmp_path / "base"
     shutil.copytree(bnb_friendly_base_dir, changed)
     weights = load_file(changed / "model.safetensors")
     weights["model.layers.0.self_attn.q_proj.weight"] *= 1.5
     save_file(weights, changed / "model.safetensors", metadata={"format": "pt"})
-    with pytest.warns(QuantizedWeightsMismatch) as caught:
+    with pytest.raises(UserError) as info:
         consolidate_checkpoint(trained.checkpoint, tmp_path / "out", base=str(changed))
-    message = next(str(w.message) for w in caught if w.category is QuantizedWeightsMismatch)
+    message = str(info.value)
     assert (
         "differ from those" in message and "CPU and CUDA quantisation need not agree bit for bit" in message
     )
-    assert "--fold-onto original" in message
-    check = _record(tmp_path / "out")["quantized_weights"]
+    assert "--fold-onto original" in message and "Nothing was written" in message
+    assert not (tmp_path / "out").exists()
+    # folded onto the original weights, the model does not depend on them: a warning, and the check recorded
+    with pytest.warns(QuantizedWeightsMismatch):
+        consolidate_checkpoint(trained.checkpoint, tmp_path / "orig", base=str(changed), fold_onto="original")
+    check = _record(tmp_path / "orig")["quantized_weights"]
     assert check["match"] is False and check["recorded"]["sha256"] != check["recomputed"]["sha256"]
 
 

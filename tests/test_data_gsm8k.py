@@ -28,7 +28,9 @@ from so8t.data.gsm8k import (
 from so8t.data.templates import GSM8K_STOP, gsm8k_prompt
 from so8t.errors import DataError
 
-REAL_TEST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "gsm8k" / "test.jsonl"
+REAL_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "gsm8k"
+REAL_TEST = REAL_DIR / "test.jsonl"
+REAL_FILES = [REAL_DIR / "train.jsonl", REAL_TEST]
 
 
 @pytest.mark.parametrize(
@@ -98,10 +100,45 @@ def test_strict_reading_takes_the_number_on_the_marker_line_past_wrappers(comple
     assert extract_strict(completion) == answer
 
 
-def test_a_plain_space_groups_digits_only_on_the_marker_line():
+def test_a_plain_space_groups_digits_unless_a_hyphen_follows_the_group():
     assert extract_last_number("She buys 3 600-page books") == "600"
     assert extract_last_number("costs $1\u202f250 in total") == "1250"
+    assert extract_last_number("1 250 dollars") == "1250"
     assert extract_strict("#### 1 250") == "1250"
+
+
+# How a careful grader reads each (completion -> answer); None: the completion states no answer.
+CAREFUL_READINGS = [
+    ("The answer is 12. That is 3 more than Tom has.", "12"),
+    ("Final answer: 1 250 dollars, since 1 000 + 250 = 1 250", "1250"),
+    ("The answer is 1.5 hours. Then she rests 2 hours.", "1.5"),
+    ("#### 3 x 4 = 12", "12"),
+    ("#### 10 - 2 = 8", "8"),
+    ("#### 10 \u2013 2 = 8", "8"),
+    ("#### 3.5 hours = 210 minutes", "210"),
+    ("#### 1 1/2", "1.5"),
+    ("#### \u22121 1/2", "-1.5"),
+    ("1 250 dollars", "1250"),
+    ("#### 1\u2009250", "1250"),
+    ("#### \u20137", "-7"),
+    ("#### \u20147", "-7"),
+    ("#### \u20127", "-7"),
+    ("#### 2,5", "2.5"),
+    ("#### 1,250", "1250"),
+    ("pages 10\u201312", "12"),
+    ("She has 3 + 4 = 7 apples.\n#### I am not sure", None),
+    ("She has 3 + 4 = 7 apples.\n####", None),
+]
+
+
+@pytest.mark.parametrize(("completion", "answer"), CAREFUL_READINGS, ids=[c for c, _ in CAREFUL_READINGS])
+def test_a_completion_is_read_as_a_careful_grader_reads_it(completion, answer):
+    assert completion_answer(completion) == answer
+
+
+def test_a_mixed_number_parses_exactly_and_an_improper_one_is_not_a_number():
+    assert parse_number("1 1/2") == Fraction(3, 2) and parse_number("-2 3/4") == Fraction(-11, 4)
+    assert parse_number("1 3/2") is None
 
 
 def test_a_boxed_answer_is_read_before_the_last_number():
@@ -160,6 +197,24 @@ def test_every_real_gsm8k_test_answer_extracts_to_its_gold_value():
         ):
             if extracted is None or float(extracted) != gold:
                 wrong.append((number, gold, extracted))
+    assert wrong == []
+
+
+@pytest.mark.skipif(
+    not all(path.is_file() for path in REAL_FILES),
+    reason=f"the GSM8K train and test files are not both at {REAL_DIR.resolve()}",
+)
+def test_every_real_graded_gsm8k_solution_reads_as_its_own_gold_answer():
+    """Each graded solution of GSM8K (train and test), handed in as a completion, states its gold answer: the
+    careful reading (answer line equations, stated answers, space thousands) never misreads one."""
+    records = [json.loads(line) for path in REAL_FILES for line in path.read_text().splitlines() if line]
+    assert len(records) == 7473 + 1319
+    wrong = [
+        (record["answer"][-40:], completion_answer(record["answer"]))
+        for record in records
+        if completion_answer(record["answer"]) is None
+        or float(completion_answer(record["answer"])) != _independent_gold(record["answer"])
+    ]
     assert wrong == []
 
 

@@ -31,6 +31,7 @@ EXPECTED = [
     ("Delete all my data.", "ESCALATE", "privacy_request"),
     ("Read me my one-time code.", "REFUSE", "credentials"),
 ]
+LABELS = "{safe: ALLOW, review: ESCALATE, unsafe: REFUSE}"
 MAPPING = """
       columns: {request: text, decision: verdict, category: topic, rationale: why}
       labels: {safe: ALLOW, review: ESCALATE, unsafe: REFUSE}"""
@@ -78,9 +79,9 @@ def _config(tmp_path: Path, train: str, extra: str = "") -> Path:
     return path
 
 
-def _errors(path: Path) -> str:
+def _errors(path: Path, overrides: tuple[str, ...] = ()) -> str:
     with pytest.raises(ConfigError) as info:
-        load_config(path)
+        load_config(path, list(overrides))
     return "\n".join(info.value.errors)
 
 
@@ -132,6 +133,10 @@ def test_labels_that_yaml_read_as_booleans_or_numbers_are_an_error_saying_to_quo
     )
     text = _errors(path)
     assert "labels" in text and "quote" in text and "the boolean true" in text
+    # what the user typed, not Python's reading of it
+    assert "'yes' as the boolean true; 'no' as the boolean false" in text and "False" not in text
+    over = _errors(path, ("data.train[0].labels={on: REFUSE}",))
+    assert "'on' as the boolean true" in over
 
 
 def test_chat_records_give_the_last_user_turn_as_the_request(tmp_path):
@@ -157,6 +162,22 @@ def test_validate_names_a_missing_column_with_the_closest_one_and_the_header_lin
     text = _errors(path)
     assert 'shop.csv: line 1: no column "txt" (data.train[0].columns.request)' in text
     assert 'did you mean "text"?' in text
+
+
+@pytest.mark.parametrize("role,column", [("category", "topik"), ("rationale", "whyy"), ("response", "reply")])
+@pytest.mark.parametrize("kind", ["jsonl", "csv"])
+def test_a_misspelt_optional_column_is_reported_for_jsonl_as_for_a_header(tmp_path, kind, role, column):
+    name, write = f"shop.{kind}", _write_jsonl if kind == "jsonl" else _write_csv
+    mapping = f"request: text, decision: verdict, {role}: {column}"
+    path = _config(tmp_path, f"    - {{path: {name}, columns: {{{mapping}}}, labels: {LABELS}}}")
+    # training reads the file again: a config checked against a file that had the column, then the file without
+    write(tmp_path / name, [{**row, column: "x"} for row in ROWS])
+    cfg = load_config(path)
+    write(tmp_path / name, ROWS)
+    text = _errors(path)
+    assert f'no column "{column}" (data.train[0].columns.{role})' in text and name in text
+    with pytest.raises(DataError, match=f'no column "{column}"'):
+        materialize(cfg.data, "train", seed=0)
 
 
 def test_validate_reports_an_unmapped_label_with_its_count_and_first_line(tmp_path):
@@ -195,6 +216,12 @@ def test_a_policy_file_reports_labels_that_disagree_with_it(tmp_path):
     text = _errors(path)
     assert 'category "credentials" expects ESCALATE by the policy' in text
     assert "the label says REFUSE" in text and "the first at line 7" in text
+    # as README's walkthrough says it: one line per category and label, with the count and the first row
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    assert "one line per category and label: how many rows, and the file and line of the first" in readme
+    train_lines = [line for line in text.splitlines() if line.startswith("data.train[0]:")]
+    assert len([line for line in train_lines if '"credentials"' in line]) == 1
+    assert ": 1 record, the first at line 7" in text
     # the same data agrees with a policy that expects what it says
     (tmp_path / "policy.yaml").write_text(
         (tmp_path / "policy.yaml").read_text().replace("credentials: ESCALATE", "credentials: REFUSE")

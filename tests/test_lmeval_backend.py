@@ -270,12 +270,13 @@ def _ratio(values):
 
 
 def _within_denominator_stderr(values):
-    """The standard deviation of resampling the denominator's documents: sqrt(p (1 - p) / n)."""
+    """The half-width of the Wilson score interval at z = 1 over the denominator's n documents, written out."""
     kept = [v for v in values if not math.isnan(v)]
     if not kept:
         return math.nan
-    p = sum(kept) / len(kept)
-    return math.sqrt(p * (1 - p) / len(kept))
+    n, p = len(kept), sum(kept) / len(kept)
+    centre_spread = p * (1 - p) / n + 1 / (4 * n * n)
+    return math.sqrt(centre_spread) / (1 + 1 / n)
 
 
 def test_safety_metrics_and_stderrs_match_an_independent_computation(tiny_so8t, eval_data, tmp_path):

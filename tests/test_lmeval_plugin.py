@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from so8t.lmeval.safety_metrics import ratio_stderr
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -68,6 +70,8 @@ def test_task_manager_finds_so8t_tasks_without_include_path():
     assert lines[1] == "True"
 
 
+# so8t's own stderr of the ratio STDERR_CHECK hands lm-eval's lookup: the lookup must return that function.
+RATIO_STDERR_OF_CHECK = ratio_stderr([1.0, 0.0, float("nan")])
 STDERR_CHECK = (
     "import lm_eval.evaluator_utils as eu, lm_eval.api.metrics as m\n"
     "from so8t.lmeval import scoring\n"
@@ -79,7 +83,7 @@ STDERR_CHECK = (
 
 def test_lm_evals_stderr_lookup_knows_so8ts_aggregations():
     install = "from so8t.lmeval import plugin; plugin.install()\n"
-    assert _python(install + STDERR_CHECK) == "True 0.3535533905932738 True None"
+    assert _python(install + STDERR_CHECK) == f"True {RATIO_STDERR_OF_CHECK} True None"
 
 
 def test_the_stderr_patch_also_reaches_an_evaluator_loaded_before_the_hook():
@@ -89,7 +93,10 @@ def test_the_stderr_patch_also_reaches_an_evaluator_loaded_before_the_hook():
         "print(eu.stderr_for_metric(scoring.ratio, 10))\n"
         "os.environ['SO8T_LM_EVAL_HOOK'] = '1'\nplugin.install()\n" + STDERR_CHECK
     )
-    assert _python(code, SO8T_LM_EVAL_HOOK="0").splitlines() == ["None", "True 0.3535533905932738 True None"]
+    assert _python(code, SO8T_LM_EVAL_HOOK="0").splitlines() == [
+        "None",
+        f"True {RATIO_STDERR_OF_CHECK} True None",
+    ]
 
 
 @pytest.mark.slow

@@ -193,18 +193,29 @@ def test_non_finite_or_tied_scores_decide_refuse_and_only_non_finite_ones_are_co
 def test_ratio_stderr_is_the_spread_of_resampling_within_the_denominator():
     from so8t.lmeval.safety_metrics import ratio_stderr
 
-    values = [1.0] * 7 + [0.0] * 5 + [math.nan] * 30
+    values = [1.0] * 70 + [0.0] * 50 + [math.nan] * 30
     kept = [v for v in values if not math.isnan(v)]
     rng = random.Random(0)
     replicates = []
-    for _ in range(20000):
+    for _ in range(4000):
         draw = [rng.choice(kept) for _ in kept]
         replicates.append(sum(draw) / len(draw))
     mu = sum(replicates) / len(replicates)
     simulated = math.sqrt(sum((r - mu) ** 2 for r in replicates) / (len(replicates) - 1))
-    assert ratio_stderr(values) == pytest.approx(simulated, rel=0.03)
-    assert ratio_stderr([math.nan, 1.0]) == 0.0  # a one-document denominator: finite
+    assert ratio_stderr(values) == pytest.approx(simulated, rel=0.05)
     assert math.isnan(ratio_stderr([math.nan, math.nan]))  # no denominator, no metric
+
+
+@pytest.mark.parametrize("n", [1, 12, 87])
+def test_a_rate_of_exactly_zero_or_one_keeps_a_wilson_standard_error(n):
+    """At p = 0 or 1 the bootstrap claims certainty; the Wilson interval at z = 1 keeps 1 / (2 (n + 1))."""
+    from so8t.lmeval.safety_metrics import count_stderr, ratio_stderr, wilson_stderr
+
+    for p in (0.0, 1.0):
+        assert ratio_stderr([p] * n + [math.nan]) == pytest.approx(1 / (2 * (n + 1)))
+        assert count_stderr([p] * n) == pytest.approx(n / (2 * (n + 1)))
+    low, high = 0.5 - wilson_stderr(0.5, 1), 0.5 + wilson_stderr(0.5, 1)
+    assert 0 < low < high < 1
 
 
 def test_macro_f1_stderr_is_a_seeded_bootstrap_over_documents():

@@ -58,6 +58,21 @@ def test_a_tie_goes_to_the_stricter_class_and_the_reported_argmax_agrees(scores,
     assert decision == expected == fail_closed_choice(scores)
     assert int(np.argmax(reported)) == decision
     assert max(reported) == reported[decision] and reported.count(reported[decision]) == 1
+    assert int(np.argmax(np.asarray(reported, dtype=np.float32))) == decision
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_float32_reader_of_the_logged_scores_still_sees_the_stricter_class(seed):
+    """Ties and near-ties (equal once rounded to float32) are logged so np.float32 argmax is the decision."""
+    rng = random.Random(seed)
+    for _ in range(200):
+        top = math.log(rng.uniform(1e-6, 1.0))
+        near = top - rng.choice([0.0, 1e-15, 1e-12, 1e-9])
+        scores = [rng.choice([top, near, top - 1.0]) for _ in range(3)]
+        decision, reported = decide_row(scores)
+        assert decision == fail_closed_choice(scores)
+        assert int(np.argmax(np.asarray(reported, dtype=np.float32))) == decision, scores
+        assert int(np.argmax(reported)) == decision, scores
 
 
 def test_allow_threshold_applies_after_the_rule_and_moves_the_mass_to_escalate():

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from train_fixtures import subprocess_env
 
-from so8t.layout import BEST_CHECKPOINT_RULE, RunDir
+from so8t.layout import BEST_CHECKPOINT_RULE, SAFETY_HEAD_FILE, RunDir
 
 pytestmark = pytest.mark.slow
 
@@ -135,7 +135,7 @@ def test_run_consolidates_a_plain_hf_model_with_the_safety_head(finished_run):
         "config.json",
         "model.safetensors",
         "tokenizer.json",
-        "so8t_safety_head.safetensors",
+        SAFETY_HEAD_FILE,
         "so8t.json",
     ):
         assert (consolidated / name).is_file(), f"consolidated/ lacks {name}"

@@ -16,9 +16,18 @@ RECORD = {
     "quantized_weights": {"recorded": {"sha256": "a"}, "recomputed": {"sha256": "b"}, "match": False},
     "kbit_fp32_tensors": {"tensors": ["lm_head.weight", "model.norm.weight"], "saved_in": "bfloat16"},
     "drift": {
-        "probe_prompts": 3,
-        "trained": {"max_abs_logit_diff": 3.1e-7, "max_abs_head_b_prob_diff": 5.2e-8},
-        "quantized_eval": {"max_abs_logit_diff": 0.0027, "max_abs_head_b_prob_diff": 0.0011},
+        "probe_prompts": 14,
+        "chat_rendered_probe_prompts": 7,
+        "trained": {
+            "max_abs_logit_diff": 3.1e-7,
+            "max_rel_logit_diff": 2.0e-8,
+            "max_abs_head_b_prob_diff": 5.2e-8,
+        },
+        "quantized_eval": {
+            "max_abs_logit_diff": 0.0027,
+            "max_rel_logit_diff": 1.5e-4,
+            "max_abs_head_b_prob_diff": 0.0011,
+        },
     },
 }
 
@@ -36,8 +45,12 @@ def test_the_report_shows_the_fold_target_dtype_check_and_drifts(tmp_path):
     assert "folded onto: trained (the weights the model trained with); trained on a 4-bit base" in section
     assert "saved dtype: bfloat16 (the base's: bfloat16)" in section
     assert "**MISMATCH**" in section and "2 tensor groups in fp32" in section
-    assert "| the trained model (dequantise-then-multiply, fp32) | 3.10e-07 | 5.20e-08 |" in section
-    assert "| the quantised model's own eval forward | 2.70e-03 | 1.10e-03 |" in section
+    assert (
+        "| the trained model (dequantise-then-multiply, fp32) | 3.10e-07 | 2.00e-08 | 5.20e-08 |" in section
+    )
+    assert "| the quantised model's own eval forward | 2.70e-03 | 1.50e-04 | 1.10e-03 |" in section
+    # a maximum over the probes, said as such
+    assert "the maximum over 14 fixed probe prompts (7 of them chat-rendered), so a lower bound" in section
 
 
 def test_an_unquantised_run_shows_only_the_drift_against_the_trained_model(tmp_path):

@@ -6,7 +6,7 @@ import json
 from types import SimpleNamespace
 
 from so8t.layout import BEST_CHECKPOINT_RULE, CHECKPOINTS_DIR, TRAINER_STATE, checkpoint_name
-from so8t.results.report import curves_figure, write_report
+from so8t.results.report import curves_figure, metric_notes, write_report
 
 HISTORY = [
     {"step": 10, "loss": 2.0, "lm_loss": 1.5},
@@ -45,3 +45,11 @@ def test_the_report_names_the_evaluated_checkpoint_on_the_curves_and_the_selecti
     curves = report.split("## Training curves", 1)[1]
     assert f"The dashed line marks step 10, `{checkpoint_name(10)}`" in curves
     assert f"Selection rule: {BEST_CHECKPOINT_RULE}." in curves
+
+
+def test_the_report_says_which_gsm8k_row_is_the_careful_reading_and_which_are_lm_evals():
+    results = {"results": {"so8t_gsm8k_local": {"numeric_match,none": 0.5}, "so8t_safety_local": {}}}
+    note = " ".join(metric_notes(results))
+    assert "`numeric_match` under the filter `none` is so8t's careful reading" in note
+    assert "`strict-match` and `flexible-extract` are lm-eval's own gsm8k definitions" in note
+    assert metric_notes({"results": {"so8t_safety_local": {}}}) == []

@@ -92,7 +92,8 @@ def test_so8t_eval_on_two_processes_gives_the_single_process_point_values(
     ]
     command += ["--batch-size", "4", "--bootstrap-iters", "10", "--max-gen-toks", "16", "--device", "cpu"]
     command += ["--metadata", json.dumps(metadata), "--processes", "2"]
-    _run(command, REPO)
+    proc = _run(command, REPO)
+    assert proc.stdout.count("results: ") == 1  # the launcher's table only, not rank 0's too
     written = next((tmp_path / "two").glob("results_*.json"))
     got = json.loads(written.read_text())
     _assert_same_points(got, expected)
@@ -195,6 +196,7 @@ def test_so8t_run_on_two_training_processes_makes_the_one_process_run_directory(
         runs[processes] = (run_dir, proc)
     (two, proc), (one, _) = runs[2], runs[1]
     assert "on 2 processes (torchrun)" in proc.stderr + proc.stdout
+    assert re.findall(r"^checkpoint: ", proc.stdout, re.M) == []  # the ranks leave reporting to so8t run
     assert _listing(two) == _listing(one)
     for name in ("adapter_model.safetensors", "so8t_state.safetensors"):
         a = load_file(two / "checkpoints" / "checkpoint-4" / name)

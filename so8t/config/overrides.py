@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -12,6 +13,7 @@ import yaml
 
 from so8t.config.messages import short
 from so8t.config.run import RunConfig
+from so8t.config.yaml_file import load_yaml_text
 
 
 def add_set_option(parser: argparse.ArgumentParser) -> None:
@@ -29,8 +31,8 @@ def add_set_option(parser: argparse.ArgumentParser) -> None:
 def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> list[str]:
     """Apply `a.b=c` overrides in place (values typed by YAML); returns the problems found.
 
-    A key the file leaves out is filled from the defaults first, so `data.train.0.n=50` works on a config
-    that keeps the default sources.
+    A key the file leaves out is filled from the defaults first, so `data.train.0.n=50` (or
+    `data.train[0].n=50`) works on a config that keeps the default sources.
     """
     problems = []
     defaults: Any = RunConfig().model_dump(mode="json", exclude_none=False)
@@ -41,7 +43,7 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> list[str]:
             problems.append(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.max_steps=50")
             continue
         try:
-            value = yaml.safe_load(text) if text.strip() else None
+            value = load_yaml_text(text) if text.strip() else None
         except yaml.YAMLError:
             value = text
         problem = _set(raw, defaults, key, value)
@@ -54,7 +56,8 @@ def _set(raw: dict[str, Any], defaults: Any, key: str, value: Any) -> str | None
     """Set one dotted key in `raw` (list items by index), creating sections from `defaults` on the way."""
     node: Any = raw
     default: Any = defaults
-    parts = key.split(".")
+    # list items by `.0.` or `[0]`, the form every message prints (data.train[0].labels)
+    parts = re.sub(r"\[(-?\d+)\]", r".\1", key).split(".")
     for depth, part in enumerate(parts):
         last = depth == len(parts) - 1
         where = ".".join(parts[:depth]) or "(top level)"

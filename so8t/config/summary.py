@@ -40,6 +40,22 @@ def _count_text(entries: list[SourceSummary]) -> str:
     return " + ".join(parts)
 
 
+def skipped_summary(report: dict) -> str:
+    """ "N bad record(s) skipped", then per split that lost any: how many of its records, and the first one's
+    place and cause (a test split that lost half its rows should not read like a typo in the training set)."""
+    total = sum(e.skipped for entries in report.values() for e in entries)
+    parts = []
+    for split in SPLITS:
+        entries = [e for e in report.get(split, []) if e.skipped]
+        if not entries:
+            continue
+        skipped = sum(e.skipped for e in entries)
+        kept = sum(e.count // e.repeat for e in entries if e.count is not None)
+        first = next((e.first_skipped for e in entries if e.first_skipped), None)
+        parts.append(f"{split} {skipped} of {skipped + kept}" + (f", the first at {first}" if first else ""))
+    return f"{total} bad record(s) skipped" + (f" ({'; '.join(parts)})" if parts else "")
+
+
 def summarize(cfg: RunConfig) -> str:
     """One paragraph: model, data per split and format, steps, tasks (printed by `so8t validate` and `run`)."""
     report = cfg._data_report
@@ -61,10 +77,7 @@ def summarize(cfg: RunConfig) -> str:
         size = cfg.data.validation_split.size
         held_out = f"{size:.0%}" if size < 1 else f"{size:g} examples"
         data = data.replace("validation none", f"validation {held_out} of train (held out, stratified)")
-    skipped = sum(e.skipped for entries in report.values() for e in entries)
-    skipped_text = (
-        f"{skipped} bad record(s) skipped" if cfg.data.on_bad_record == "skip" else "bad records are errors"
-    )
+    skipped_text = skipped_summary(report) if cfg.data.on_bad_record == "skip" else "bad records are errors"
     dropped = sum(e.dropped for entries in report.values() for e in entries)
     if dropped:
         skipped_text += f", {dropped} record(s) dropped by labels"

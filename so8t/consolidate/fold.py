@@ -19,12 +19,12 @@ import argparse
 import copy
 import gc
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
 # Imported first so bitsandbytes is quieted before peft imports it (see so8t/model/__init__.py).
 import so8t.model  # noqa: F401
+from so8t.consolidate.weights_check import checked_quantized_weights
 from so8t.data.templates import PromptFormat
 from so8t.errors import UserError
 from so8t.layout import (
@@ -49,10 +49,6 @@ FOLD_TARGET_MEANING = {
     FOLD_ONTO_ORIGINAL: "the base's original unquantised weights",
 }
 UNQUANTISED_FOLD_TARGET = "the base's weights, which the model trained with unquantised"
-
-
-class QuantizedWeightsMismatch(UserWarning):
-    """The quantised weights recomputed at consolidation are not the ones the checkpoint trained with."""
 
 
 def dtype_name(dtype: Any) -> str:
@@ -227,48 +223,19 @@ def _tokenizer(ckpt: Path, base_path: str, info: dict) -> Any:
     )
 
 
-def _checked_quantized_weights(ckpt: Path, info: dict, found: dict | None) -> dict:
-    """Compare the checksum of the quantised weights recomputed now with the one training recorded; warn
-    (QuantizedWeightsMismatch) when they differ or none was recorded. Returns the record for so8t.json."""
-    recorded = (info.get("model") or {}).get("quantized_weights")
-    match = None if not recorded or not found else recorded.get("sha256") == found.get("sha256")
-    if recorded is None:
-        warnings.warn(
-            f"{ckpt / SO8T_JSON} records no checksum of the quantised weights it trained with (an older so8t "
-            "saved it), so consolidation cannot verify that the weights it recomputes from the base are those.",
-            QuantizedWeightsMismatch,
-            stacklevel=3,
-        )
-    elif not match:
-        warnings.warn(
-            f"the quantised weights recomputed from the base differ from those {ckpt} trained with (checksum "
-            f"{recorded.get('sha256', '?')[:12]} from {recorded.get('device')} with bitsandbytes "
-            f"{recorded.get('bitsandbytes')}, now {(found or {}).get('sha256', '?')[:12]} from "
-            f"{(found or {}).get('device')} with bitsandbytes {(found or {}).get('bitsandbytes')}). The base "
-            "changed (other files or another hub revision), bitsandbytes changed, or training quantised on "
-            "a GPU while consolidation quantises on the CPU: CPU and CUDA quantisation need not agree bit for "
-            "bit. The consolidated model is folded onto the recomputed weights, and the drift recorded in "
-            f"{SO8T_JSON} is measured against them, not against the model that trained. What to do: if the "
-            "base or bitsandbytes changed, consolidate again with the base files (or --base and the revision) "
-            "and the bitsandbytes version training used. If only the device differs, the consolidated model "
-            "differs from the trained one by single quantisation steps in some weights: check its evaluation "
-            "before relying on it, or fold onto the original weights (--fold-onto original, "
-            "consolidate.fold_onto: original) for a model that does not depend on any quantisation.",
-            QuantizedWeightsMismatch,
-            stacklevel=3,
-        )
-    return {"recorded": recorded, "recomputed": found, "match": match}
-
-
-def _probe_as_trained(trained: Any, tokenizer: Any, record: dict, ckpt: Path, info: dict) -> tuple[Any, Any]:
+def _probe_as_trained(
+    trained: Any, tokenizer: Any, record: dict, ckpt: Path, info: dict, prompts: list[str]
+) -> tuple[Any, Any]:
     """(the trained model's probe outputs, its quantised eval forward's or None); for a k-bit checkpoint also
     records the quantised-weight check and the tensors k-bit training ran in fp32."""
     from so8t.consolidate.drift import probe_so8t
     from so8t.model.quantized import fp32_tensor_patterns, kept_quantized_storage, training_matmuls
 
     if record["trained_quantization"] == "none":
-        return probe_so8t(trained.eval(), tokenizer), None
-    record["quantized_weights"] = _checked_quantized_weights(ckpt, info, trained.quantized_weights)
+        return probe_so8t(trained.eval(), tokenizer, prompts), None
+    record["quantized_weights"] = checked_quantized_weights(
+        ckpt, info, trained.quantized_weights, record["fold_onto"]
+    )
     # peft's prepare_model_for_kbit_training upcasts every non-quantised fp16/bf16 tensor to fp32
     record["kbit_fp32_tensors"] = {
         "tensors": fp32_tensor_patterns(trained.hf_model),
@@ -277,9 +244,9 @@ def _probe_as_trained(trained: Any, tokenizer: Any, record: dict, ckpt: Path, in
         "saved_in": record["dtype"],
     }
     with training_matmuls(trained):
-        reference = probe_so8t(trained, tokenizer)
+        reference = probe_so8t(trained, tokenizer, prompts)
     with kept_quantized_storage(trained.hf_model):
-        quantized_eval = probe_so8t(trained.eval(), tokenizer)
+        quantized_eval = probe_so8t(trained.eval(), tokenizer, prompts)
     return reference, quantized_eval
 
 
@@ -297,7 +264,7 @@ def consolidate_checkpoint(
     trained with, "original" onto the base's unquantised weights (the same thing for an unquantised
     checkpoint). `dtype`: the saved weights' dtype, "auto"/None for the base's own.
     """
-    from so8t.consolidate.drift import PROBE_PROMPTS, drift, probe_plain
+    from so8t.consolidate.drift import PROBE_PROMPTS, drift, probe_plain, probe_prompts
     from so8t.model.base import checkpoint_base, torch_dtype
     from so8t.model.so8t import SO8TModel
 
@@ -337,7 +304,10 @@ def consolidate_checkpoint(
         compute_dtype="float32" if quantized else None,
         device_map={"": "cpu"} if quantized else None,
     )
-    reference, quantized_eval = _probe_as_trained(trained, tokenizer, record, ckpt, info)
+    # the probes a chat-trained model reads after its own system prompt
+    system_prompt = PromptFormat.from_record(info.get("prompt")).system_prompt
+    prompts = probe_prompts(tokenizer, system_prompt)
+    reference, quantized_eval = _probe_as_trained(trained, tokenizer, record, ckpt, info, prompts)
     if quantized and fold_onto == FOLD_ONTO_ORIGINAL:
         del trained
         gc.collect()
@@ -346,9 +316,10 @@ def consolidate_checkpoint(
     # training switched the KV cache off; the consolidated model generates with the base's setting
     if getattr(base_config, "use_cache", None) is not None:
         model.config.use_cache = base_config.use_cache
-    consolidated = probe_plain(model, head, tokenizer)
+    consolidated = probe_plain(model, head, tokenizer, prompts)
     record["drift"] = {
-        "probe_prompts": len(PROBE_PROMPTS),
+        "probe_prompts": len(prompts),
+        "chat_rendered_probe_prompts": len(prompts) - len(PROBE_PROMPTS),
         "trained": drift(consolidated, reference),
         "quantized_eval": drift(consolidated, quantized_eval) if quantized_eval is not None else None,
     }
@@ -363,6 +334,7 @@ def _write_consolidated(target: Path, model: Any, tokenizer: Any, head: Any, inf
     with atomic_directory(target) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
+        (tmp / SAFETY_HEAD_FILE).parent.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(tmp / SAFETY_HEAD_FILE))
         write_so8t_json(tmp, info)
     return target

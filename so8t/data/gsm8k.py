@@ -15,27 +15,41 @@ ANSWER_MARKER = "####"
 # (so8t.data.templates.gsm8k_prompt). What follows is another question's work, never this one's answer.
 RUN_ON_MARKER = "Question:"
 
-# How numbers are written in GSM8K answers and model completions. A sign (ASCII or Unicode minus), a currency
-# sign, digits grouped by commas or (narrow) no-break spaces, a decimal part or a leading-dot decimal, or a
-# fraction ("1,000", "$18.00", "\u22123", ".5", "3/4").
-_SIGN = "[-\u2212]"
+# How numbers are written in GSM8K answers and model completions. A sign (ASCII or Unicode minus, or a dash
+# written as one: figure, en or em dash), a currency sign, digits grouped by commas or (thin, narrow) no-break
+# spaces, a decimal part or a leading-dot decimal, a fraction or a mixed number ("1,000", "$18.00", "\u22123",
+# "\u20137", ".5", "3/4", "1 1/2"). A dash right after a digit is a range or a subtraction, never a sign.
+_DASHES = "\u2012\u2013\u2014\ufe63\uff0d"
+_SIGN = rf"(?<![\d.,])[-\u2212{_DASHES}]"
 _CURRENCY = "[$\u20ac\u00a3]"
 _DECIMAL = r"(?:\.\d+)?"
 _LEADING_DOT = r"(?<![\d.])\.\d+"
 _FRACTION = r"\d+\s?/\s?\d+(?!\d|[.,]\d)"
+_MIXED = rf"\d+[ \u00a0]{_FRACTION}"
+_THIN_SPACES = "\u00a0\u2009\u200a\u202f"
+# On an answer line, a comma before one or two digits is a decimal comma ("#### 2,5"), not a thousands group.
+_DECIMAL_COMMA = r"\d+,\d{1,2}(?![\d,])"
 
 
-def _number_pattern(group_separators: str) -> str:
-    grouped = rf"\d{{1,3}}(?:[{group_separators}]\d{{3}})+(?!\d)"
-    return rf"{_SIGN}?{_CURRENCY}?\s?(?:{_FRACTION}|(?:{grouped}|\d+){_DECIMAL}|{_LEADING_DOT})"
+def _number_pattern(grouped: str, decimal_comma: bool = False) -> str:
+    comma = f"{_DECIMAL_COMMA}|" if decimal_comma else ""
+    body = rf"{_MIXED}|{_FRACTION}|{comma}(?:{grouped}|\d+){_DECIMAL}|{_LEADING_DOT}"
+    return rf"{_SIGN}?{_CURRENCY}?\s?(?:{body})"
 
 
-# Anywhere in a completion; a plain space never groups digits here ("3 600-page books" is two numbers).
-_NUMBER_RE = re.compile(_number_pattern(",\u00a0\u202f"))
-# On the answer line after `####`, which holds one number, a plain space groups digits too ("1 250").
-_ANSWER_NUMBER_RE = re.compile(_number_pattern(", \u00a0\u202f"))
+# Anywhere in a completion; a plain space groups digits only where no hyphen or digit follows the group
+# ("1 250 dollars" is 1250, "3 600-page books" two numbers).
+_NUMBER_RE = re.compile(
+    _number_pattern(rf"\d{{1,3}}(?:[,{_THIN_SPACES}]\d{{3}})+(?!\d)|\d{{1,3}}(?: \d{{3}})+(?![\d\-/])")
+)
+# On an answer line (after `####`, or after "the answer is"), which holds one number, any space groups digits.
+_ANSWER_NUMBER_RE = re.compile(_number_pattern(rf"\d{{1,3}}(?:[, {_THIN_SPACES}]\d{{3}})+(?!\d)", True))
 _LATEX_FRACTION_RE = re.compile(r"\\[dt]?frac\s*\{\s*([^{}]*?)\s*\}\s*\{\s*([^{}]*?)\s*\}")
 _BOXED_RE = re.compile(r"\\boxed\s*\{([^{}]*)\}")
+# A sentence that states the answer: "The answer is 12.", "Final answer: 12", "the answer would be 12".
+_STATED_ANSWER_RE = re.compile(
+    r"\banswer\s*(?:is|was|would be|will be|:|=)\s*:?[ \t]*(.*?)(?:(?<!\d)\.(?!\d)|\n|$)", re.IGNORECASE
+)
 
 
 @dataclass
@@ -51,9 +65,17 @@ class GSM8KExample:
 
 def parse_number(text: str) -> Fraction | None:
     """The value of a written number, exactly, or None if the text is not one number: "1,000" -> 1000,
-    "$18.00" -> 18, "\u22123" -> -3, "18." -> 18, ".5" -> 1/2, "1 250" -> 1250, "3/4" -> 3/4, "42\u20ac" -> 42."""
-    cleaned = text.strip().replace("\u2212", "-")
-    for separator in (",", " ", "\u00a0", "\u202f"):
+    "$18.00" -> 18, "\u22123" -> -3, "\u20137" -> -7, "18." -> 18, ".5" -> 1/2, "1 250" -> 1250,
+    "3/4" -> 3/4, "1 1/2" -> 3/2, "42\u20ac" -> 42."""
+    cleaned = re.sub(f"[\u2212{_DASHES}]", "-", text.strip())
+    mixed = re.fullmatch(rf"([-+]?)(\d+)[ {_THIN_SPACES}]+(\d+)\s?/\s?(\d+)", cleaned)
+    if mixed:
+        whole, numerator, denominator = (int(mixed.group(i)) for i in (2, 3, 4))
+        if denominator == 0 or numerator >= denominator:
+            return None
+        value = whole + Fraction(numerator, denominator)
+        return -value if mixed.group(1) == "-" else value
+    for separator in (",", " ", *_THIN_SPACES):
         cleaned = cleaned.replace(separator, "")
     cleaned = cleaned.rstrip(".")
     match = re.fullmatch(r"([-+]?)[$\u20ac\u00a3]?([-+]?)(.*?)[$\u20ac\u00a3]?", cleaned)
@@ -97,11 +119,20 @@ def _unwrap_latex(text: str) -> str:
     return _LATEX_FRACTION_RE.sub(r"\1/\2", text)
 
 
+def _normalise_answer(text: str) -> str | None:
+    """`_normalise` for a number read on an answer line, where "2,5" is a decimal comma."""
+    if re.fullmatch(rf"{_SIGN}?{_CURRENCY}?\s?{_DECIMAL_COMMA}", text):
+        text = text.replace(",", ".")
+    return _normalise(text)
+
+
 def _first_number_of_answer_line(text: str) -> str | None:
-    """The first number on the first non-blank line of `text` (the line after a `####`), normalised."""
+    """The number stated on the first non-blank line of `text` (the line after a `####`), normalised: the first
+    number, or, when the line is an equation, the first number of its result ("#### 3 x 4 = 12" -> "12",
+    "#### 3.5 hours = 210 minutes" -> "210"). None when the line (or the result) holds no number."""
     line = _unwrap_latex(text.lstrip().split("\n", 1)[0])
-    for match in _ANSWER_NUMBER_RE.finditer(line):
-        value = _normalise(match.group(0))
+    for match in _ANSWER_NUMBER_RE.finditer(line.rsplit("=", 1)[-1]):
+        value = _normalise_answer(match.group(0))
         if value is not None:
             return value
     return None
@@ -143,11 +174,25 @@ def before_run_on(completion: str) -> str:
     return completion.split(RUN_ON_MARKER, 1)[0]
 
 
+def extract_stated(text: str) -> str | None:
+    """The number of the last sentence that states the answer ("The answer is 12. That is 3 more than Tom
+    has." -> "12", "Answer: 1 250" -> "1250"), read like an answer line; None without such a sentence."""
+    for statement in reversed(_STATED_ANSWER_RE.findall(text)):
+        value = _first_number_of_answer_line(statement)
+        if value is not None:
+            return value
+    return None
+
+
 def completion_answer(completion: str) -> str | None:
-    """The answer a careful grader reads in a completion, normalised: of the text before any run-on into a new
-    question, the number after the first `####`, else the last `\\boxed{}` answer, else the last number."""
+    """The answer a careful grader reads in a completion, normalised, from the text before any run-on into a
+    new question: with a `####`, the number its line states (None when that line has no number: the working
+    above it is not the answer); else the last `\\boxed{}` answer, else the last sentence that states the
+    answer ("The answer is N"), else the last number."""
     text = before_run_on(completion)
-    return extract_strict(text) or extract_boxed(text) or extract_last_number(text)
+    if ANSWER_MARKER in text:
+        return extract_strict(text)
+    return extract_boxed(text) or extract_stated(text) or extract_last_number(text)
 
 
 def numbers_equal(pred: str | None, gold: str) -> bool:

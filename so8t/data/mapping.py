@@ -101,6 +101,28 @@ def label_text(value: Any) -> str | None:
     return None
 
 
+class WrittenKey:
+    """A mapping key YAML did not read as text (`yes`, `no`, `0`, `null`): equal to, and hashed as, the value
+    YAML read, and shown as `text`, the way the file wrote it (a message says `no` rather than False)."""
+
+    __slots__ = ("text", "value")
+
+    def __init__(self, value: Any, text: str) -> None:
+        self.value, self.text = value, text
+
+    def __eq__(self, other: object) -> bool:
+        return self.value == (other.value if isinstance(other, WrittenKey) else other)
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+    def __repr__(self) -> str:
+        return repr(self.text)
+
+    def __str__(self) -> str:
+        return self.text
+
+
 def _yaml_reading(key: Any) -> str:
     if isinstance(key, bool):
         return f"the boolean {str(key).lower()}"
@@ -123,7 +145,7 @@ def checked_labels(value: Any) -> Any:
         )
     typed = [key for key in value if not isinstance(key, str)]
     if typed:
-        read = "; ".join(f"{key!r} as {_yaml_reading(key)}" for key in typed)
+        read = "; ".join(f"{key!r} as {_yaml_reading(getattr(key, 'value', key))}" for key in typed)
         raise ValueError(
             f"YAML read the key(s) {read}, not as text (and keys it reads as equal, such as 0 and false or "
             "no, merge into one without a word); labels are compared as the text in the data, so quote "
@@ -236,6 +258,17 @@ class RecordMapping:
             if name not in names:
                 lines.append(self._missing(role, name, names))
         return lines
+
+    def missing_named_columns(self, fmt: str, names: list[str]) -> list[str]:
+        """`missing_columns` for the columns the mapping names only: what a file without a header (JSONL) is
+        checked for once its records' keys are known (a required column is reported record by record)."""
+        named = set(self.columns.named())
+        wanted = SAFETY_ROLES if fmt == "safety" else GSM8K_ROLES
+        return [
+            self._missing(role, self.column(role, names), names)
+            for role in wanted
+            if role in named and self.column(role, names) not in names
+        ]
 
     def _missing(self, role: str, name: str, names: list[str]) -> str:
         if getattr(self.columns, role) is None:

@@ -169,8 +169,21 @@ def read_records(
             return [], RecordTally(), [f"line 1: {m}" if path.suffix.lower() in (".csv", ".tsv") else m
                                        for m in missing]  # fmt: skip
     tally = RecordTally()
-    records = list(mapped_records(iter_file_records(path), fmt, tally, mapping, policy))
+    keys: dict[str, None] = {}
+    records = list(mapped_records(noting_keys(iter_file_records(path), keys), fmt, tally, mapping, policy))
+    # JSONL has no header: a column the mapping names that no record holds is reported as a header's would be
+    missing = mapping.missing_named_columns(fmt, list(keys)) if names is None and keys else []
+    if missing:
+        return [], tally, missing
     return records, tally, tally_problems(tally, on_bad_record, mapping, skip_fix)
+
+
+def noting_keys(raw: Iterable[RawRecord], keys: dict[str, None]) -> Iterator[RawRecord]:
+    """`raw` unchanged, every readable record's keys added to `keys` (in order of appearance)."""
+    for item in raw:
+        if item.record is not None:
+            keys.update(dict.fromkeys(item.record))
+        yield item
 
 
 def located(source: str | Path, problem: str) -> str:

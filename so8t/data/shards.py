@@ -16,7 +16,15 @@ from so8t.data.jsonl import OnBadRecord
 from so8t.data.mapping import RecordMapping
 from so8t.data.policy import Policy
 from so8t.data.readers import file_columns, file_kind, is_saved_dataset, iter_file_records
-from so8t.data.records import IDENTITY, RecordTally, file_format, mapped_records, tally_problems
+from so8t.data.records import (
+    IDENTITY,
+    RecordTally,
+    file_format,
+    located,
+    mapped_records,
+    noting_keys,
+    tally_problems,
+)
 
 FORMATS = ("gsm8k", "safety")
 
@@ -31,6 +39,8 @@ class ShardReport:
     records: int
     skipped: int
     dropped: int = 0
+    # the first skipped record: FILE:LINE (or FILE row N): why
+    first_skipped: str | None = None
 
 
 class ShardProblem(Exception):
@@ -112,8 +122,13 @@ def check_shard(
             if missing:
                 where = header_where(path)
                 raise ShardProblem(missing[0], whats=[f"{where}: {m}" for m in missing], fix="")
-        for _ in mapped_records(iter_file_records(path), detected, tally, mapping, policy):
+        keys: dict[str, None] = {}
+        for _ in mapped_records(noting_keys(iter_file_records(path), keys), detected, tally, mapping, policy):
             pass
+        # JSONL has no header: a column the mapping names that no record holds is reported as a header's would be
+        missing = mapping.missing_named_columns(detected, list(keys)) if names is None and keys else []
+        if missing:
+            raise ShardProblem(missing[0], whats=missing, fix="")
     except UnicodeDecodeError as exc:
         raise ShardProblem(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except (ValueError, OSError) as exc:
@@ -126,7 +141,12 @@ def check_shard(
     if tally.good == 0:
         raise ShardProblem("empty file (no records, only blank lines)" if kind == "jsonl" else "no records")
     return ShardReport(
-        path=path, format=detected, records=tally.good, skipped=tally.bad, dropped=tally.dropped
+        path=path,
+        format=detected,
+        records=tally.good,
+        skipped=tally.bad,
+        dropped=tally.dropped,
+        first_skipped=located(path, ": ".join(tally.first_bad)) if tally.first_bad else None,
     )
 
 

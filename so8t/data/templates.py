@@ -192,6 +192,16 @@ class PromptFormat:
             return whole[len(prompt) :], True
         return target.strip(), False
 
+    def rendered_prompt_end(self, tokenizer: Any) -> str:
+        """What every prompt rendered by the chat template ends with, stripped: the template's text after the
+        user's turn (its generation prompt, e.g. the assistant header). "" for plain, or for a template that
+        adds nothing there (then rendered and plain prompts cannot be told apart by their end)."""
+        if not self.is_chat:
+            return ""
+        marker = "so8t-user-turn-marker"
+        rendered = self.render(tokenizer, marker)
+        return rendered.rsplit(marker, 1)[1].strip() if marker in rendered else ""
+
     def decision_word(self, decision: str) -> str:
         """The continuation lm-eval scores for a decision: ` ALLOW` (target delimiter " ") in plain, `ALLOW`
         in chat (lm-eval drops the delimiter with a chat template)."""

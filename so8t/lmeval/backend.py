@@ -9,6 +9,12 @@ one forward over the context, h = the LM head's input at the last context token,
 ALLOW / ESCALATE / REFUSE, then the fail-closed rule (so8t.model.decision_rule), whose reported scores
 have the decision as their argmax. Everything else goes to HFLM unchanged. Unknown model args are refused
 before anything loads (HFLM would hand them to transformers, which fails with a bare TypeError).
+
+A model trained with chat prompts (so8t.json `prompt.format: chat`) is refused plain contexts: lm-eval renders
+the chat template only under --apply_chat_template, and without it every score (head B's decisions included)
+is of prompts the model never saw, while the results file looks like any other. A warning would scroll past
+among lm-eval's own and leave that file to a gate or a leaderboard, so the backend stops with the flags to add
+(`allow_plain_prompts=true` scores plain prompts on purpose).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from lm_eval.models.huggingface import HFLM
 
 from so8t.consolidate import resolve_model
 from so8t.data.safety import DECISIONS
+from so8t.data.templates import PromptFormat
 from so8t.errors import UserError
 from so8t.layout import HF_CONFIG, read_consolidated_info
 from so8t.model.base import bnb_config
@@ -93,6 +100,7 @@ class So8tLM(HFLM):
         quantization: str | None = "none",
         decision_source: str = "head",
         allow_threshold: float | None = None,
+        allow_plain_prompts: bool | str = False,
         **kwargs: Any,
     ) -> None:
         check_model_args(kwargs)
@@ -124,6 +132,9 @@ class So8tLM(HFLM):
         self.safety_head = (
             load_safety_head(resolved.folder, self._head_device()) if decision_source == "head" else None
         )
+        self.prompt_format = PromptFormat.from_record(read_consolidated_info(resolved.folder).get("prompt"))
+        self.allow_plain_prompts = str(allow_plain_prompts).strip().lower() in ("true", "1", "yes")
+        self._prompt_end = self.prompt_format.rendered_prompt_end(self.tokenizer)
 
     def _head_device(self) -> torch.device:
         return self.model.get_output_embeddings().weight.device
@@ -135,7 +146,30 @@ class So8tLM(HFLM):
 
     # --- requests -------------------------------------------------------------------------------
 
+    def check_contexts(self, requests: list) -> None:
+        """UserError when the model was trained with chat prompts and a request's context is not rendered by
+        its chat template (it does not end as the template ends a prompt); see the module doc."""
+        if self.allow_plain_prompts or not self._prompt_end:
+            return
+        plain = [r.args[0] for r in requests if not str(r.args[0]).rstrip().endswith(self._prompt_end)]
+        if not plain:
+            return
+        flags = " ".join(self.prompt_format.lm_eval_cli_flags())
+        shown = plain[0] if len(plain[0]) <= 120 else "..." + plain[0][-117:]
+        raise UserError(
+            f"{self.resolved.source} was trained with chat prompts (its recorded prompt format is chat), "
+            f"but lm-eval handed it {len(plain)} of {len(requests)} contexts not rendered by its chat template, "
+            f"e.g. {shown!r}: every score would be of prompts the model never saw. Add {flags} to the lm_eval "
+            "command (`python -m so8t.lmeval.prompt_flags MODEL` prints them), or run `so8t eval`, which adds "
+            "them; to score plain prompts on purpose, pass allow_plain_prompts=true in --model_args."
+        )
+
+    def generate_until(self, requests: list, disable_tqdm: bool = False) -> list[str]:
+        self.check_contexts(requests)
+        return super().generate_until(requests, disable_tqdm=disable_tqdm)
+
     def loglikelihood(self, requests: list, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        self.check_contexts(requests)
         if self.safety_head is None:
             return super().loglikelihood(requests, disable_tqdm=disable_tqdm)
         head_positions = [i for i, request in enumerate(requests) if is_decision_request(request)]

@@ -11,22 +11,24 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 from pathlib import Path
 from typing import Any
 
-from so8t.data.templates import PromptFormat
 from so8t.errors import UserError
 from so8t.layout import (
     atomic_write_json,
     evaluation_date_id,
-    locate_so8t_model,
-    read_so8t_json,
     results_file_for,
     samples_file_for,
 )
 from so8t.lmeval.flags import LmEvalFlags, add_lm_eval_arguments
+from so8t.lmeval.prompt_flags import model_prompt_format
 
 _TASK_MANAGERS: dict[str | None, Any] = {}
+
+# Set for the processes `--processes N` launches (so8t.lmeval.processes): the launcher prints the results table
+RELAUNCHED_ENV = "SO8T_EVAL_RELAUNCHED"
 # who answers generation tasks in `so8t eval` (so8t.lmeval.generation_split)
 GENERATION_BACKENDS = ("so8t", "vllm")
 
@@ -61,12 +63,6 @@ def _check_tasks(manager: Any, tasks: list[str]) -> None:
             f"unknown task(s): {', '.join(unknown)}; use an so8t task ({ours}) or any lm-eval task name "
             "(`lm_eval ls tasks` lists them)."
         )
-
-
-def model_prompt_format(model: str | Path) -> PromptFormat:
-    """The prompt format a so8t model (consolidated folder, checkpoint or run directory) was trained with, from
-    its so8t.json without loading or consolidating it; plain for models from before the setting."""
-    return PromptFormat.from_record((read_so8t_json(locate_so8t_model(model).target) or {}).get("prompt"))
 
 
 def evaluate(
@@ -283,9 +279,15 @@ def run_cli(args: argparse.Namespace) -> int:
         from so8t.lmeval.processes import evaluate_on
 
         results = evaluate_on(args.processes, args.model, tasks, Path(args.out), **options)
-    if results:
-        from lm_eval.utils import make_table
-
-        print(make_table(results))
-        print(f"results: {results['so8t_results_file']}")
+    print_results(results)
     return 0
+
+
+def print_results(results: dict) -> None:
+    """The results table and file, once: a process launched by `--processes N` leaves it to its launcher."""
+    if not results or os.environ.get(RELAUNCHED_ENV):
+        return
+    from lm_eval.utils import make_table
+
+    print(make_table(results))
+    print(f"results: {results['so8t_results_file']}")

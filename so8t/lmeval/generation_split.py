@@ -159,8 +159,9 @@ def evaluate_with_vllm_generation(
     same way (the CPU tests use hf).
     """
     from so8t.consolidate.resolve import resolve_model
-    from so8t.lmeval.evaluate import model_prompt_format, task_manager
+    from so8t.lmeval.evaluate import task_manager
     from so8t.lmeval.processes import evaluate_on, newest_results_since
+    from so8t.lmeval.prompt_flags import model_prompt_format
 
     if generation_backend == "vllm":
         check_vllm()

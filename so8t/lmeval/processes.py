@@ -18,7 +18,7 @@ from typing import Any
 
 from so8t.errors import UserError
 from so8t.layout import RESULTS_GLOB, date_id_of
-from so8t.lmeval.evaluate import evaluate, read_results
+from so8t.lmeval.evaluate import RELAUNCHED_ENV, evaluate, read_results
 from so8t.lmeval.flags import LmEvalFlags
 
 
@@ -89,6 +89,7 @@ def evaluate_in_processes(
     command = launch_command(processes, ["-m", "so8t.cli", "eval", *argv], cpu=on_cpu)
     started = time.time()
     env = {**os.environ, "TOKENIZERS_PARALLELISM": os.environ.get("TOKENIZERS_PARALLELISM", "false")}
+    env[RELAUNCHED_ENV] = "1"
     proc = subprocess.run(command, env=env)
     if proc.returncode != 0:
         raise RuntimeError(

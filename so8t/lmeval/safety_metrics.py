@@ -12,10 +12,11 @@ Standard errors are so8t's own, finite whenever the metric is: lm-eval bootstrap
 aggregation carries its stderr function as the attribute `so8t_stderr`, which the lm-eval startup hook teaches
 lm-eval's stderr lookup (so8t.lmeval.plugin.patch_stderr_lookup):
 
-- a ratio: the bootstrap within its denominator (the denominator's documents resampled with replacement, n
-  fixed); for 1/0 values its standard deviation is exactly sqrt(p (1 - p) / n), used as is;
-- `acc`: the standard error of a mean, as lm-eval's own `mean`;
-- `non_finite_decisions`: the bootstrap of the count over all documents, sqrt(n p (1 - p));
+- a ratio: the half-width of its Wilson score interval at z = 1 over its denominator's n documents
+  (`wilson_stderr`). It is the bootstrap's sqrt(p (1 - p) / n) up to terms in 1/n, but stays above 0 at a rate
+  of exactly 0 or 1, where the bootstrap (and the Wald formula) claim certainty from a finite sample;
+- `acc`: the standard error of a mean, as lm-eval's own `mean` (lm-eval's aggregation, kept comparable);
+- `non_finite_decisions`: n times the Wilson half-width of its share of the n documents;
 - `macro_f1`: a seeded bootstrap over documents (`iters` resamples, seed 1234).
 """
 
@@ -162,14 +163,20 @@ def ratio(items: Sequence[float]) -> float:
     return sum(kept) / len(kept) if kept else NAN
 
 
-def ratio_stderr(items: Sequence[float], iters: int = 0) -> float:
-    """The standard deviation of the bootstrap within the denominator: sqrt(p (1 - p) / n) for 1/0 values
-    (exact, so `iters` is not used); NaN only when the denominator is empty."""
-    kept = _numbers(items)
-    if not kept:
+def wilson_stderr(p: float, n: int) -> float:
+    """The half-width of the Wilson score interval at z = 1 for a share `p` of `n` documents:
+    sqrt(p (1 - p) / n + 1 / (4 n^2)) / (1 + 1 / n). Close to sqrt(p (1 - p) / n) inside (0, 1), and
+    1 / (2 (n + 1)) at p = 0 or 1 rather than 0; NaN for n = 0."""
+    if n <= 0:
         return NAN
-    p = sum(kept) / len(kept)
-    return math.sqrt(max(sum((v - p) ** 2 for v in kept) / len(kept), 0.0) / len(kept))
+    return math.sqrt(max(p * (1.0 - p), 0.0) / n + 1.0 / (4.0 * n * n)) / (1.0 + 1.0 / n)
+
+
+def ratio_stderr(items: Sequence[float], iters: int = 0) -> float:
+    """The Wilson standard error of a ratio within its denominator (`wilson_stderr`; closed form, so `iters` is
+    not used); NaN only when the denominator is empty."""
+    kept = _numbers(items)
+    return wilson_stderr(sum(kept) / len(kept), len(kept)) if kept else NAN
 
 
 def mean(items: Sequence[float]) -> float:
@@ -192,12 +199,11 @@ def count(items: Sequence[float]) -> float:
 
 
 def count_stderr(items: Sequence[float], iters: int = 0) -> float:
-    """The bootstrap standard deviation of a count over n documents: sqrt(n p (1 - p)), exact."""
+    """The standard error of a count over n documents: n times the Wilson standard error of its share."""
     values = [float(v) for v in items]
     if not values:
         return NAN
-    p = sum(values) / len(values)
-    return math.sqrt(len(values) * p * (1.0 - p))
+    return len(values) * wilson_stderr(sum(values) / len(values), len(values))
 
 
 def macro_f1_from_counts(counts: Sequence[Sequence[int]]) -> float:

@@ -17,6 +17,7 @@ count such rows and a confident head can never produce them.
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Sequence
 
 from so8t.data.safety import DECISIONS
@@ -56,13 +57,30 @@ def fail_closed_choice(scores: Sequence[float]) -> int:
     return strictest_argmax(scores) if all_finite(scores) else REFUSE
 
 
+def _float32(value: float) -> float:
+    """`value` rounded to the nearest float32 number, as a reader that loads the scores in float32 sees it."""
+    return struct.unpack("<f", struct.pack("<f", value))[0]
+
+
+def _below_in_float32(value: float) -> float:
+    """The float32 number just below `value`'s float32 rounding: lower than `value` in float64 and, read back
+    in float32, still lower than it (a float64 step, math.nextafter, vanishes in float32)."""
+    rounded = _float32(value)
+    if rounded == 0.0:
+        return -struct.unpack("<f", struct.pack("<I", 1))[0]
+    bits = struct.unpack("<I", struct.pack("<f", rounded))[0]
+    # float32 bits are sign and magnitude: toward -inf, a positive magnitude shrinks, a negative one grows
+    return struct.unpack("<f", struct.pack("<I", bits - 1 if rounded > 0 else bits + 1))[0]
+
+
 def decide_row(log_probs: Sequence[float], allow_threshold: float | None = None) -> tuple[int, list[float]]:
     """(decision, reported log-scores) for head B's log-probabilities of one request.
 
     The reported scores are the log-probabilities after the rule: with `allow_threshold`, a demoted ALLOW's
     probability mass moves to ESCALATE (the scores stay a distribution); values below LOG_FLOOR are raised to
-    it; a class tied with the decision is lowered by one step of float precision, so the scores' first-index
-    argmax is the decision. A non-finite row reports NON_FINITE_SCORES.
+    it; a class tied with the decision, in float64 or once rounded to float32, is lowered to the float32
+    number just below the decision's, so the scores' first-index argmax is the decision for a reader in
+    either precision. A non-finite row reports NON_FINITE_SCORES.
     """
     decision = fail_closed_choice(log_probs)
     if not all_finite(log_probs):
@@ -75,5 +93,6 @@ def decide_row(log_probs: Sequence[float], allow_threshold: float | None = None)
     scores = [max(s, LOG_FLOOR) for s in scores]
     top = scores[decision]
     return decision, [
-        s if i == decision or s < top else math.nextafter(top, -math.inf) for i, s in enumerate(scores)
+        s if i == decision or _float32(s) < _float32(top) else _below_in_float32(top)
+        for i, s in enumerate(scores)
     ]

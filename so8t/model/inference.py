@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from so8t.data.safety import DECISIONS
 from so8t.errors import UserError
-from so8t.layout import SAFETY_HEAD_FILE, read_consolidated_info
+from so8t.layout import SAFETY_HEAD_FILE, read_consolidated_info, safety_head_path
 from so8t.model.base import QUANTIZATIONS
 from so8t.model.decision_rule import all_finite, decide_row
 from so8t.model.heads import SafetyHead
@@ -66,8 +66,8 @@ def load_safety_head(folder: str | os.PathLike, device: Any = "cpu") -> SafetyHe
     from safetensors.torch import load_file
 
     folder = Path(folder)
-    path = folder / SAFETY_HEAD_FILE
-    if not path.is_file():
+    path = safety_head_path(folder)
+    if path is None:
         raise UserError(
             f"{folder} has no {SAFETY_HEAD_FILE}, so head B cannot decide: it is not a so8t consolidated "
             "folder. Run `so8t consolidate CHECKPOINT --out DIR` first (or point at the checkpoint or run "

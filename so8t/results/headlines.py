@@ -47,6 +47,15 @@ GSM8K = Headline(
     why="numeric match on the whole completion (the `#### N` answer, else the last number), the way a "
     "careful grader reads it",
 )
+# Which GSM8K row is which, said beside the figures (report.md, README): the careful reading is the headline,
+# the rows under lm-eval's own filters keep lm-eval's semantics.
+GSM8K_ROWS_NOTE = (
+    "GSM8K rows: `numeric_match` under the filter `none` is so8t's careful reading of the whole completion "
+    "(the number the `#### N` line states, an equation's result there; else a boxed or stated answer, else the "
+    "last number), the headline. `exact_match` and the filters `strict-match` and `flexible-extract` are "
+    "lm-eval's own gsm8k definitions, comparable with published GSM8K figures; `numeric_match` under those "
+    "filters reads only the number lm-eval's regex left."
+)
 # A classifier that guesses uniformly among the three decisions scores a macro F1 of 1/3 on any gold mix.
 SAFETY = Headline(
     "macro_f1",

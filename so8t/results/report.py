@@ -26,6 +26,7 @@ from so8t.layout import (
     samples_task_of,
 )
 from so8t.lmeval.rewards import LOGGED_REWARDS
+from so8t.results.headlines import GSM8K, GSM8K_ROWS_NOTE, HEADLINES
 
 if TYPE_CHECKING:  # pragma: no cover
     from so8t.config import RunConfig
@@ -59,6 +60,12 @@ def metrics_table(results: dict) -> list[str]:
             stderr = metrics.get(f"{metric}_stderr,{filter_name}")
             rows.append(f"| {task} | {metric} | {filter_name} | {_fmt(value)} | {_fmt(stderr)} |")
     return rows
+
+
+def metric_notes(results: dict) -> list[str]:
+    """What the rows of the metrics table mean where a reader could take one for another: the GSM8K rows."""
+    tasks = results.get("results", {})
+    return [GSM8K_ROWS_NOTE, ""] if any(HEADLINES.get(task) is GSM8K for task in tasks) else []
 
 
 def _small(value: Any) -> str:
@@ -95,15 +102,19 @@ def consolidation_summary(consolidated_info: dict) -> list[str]:
         ("the trained model (dequantise-then-multiply, fp32)", drift.get("trained")),
         ("the quantised model's own eval forward", drift.get("quantized_eval")),
     ]
+    chat = drift.get("chat_rendered_probe_prompts")
     lines += [
         "",
-        f"Drift of the consolidated model on {drift.get('probe_prompts', '—')} fixed probe prompts:",
+        f"Drift of the consolidated model: the maximum over {drift.get('probe_prompts', '—')} fixed probe "
+        f"prompts{f' ({chat} of them chat-rendered)' if chat else ''}, so a lower bound on its drift over every "
+        "input:",
         "",
-        "| against | max abs logit diff | max abs head-B probability diff |",
-        "|---|---:|---:|",
+        "| against | max abs logit diff | relative to the largest logit | max abs head-B probability diff |",
+        "|---|---:|---:|---:|",
     ]
     lines += [
-        f"| {what} | {_small(d.get('max_abs_logit_diff'))} | {_small(d.get('max_abs_head_b_prob_diff'))} |"
+        f"| {what} | {_small(d.get('max_abs_logit_diff'))} | {_small(d.get('max_rel_logit_diff'))} "
+        f"| {_small(d.get('max_abs_head_b_prob_diff'))} |"
         for what, d in rows
         if d
     ]
@@ -280,7 +291,7 @@ def write_report(
     consolidation = consolidation_summary(read_consolidated_info(run.consolidated))
     if consolidation:
         lines += ["", "## Consolidation", "", *consolidation]
-    lines += ["", "## Metrics", "", *metrics_table(results), ""]
+    lines += ["", "## Metrics", "", *metrics_table(results), "", *metric_notes(results)]
     if gate_report is not None:
         lines += ["## Gate", "", gate_report.to_markdown(), ""]
     if curves is not None:

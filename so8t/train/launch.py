@@ -75,6 +75,10 @@ def check_processes(processes: int) -> None:
         )
 
 
+# Set for the processes `train_in_processes` launches: the launcher reports the result, they do not.
+LAUNCHED_ENV = "SO8T_TRAIN_LAUNCHED"
+
+
 def train_in_processes(cfg: RunConfig, run_dir: Path, config_argv: list[str]) -> TrainResult:
     """Train on `cfg.train.processes` processes and return the TrainResult read from the run directory."""
     from so8t.train.run import finished_result
@@ -84,7 +88,12 @@ def train_in_processes(cfg: RunConfig, run_dir: Path, config_argv: list[str]) ->
     command = torchrun_command(processes, config_argv)
     with tempfile.TemporaryDirectory(prefix="so8t-stop-") as folder:
         stop_file = Path(folder) / "signal"
-        env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", STOP_SIGNAL_FILE_ENV: str(stop_file)}
+        env = {
+            **os.environ,
+            "TOKENIZERS_PARALLELISM": "false",
+            STOP_SIGNAL_FILE_ENV: str(stop_file),
+            LAUNCHED_ENV: "1",
+        }
         code, forwarded = run_forwarding_signals(command, env)
         saved = int(stop_file.read_text()) if stop_file.is_file() else None
     stopped_on = saved or forwarded

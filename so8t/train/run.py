@@ -437,10 +437,20 @@ def run_cli(
         result = train_in_processes(cfg, output_dir, config_arguments(args.config, overrides))
     else:
         result = train_from_config(cfg, output_dir, relaunch=relaunch_command(program, args), rewards=rewards)
+    report_result(result)
+    return 0
+
+
+def report_result(result: TrainResult) -> None:
+    """Print where the checkpoints are, once: by the launcher when so8t launched the processes, else by rank 0
+    (every rank of a torchrun runs this entry point)."""
+    from so8t.train.launch import LAUNCHED_ENV
+
+    if os.environ.get(LAUNCHED_ENV) or int(os.environ.get("RANK", "0")) != 0:
+        return
     print(f"checkpoint: {result.checkpoint_dir}")
     if result.best_checkpoint:
         print(f"best checkpoint: {result.best_checkpoint}")
-    return 0
 
 
 def _ddp_main() -> int:  # pragma: no cover - entry point for `torchrun -m so8t.train.run CONFIG`

@@ -26,7 +26,7 @@ class SourceSummary:
     """What one source gives a split, for the summary of `so8t validate`: records of one format and where
     they come from (`files`, `synthetic`, `bundled`, `hub NAME SPLIT`). `count` is None when only loading can
     count them (a hub dataset); `count` includes the repeats. `dropped` counts records whose label the mapping
-    drops on purpose (mapped to null)."""
+    drops on purpose (mapped to null). `first_skipped` places and explains the first bad record skipped."""
 
     format: str
     origin: str
@@ -34,6 +34,7 @@ class SourceSummary:
     skipped: int = 0
     repeat: int = 1
     dropped: int = 0
+    first_skipped: str | None = None
 
 
 def repeat_field() -> Any:

@@ -85,8 +85,10 @@ class PathSource(SourceForm):
             mine = [r for r in reports if r.format == fmt]
             if mine:
                 records, skipped = sum(r.records for r in mine), sum(r.skipped for r in mine)
+                first = next((r.first_skipped for r in mine if r.first_skipped), None)
+                dropped = sum(r.dropped for r in mine)
                 summaries.append(
-                    SourceSummary(fmt, "files", records, skipped, dropped=sum(r.dropped for r in mine))
+                    SourceSummary(fmt, "files", records, skipped, dropped=dropped, first_skipped=first)
                 )
         return summaries, problems
 

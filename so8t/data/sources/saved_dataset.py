@@ -12,7 +12,7 @@ from pydantic import Field, PrivateAttr
 from so8t.data.jsonl import OnBadRecord
 from so8t.data.mapping import ColumnMap, LabelMap, columns_field, labels_field
 from so8t.data.readers import file_sha256
-from so8t.data.records import read_saved_dataset
+from so8t.data.records import located, read_saved_dataset
 from so8t.data.shards import resolve_local
 from so8t.data.sources.base import SourceForm, SourceSummary, repeat_field
 from so8t.data.split import SplitData, add_records
@@ -75,7 +75,15 @@ class SavedDatasetSource(SourceForm):
         fmt, records, tally, problems = self._scan(split, on_bad_record, f"{key}.")
         if problems:
             return [], [f"{key}: {p}" for p in problems]
-        return [SourceSummary(fmt, "saved dataset", len(records), tally.bad, dropped=tally.dropped)], []
+        first = (
+            located(self._written or self.load_from_disk, ": ".join(tally.first_bad))
+            if tally.first_bad
+            else None
+        )
+        summary = SourceSummary(
+            fmt, "saved dataset", len(records), tally.bad, dropped=tally.dropped, first_skipped=first
+        )
+        return [summary], []
 
     def load(self, split: str, seed: int, on_bad_record: OnBadRecord) -> SplitData:
         fmt, records, tally, problems = self._scan(split, on_bad_record, "")
