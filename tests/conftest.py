@@ -146,6 +146,7 @@ def make_so8t():
 
 # Fixtures shared by several test modules live in their own modules; importing them here registers them.
 from data_fixtures import bundled_safety  # noqa: E402,F401
+from gguf_fixtures import gguf_models, smollm2_dir  # noqa: E402,F401
 from lmeval_fixtures import (  # noqa: E402,F401
     _task_manager_base,
     broken_heads,

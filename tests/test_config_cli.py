@@ -101,3 +101,12 @@ def test_shipped_configs_validate(name, request):
     if not bundled_safety_path("train").is_file():  # the shipped set is checked once it is in the package
         request.getfixturevalue("bundled_safety")
     load_config(ROOT / "configs" / name)
+
+
+def test_the_export_section_is_validated_without_importing_torch(tmp_path):
+    config = _project(tmp_path)
+    ok = _python(VALIDATE_AND_LIST_MODULES, str(config), "--set", "export.gguf=q8_0")
+    assert json.loads(ok.stdout.strip().splitlines()[-1]) == {"code": 0, "heavy": []}, ok.stderr
+    bad = _python(VALIDATE_AND_LIST_MODULES, str(config), "--set", "export.gguf=q4")
+    assert json.loads(bad.stdout.strip().splitlines()[-1]) == {"code": 2, "heavy": []}
+    assert "export.gguf" in bad.stderr and "q8_0" in bad.stderr

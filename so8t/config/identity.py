@@ -35,6 +35,7 @@ RESUMABLE_SETTINGS = (
     "train.logging_steps",
     "eval",
     "gates",
+    "export",
     "logging",
 )
 
