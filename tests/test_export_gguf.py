@@ -145,3 +145,40 @@ def test_q8_0_is_smaller_and_its_greedy_agreement_is_measured(gguf_models, tmp_p
     tally = compare_greedy(model, server, [tokenizer.encode(t) for t in prompts(20)])
     print(f"llama q8_0 greedy, 20 prompts x 8 tokens: {tally}")
     assert tally["matched"] + tally["differed"] == 20
+
+
+def test_export_cli_writes_a_plain_base_without_a_head_and_refuses_another_suffix(
+    tiny_base_dir, tmp_path, capsys
+):
+    from so8t.cli import main
+    from so8t.export.sidecar import sidecar_paths
+
+    out = tmp_path / "base.gguf"
+    assert main(["export", "gguf", str(tiny_base_dir), "--out", str(out), "--type", "q8_0"]) == 0
+    assert out.is_file() and not any(p.exists() for p in sidecar_paths(out))
+    assert "no head B" in capsys.readouterr().out
+    assert main(["export", "gguf", str(tiny_base_dir), "--out", str(tmp_path / "base.bin")]) == 2
+    assert "ending in .gguf" in capsys.readouterr().err
+
+
+def test_a_mistral_model_is_written_as_llama_cpps_llama(tiny_base_dir, tmp_path):
+    import gguf
+    from transformers import AutoTokenizer, MistralConfig, MistralForCausalLM
+
+    from so8t.export.gguf_writer import write_gguf
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base_dir)
+    config = MistralConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+    )
+    MistralForCausalLM(config).save_pretrained(tmp_path / "mistral")
+    tokenizer.save_pretrained(tmp_path / "mistral")
+    reader = gguf.GGUFReader(str(write_gguf(tmp_path / "mistral", tmp_path / "m.gguf")))
+    assert reader.fields["general.architecture"].contents() == "llama"
+    assert "output.weight" in {t.name for t in reader.tensors}
