@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from gguf_fixtures import DECISION_MARGIN
+from gguf_fixtures import DECISION_MARGIN, SMOLLM2_GREEDY_MARGIN_NATS
 
 from so8t.errors import UserError
 
@@ -130,7 +130,7 @@ def test_an_so8t_model_on_smollm2_exports_and_runs_in_llama_cpp_as_in_hf(smollm2
     """SmolLM2-135M-Instruct with random LoRA, rotations and head B (not trained: the export and the two
     engines are compared, not the model's quality), consolidated, exported f16."""
     import torch
-    from gguf_fixtures import compare_greedy, prompts
+    from gguf_fixtures import compare_greedy, f16_logit_drift, prompts
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     import so8t
@@ -149,13 +149,14 @@ def test_an_so8t_model_on_smollm2_exports_and_runs_in_llama_cpp_as_in_hf(smollm2
     back_tokenizer = AutoTokenizer.from_pretrained(tmp_path, gguf_file=gguf_file.name)
     texts = prompts(100)
     assert [back_tokenizer.encode(t) for t in texts] == [tokenizer.encode(t) for t in texts]
-    ids = torch.tensor([tokenizer.encode(texts[1])])
-    with torch.no_grad():
-        expected, got = plain(ids).logits, back(ids).logits.float()
-    assert float((expected - got).abs().max()) <= 4e-3 * max(1.0, float(expected.abs().max()))
+    beyond_f16, f16_drift = f16_logit_drift(plain, back, tokenizer.encode(texts[1]))
+    print(f"SmolLM2 SO8T: logits read back vs f16-rounded {beyond_f16:.2e}, vs the model {f16_drift:.2e}")
+    assert beyond_f16 <= 1e-3
 
     agent = so8t.load(gguf_file)
-    tally = compare_greedy(plain, agent.server, [tokenizer.encode(t) for t in texts[:20]])
+    tally = compare_greedy(
+        plain, agent.server, [tokenizer.encode(t) for t in texts[:20]], margin=SMOLLM2_GREEDY_MARGIN_NATS
+    )
     print(f"SmolLM2 SO8T f16 greedy, 20 prompts x 8 tokens: {tally}")
     assert tally["differed"] == 0
     requests = [record.prompt for record in read_safety(bundled_safety_path("test"))]

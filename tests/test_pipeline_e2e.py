@@ -305,12 +305,12 @@ def test_configuring_a_gguf_export_exports_and_reports_it_without_training_again
     config_path, run_dir, _ = finished_run
     copy = tmp_path / "copy"
     shutil.copytree(run_dir, copy)
-    kept = _mtimes(copy, skip=("report", "run_record.json", "config", "gguf"))
+    kept = _mtimes(copy, skip=("report", "run_record.json", "config", "gguf", "eval/gate.md"))
     args = ("run", str(config_path), "--output-dir", str(copy), "--set", "export.gguf=q8_0")
     proc = _so8t(*args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "stage 4/8 train: skipped" in proc.stderr and "stage 5/8 consolidate: skipped" in proc.stderr
-    assert _mtimes(copy, skip=("report", "run_record.json", "config", "gguf")) == kept
+    assert _mtimes(copy, skip=("report", "run_record.json", "config", "gguf", "eval/gate.md")) == kept
     gguf_file = copy / "gguf" / "model-q8_0.gguf"
     assert gguf_file.is_file() and (copy / "gguf" / "model-q8_0.so8t-head.safetensors").is_file()
     figures = json.loads((copy / "run_record.json").read_text())["exported"]["figures"]
