@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("so8t.lmeval.evaluate", "evaluate a model with lm-evaluation-harness"),
     "gate": ("so8t.results.gate", "fail CI when lm-eval results regress against a baseline"),
     "leaderboard": ("so8t.results.leaderboard", "build a leaderboard from lm-eval results files"),
+    "export": ("so8t.export.gguf_export", "export a model for other engines: gguf (llama.cpp) with head B"),
     "predict": ("so8t.predict", "decision-gated generation: head B decides, only ALLOW answers"),
     "cache": ("so8t.cache", "list or clear the consolidated checkpoints cached for evaluation and predict"),
 }

@@ -114,6 +114,8 @@ def _stages(
         checkpoint = trained.best_checkpoint or trained.checkpoint_dir
         digest = checkpoint_digest(checkpoint)
         current = _made_from(run, record, digest, evaluation, gates)
+        # a newly configured export (or another type) re-reports with its figures
+        current["report"] &= _export_done(cfg, record, digest)
         if current["report"] and run.report.is_file():
             return _already_done(run, checkpoint, record, progress)
 
@@ -143,6 +145,8 @@ def _stages(
         consolidate_checkpoint(checkpoint, run.consolidated, **cfg.consolidate.model_dump())
         _remember(run_dir, record, progress, consolidated_from={"digest": digest})
         progress.end("consolidate")
+
+    exported = _export(cfg, run_dir, record, digest, progress)
 
     made = {"digest": digest, **evaluation}
     if current["evaluated"]:
@@ -176,6 +180,10 @@ def _stages(
         train_metrics=trained.metrics,
         evaluated_checkpoint=checkpoint,
     )
+    if exported is not None:
+        from so8t.gguf_check import report_section
+
+        atomic_write_text(report_path, report_path.read_text(encoding="utf-8") + report_section(exported))
     if not current["evaluated"]:
         log_eval_to_wandb(cfg, run_dir, results, step=checkpoint_step(trained.checkpoint_dir) or 0)
     exit_code = 1 if gate_report is not None and not gate_report.passed else 0
@@ -215,6 +223,27 @@ def _train(
     _remember(run_dir, record, progress)
     progress.end("train")
     return trained
+
+
+def _export_done(cfg: RunConfig, record: dict, digest: str) -> bool:
+    previous = record.get("exported", {})
+    same = previous.get("digest") == digest and previous.get("figures", {}).get("type") == cfg.export.gguf
+    return cfg.export.gguf is None or same
+
+
+def _export(cfg: RunConfig, run_dir: Path, record: dict, digest: str, progress: Progress) -> dict | None:
+    """`export.gguf`: the consolidated model as GGUF with head B's sidecar, checked against it (once per
+    consolidated checkpoint and type); its figures, or None when not configured."""
+    if cfg.export.gguf is None:
+        return None
+    if _export_done(cfg, record, digest):
+        return record["exported"]["figures"]
+    progress.note(f"export: GGUF ({cfg.export.gguf}) with head B's sidecar, checked in llama.cpp")
+    from so8t.gguf_check import export_for_run
+
+    figures = export_for_run(RunDir(run_dir).consolidated, run_dir, cfg.export.gguf)
+    _remember(run_dir, record, progress, exported={"digest": digest, "figures": figures})
+    return figures
 
 
 def _evaluate_stage(

@@ -13,39 +13,20 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from so8t.data.safety import DECISIONS
 from so8t.data.templates import NO_CONVERSATION, Conversation, PromptFormat
 from so8t.errors import UserError
-
-DEFAULT_ESCALATE_MESSAGE = "This request needs review by a person before it can be answered."
-DEFAULT_REFUSE_MESSAGE = "I can't help with this request."
-ANSWER_FORMATS = ("question", "decision")
-
-
-@dataclass
-class Decision:
-    """Head B's decision; `probabilities` are its softmax per class (before any allow_threshold).
-
-    `non_finite_scores` is True when head B's scores were not finite numbers (a broken head or model): the
-    decision is then REFUSE by the fail-closed rule, not a decision of the head.
-    """
-
-    decision: str
-    probabilities: dict[str, float]
-    below_allow_threshold: bool = False
-    non_finite_scores: bool = False
-
-
-@dataclass
-class Response(Decision):
-    """A decision plus the text returned to the user; `generated` is True only for ALLOW."""
-
-    text: str = ""
-    generated: bool = False
+from so8t.responses import (
+    ANSWER_FORMATS,
+    DEFAULT_ESCALATE_MESSAGE,
+    DEFAULT_REFUSE_MESSAGE,
+    Decision,
+    Response,
+)
 
 
 # a request: text, or a chat `messages` list ([{role, content}, ...]) ending in the user turn to decide
@@ -227,7 +208,21 @@ def load(
     max_new_tokens: int = 256,
     answer_format: str = "question",
 ) -> So8tAgent:
-    """Load a consolidated folder, checkpoint or run directory as an agent (checkpoints are consolidated once)."""
+    """Load a consolidated folder, checkpoint or run directory as an agent (checkpoints are consolidated once);
+    a `.gguf` file (`so8t export gguf`) runs in llama.cpp with its head-B sidecar, without torch."""
+    from so8t.llamacpp_agent import is_gguf_path, load_gguf
+
+    if is_gguf_path(path):
+        if base is not None or quantization != "none":
+            raise UserError(f"{path} is a GGUF file: base and quantization do not apply (it is complete).")
+        return load_gguf(
+            path,
+            allow_threshold=allow_threshold,
+            escalate_message=escalate_message,
+            refuse_message=refuse_message,
+            max_new_tokens=max_new_tokens,
+            answer_format=answer_format,
+        )
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -262,7 +257,9 @@ def load(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="consolidated folder, training checkpoint or run directory")
+    parser.add_argument(
+        "model", help="consolidated folder, training checkpoint, run directory or FILE.gguf (llama.cpp)"
+    )
     parser.add_argument("request", nargs="?", default=None, help="the user's request (or give --input)")
     parser.add_argument(
         "--input",

@@ -146,7 +146,8 @@ def make_so8t():
 
 # Fixtures shared by several test modules live in their own modules; importing them here registers them.
 from data_fixtures import bundled_safety  # noqa: E402,F401
-from gguf_fixtures import tiny_gguf_file  # noqa: E402,F401
+from gguf_base_fixtures import tiny_gguf_file  # noqa: E402,F401
+from gguf_fixtures import gguf_models, smollm2_dir  # noqa: E402,F401
 from lmeval_fixtures import (  # noqa: E402,F401
     _task_manager_base,
     broken_heads,

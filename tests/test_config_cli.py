@@ -117,3 +117,12 @@ def test_validate_piped_into_a_reader_that_closes_early_ends_without_a_traceback
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+
+
+def test_the_export_section_is_validated_without_importing_torch(tmp_path):
+    config = _project(tmp_path)
+    ok = _python(VALIDATE_AND_LIST_MODULES, str(config), "--set", "export.gguf=q8_0")
+    assert json.loads(ok.stdout.strip().splitlines()[-1]) == {"code": 0, "heavy": []}, ok.stderr
+    bad = _python(VALIDATE_AND_LIST_MODULES, str(config), "--set", "export.gguf=q4")
+    assert json.loads(bad.stdout.strip().splitlines()[-1]) == {"code": 2, "heavy": []}
+    assert "export.gguf" in bad.stderr and "q8_0" in bad.stderr

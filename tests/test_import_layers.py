@@ -21,10 +21,18 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("so8t.config",),
     ("so8t.model",),
     ("so8t.train",),
-    ("so8t.consolidate",),
+    ("so8t.consolidate", "so8t.export"),
     ("so8t.lmeval", "so8t.tasks"),
     ("so8t.results",),
-    ("so8t.predict", "so8t.pipeline", "so8t.cli", "so8t.__main__", "so8t"),
+    (
+        "so8t.responses",
+        "so8t.predict",
+        "so8t.llamacpp_agent",
+        "so8t.pipeline",
+        "so8t.cli",
+        "so8t.__main__",
+        "so8t",
+    ),
 )
 LAYER_OF = {unit: index for index, units in enumerate(LAYERS) for unit in units}
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from gguf_fixtures import cut_short, write_gguf_of_architecture
+from gguf_base_fixtures import cut_short, write_gguf_of_architecture
 from train_fixtures import subprocess_env
 
 from so8t import cache

@@ -298,3 +298,25 @@ def test_the_quickstart_log_written_to_a_file_stays_small(tmp_path):
     assert "[so8t] stage 8/8 report done" in text
     # the training log lines: steps 1, 10 and 20, and the evaluations at 10 and 20
     assert len([line for line in text.splitlines() if line.startswith("[so8t] step ")]) == 5
+
+
+def test_configuring_a_gguf_export_exports_and_reports_it_without_training_again(finished_run, tmp_path):
+    pytest.importorskip("xllamacpp")
+    config_path, run_dir, _ = finished_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    kept = _mtimes(copy, skip=("report", "run_record.json", "config", "gguf", "eval/gate.md"))
+    args = ("run", str(config_path), "--output-dir", str(copy), "--set", "export.gguf=q8_0")
+    proc = _so8t(*args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "stage 4/8 train: skipped" in proc.stderr and "stage 5/8 consolidate: skipped" in proc.stderr
+    assert _mtimes(copy, skip=("report", "run_record.json", "config", "gguf", "eval/gate.md")) == kept
+    gguf_file = copy / "gguf" / "model-q8_0.gguf"
+    assert gguf_file.is_file() and (copy / "gguf" / "model-q8_0.so8t-head.safetensors").is_file()
+    figures = json.loads((copy / "run_record.json").read_text())["exported"]["figures"]
+    assert figures["size_bytes"] == gguf_file.stat().st_size and figures["decisions_total"] >= 80
+    report = (copy / "report.md").read_text()
+    assert "## GGUF export (llama.cpp)" in report
+    assert f"| {figures['decisions_equal']} / {figures['decisions_total']} |" in report
+    again = _so8t(*args, cwd=tmp_path)
+    assert again.returncode == 0 and "is finished and up to date" in again.stderr, again.stderr[-3000:]

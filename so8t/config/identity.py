@@ -36,6 +36,7 @@ RESUMABLE_SETTINGS = (
     "grpo.log_rollouts",
     "eval",
     "gates",
+    "export",
     "logging",
 )
 

@@ -6,6 +6,7 @@ from pydantic import Field, PrivateAttr
 
 from so8t.config.consolidate import ConsolidateConfig
 from so8t.config.eval import EvalConfig
+from so8t.config.export import ExportConfig
 from so8t.config.gates import GateConfig
 from so8t.config.grpo import GrpoConfig
 from so8t.config.logging import LoggingConfig
@@ -41,6 +42,9 @@ class RunConfig(Section):
         description="Consolidation of the best checkpoint into a plain model.",
     )
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Evaluation with lm-evaluation-harness.")
+    export: ExportConfig = Field(
+        default_factory=ExportConfig, description="Exports after consolidation (GGUF for llama.cpp)."
+    )
     gates: GateConfig | None = Field(
         None, description="Regression gates applied to the evaluation (null = none)."
     )
