@@ -28,7 +28,6 @@ from so8t.responses import (
     Response,
 )
 
-
 # a request: text, or a chat `messages` list ([{role, content}, ...]) ending in the user turn to decide
 Request = str | list[dict[str, Any]]
 
