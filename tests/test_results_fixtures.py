@@ -6,8 +6,6 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -24,12 +22,6 @@ def test_the_tiny_gpt2_fixture_holds_the_task_its_recipe_defines(monkeypatch):
     assert not [p for p in _regenerate().stale_fixtures() if "real_hf_tiny_gpt2" in p]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the quickstart fixtures are of so8t_safety 1.0 (60 documents): run "
-    "`python tests/fixtures/results/regenerate.py` (it trains the quickstart model when missing), then "
-    "remove this mark",
-)
 def test_every_fixture_is_of_todays_tasks(monkeypatch):
     monkeypatch.chdir(REPO)
     assert _regenerate().stale_fixtures() == []
