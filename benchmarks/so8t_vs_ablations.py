@@ -212,7 +212,7 @@ def _difference(
     task: str, metric: str, filter_name: str, reference: Any, current: Any
 ) -> dict[str, Any] | None:
     from so8t.config.gates import GateRule
-    from so8t.results.gate import change_noise
+    from so8t.results.baseline_comparison import change_noise
     from so8t.results.results_file import get_metric
 
     found = (

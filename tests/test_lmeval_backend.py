@@ -236,10 +236,26 @@ def test_head_b_decides_so8t_safety_with_decision_source_head(tiny_so8t, eval_da
     assert results["config"]["so8t"]["decision_source"] == "head"
 
 
+def _with_allow_leaning_head(consolidated: Path, out: Path, shift: float = 2.0) -> Path:
+    """A copy of a consolidated folder whose head B scores ALLOW `shift` higher (its output bias)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from so8t.layout import SAFETY_HEAD_FILE
+
+    shutil.copytree(consolidated, out)
+    state = load_file(str(out / SAFETY_HEAD_FILE))
+    output_bias = [k for k, v in state.items() if k.endswith("bias") and v.shape == (3,)][-1]
+    state[output_bias] = state[output_bias] + torch.tensor([shift, 0.0, 0.0])
+    save_file(state, str(out / SAFETY_HEAD_FILE))
+    return out
+
+
 def test_allow_threshold_turns_low_confidence_allow_into_escalate_and_is_recorded(
     tiny_so8t, eval_data, tmp_path
 ):
-    _, consolidated, _ = tiny_so8t
+    # head B's ALLOW score raised: ALLOW decided often enough, at spread probabilities, whatever the random head
+    consolidated = _with_allow_leaning_head(tiny_so8t[1], tmp_path / "leaning")
     plain_samples = _evaluate(consolidated, ["so8t_safety_local"], tmp_path, eval_data, "plain")["samples"][
         "so8t_safety_local"
     ]

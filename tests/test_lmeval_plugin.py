@@ -66,7 +66,7 @@ def test_task_manager_finds_so8t_tasks_without_include_path():
         "tm2 = TaskManager(include_path=plugin.tasks_dir())\nprint(tm2.include_path == plugin.tasks_dir())"
     )
     lines = _python(code).splitlines()
-    assert lines[0] == "['so8t_gsm8k', 'so8t_gsm8k_local', 'so8t_safety', 'so8t_safety_local']"
+    assert lines[0] == "['so8t_gsm8k', 'so8t_gsm8k_local', 'so8t_safety', 'so8t_safety_local', 'so8t_xstest']"
     assert lines[1] == "True"
 
 
