@@ -110,39 +110,15 @@ def grpo_arguments(
     """TRL's GRPOConfig from the run config: TRL's CPU-hostile defaults (bf16, gradient checkpointing, 8
     generations, 512-token completions) replaced by the config's values; no KL reference (beta 0, TRL's
     default), so no second model is held."""
-    import torch
     from trl import GRPOConfig
 
-    from so8t.train.run import _precision_flags
+    from so8t.train.run import shared_arguments
 
-    t, g = cfg.train, cfg.grpo
-    on_cpu = not torch.cuda.is_available()
+    g = cfg.grpo
     return GRPOConfig(
-        output_dir=str(checkpoint_root),
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        max_steps=t.max_steps if t.max_steps is not None else -1,
-        num_train_epochs=t.num_epochs,
-        per_device_train_batch_size=t.per_device_batch_size,
-        gradient_accumulation_steps=t.gradient_accumulation_steps,
-        learning_rate=t.learning_rate,
-        weight_decay=t.weight_decay,
-        warmup_steps=t.warmup_ratio,
-        lr_scheduler_type=t.lr_scheduler,
-        max_grad_norm=t.max_grad_norm,
+        **shared_arguments(cfg, checkpoint_root, report_to),
         eval_strategy="no",
-        save_strategy="steps",
-        save_steps=t.save_steps,
-        save_total_limit=t.save_total_limit,
-        logging_steps=t.logging_steps,
-        logging_first_step=True,
-        report_to=report_to,
-        run_name=cfg.logging.wandb.run_name,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        use_cpu=on_cpu,
         gradient_checkpointing=cfg.model.gradient_checkpointing,
-        remove_unused_columns=False,
         num_generations=g.num_generations,
         max_completion_length=g.max_completion_length,
         temperature=g.temperature,
@@ -155,7 +131,6 @@ def grpo_arguments(
         reward_weights=reward_weights,
         log_completions=g.log_rollouts,
         num_completions_to_print=0,
-        **_precision_flags(t.precision),
     )
 
 
