@@ -251,18 +251,36 @@ def _with_allow_leaning_head(consolidated: Path, out: Path, shift: float = 2.0) 
     return out
 
 
+def _allow_shift_for_most_allow(samples: list[dict]) -> float:
+    """The ALLOW bias shift after which about three quarters of the documents decide ALLOW.
+
+    Raising head B's ALLOW logit by s raises log p(ALLOW) - log p(other) by exactly s, so the shift that
+    turns a document to ALLOW is its margin max(log p(ESCALATE), log p(REFUSE)) - log p(ALLOW); 0.25 above
+    the upper-quartile margin keeps those documents clear of the boundary whatever the random head.
+    """
+    margins = sorted(
+        max(float(s["filtered_resps"][1][0]), float(s["filtered_resps"][2][0])) - float(s["filtered_resps"][0][0])
+        for s in samples
+    )
+    return max(margins[(3 * len(margins)) // 4], 0.0) + 0.25
+
+
 def test_allow_threshold_turns_low_confidence_allow_into_escalate_and_is_recorded(
     tiny_so8t, eval_data, tmp_path
 ):
-    # head B's ALLOW score raised: ALLOW decided often enough, at spread probabilities, whatever the random head
-    consolidated = _with_allow_leaning_head(tiny_so8t[1], tmp_path / "leaning")
+    # head B's ALLOW score raised until most documents decide ALLOW, at spread probabilities, whatever the head
+    untouched = _evaluate(tiny_so8t[1], ["so8t_safety_local"], tmp_path, eval_data, "untouched")["samples"][
+        "so8t_safety_local"
+    ]
+    shift = _allow_shift_for_most_allow(untouched)
+    consolidated = _with_allow_leaning_head(tiny_so8t[1], tmp_path / "leaning", shift=shift)
     plain_samples = _evaluate(consolidated, ["so8t_safety_local"], tmp_path, eval_data, "plain")["samples"][
         "so8t_safety_local"
     ]
     plain = _predictions(plain_samples)
     p_allow = [math.exp(float(s["filtered_resps"][0][0])) for s in plain_samples]
     allowed = sorted(p for p, d in zip(p_allow, plain, strict=True) if d == 0)
-    assert len(allowed) >= 2, "the tiny model must predict ALLOW at least twice for this test to bite"
+    assert len(allowed) >= 2, "the shifted head must predict ALLOW at least twice for this test to bite"
     threshold = (allowed[0] + allowed[-1]) / 2  # some ALLOWs fall below it, some stay above
     strict = _evaluate(
         consolidated, ["so8t_safety_local"], tmp_path, eval_data, "strict", allow_threshold=threshold
