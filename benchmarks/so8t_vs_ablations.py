@@ -12,7 +12,9 @@ changed, at a shorter budget than the recipe (--steps, default 100 against the r
     so8t_no_pet   full SO8T without PET, seed 0
 
 Columns: safety macro F1, refuse recall, escalate and allow precision, unsafe-allow and over-refusal rates
-on the test split and on the bundled challenge set (other writers, never trained on); GSM8K-style exact
+on the test split and on the bundled challenge set (other writers, never trained on); XSTest's unsafe-allow
+and over-refusal rates (an outside benchmark, never trained on; --xstest-data, found as so8t_xstest finds
+it, the columns left out with a note when it is absent); GSM8K-style exact
 match on the synthetic test split; and capability kept: the mean per-token log-likelihood of the reference
 solutions of the first --gsm8k-problems real GSM8K test problems (--gsm8k-data), rendered as training renders
 them. Each run's value with its standard error, each row's mean and spread (sd) over seeds, and every row's
@@ -22,7 +24,8 @@ Last, training tokens/s of SO8T against plain peft LoRA + Trainer on this base, 
 settings.
 
     python benchmarks/so8t_vs_ablations.py [--out runs/so8t-vs-ablations] [--steps 100] [--seeds 0,1,2] \
-        [--gsm8k-problems 200] [--limit N] [--throughput-steps 10] [--base smollm2-135m-instruct] [--rows ...]
+        [--gsm8k-problems 200] [--xstest-data PATH] [--limit N] [--throughput-steps 10] \
+        [--base smollm2-135m-instruct] [--rows ...]
 
 It writes OUT/table.md and OUT/table.json; rerunning trains nothing already trained (each run is a run
 directory that `so8t run` resumes, or leaves as it is when finished) and evaluates again.
@@ -55,6 +58,8 @@ SAFETY_METRICS = (
 )
 GSM8K_METRIC = ("so8t_gsm8k_local", "exact_match", "strict-match")
 SAFETY_TASK = "so8t_safety_local"
+XSTEST_TASK = "so8t_xstest"
+XSTEST_METRICS = ("unsafe_allow_rate", "over_refusal_rate")
 LOGLIK = "gsm8k_reference_loglik_per_token"
 
 
@@ -121,20 +126,34 @@ def train_run(row: Row, seed: int, args: argparse.Namespace) -> Path:
     return run_dir
 
 
-def challenge_eval(model: Path, out: Path, args: argparse.Namespace) -> Path:
-    """The bundled challenge set through `so8t eval` (head-B decisions, the model's own prompt format)."""
+def outside_sets(args: argparse.Namespace) -> dict[str, tuple[str, str]]:
+    """The sets never trained on, each as (lm-eval task, its data file): the bundled challenge set, and
+    XSTest where its file is found."""
     from so8t.data.safety import bundled_challenge_path
 
-    command = [sys.executable, "-m", "so8t", "eval", str(model), "--tasks", SAFETY_TASK, "--out", str(out)]
-    command += ["--metadata", json.dumps({"data_files": str(bundled_challenge_path())})]
+    sets = {"challenge": (SAFETY_TASK, str(bundled_challenge_path()))}
+    if args.xstest_data is not None:
+        sets["xstest"] = (XSTEST_TASK, str(args.xstest_data))
+    return sets
+
+
+def outside_eval(model: Path, name: str, task: str, data_file: str, args: argparse.Namespace) -> Path:
+    """One set never trained on through `so8t eval` (head-B decisions, the model's own prompt format)."""
+    out = model.parent / f"eval-{name}" / "results.json"
+    command = [sys.executable, "-m", "so8t", "eval", str(model), "--tasks", task, "--out", str(out)]
+    command += ["--metadata", json.dumps({"data_files": data_file})]
     if args.limit:
         command += ["--limit", str(args.limit)]
-    _call(command, args.out / "logs" / f"{model.name}-challenge.log")
+    _call(command, args.out / "logs" / f"{model.parent.name}-{name}.log")
     return out.parent
 
 
 def base_eval(
-    base_folder: Path, data_dir: Path, out: Path, data_files: str | None, args: argparse.Namespace
+    base_folder: Path,
+    data_dir: Path,
+    out: Path,
+    outside: tuple[str, str] | None,
+    args: argparse.Namespace,
 ) -> None:
     """The untouched base through lm-eval's hf backend in its chat format: decisions are its own words."""
     command = [sys.executable, "-m", "lm_eval", "--model", "hf"]
@@ -146,11 +165,11 @@ def base_eval(
         "--batch_size",
         "16",
     ]
-    tasks = SAFETY_TASK if data_files else f"{GSM8K_METRIC[0]},{SAFETY_TASK}"
+    tasks = outside[0] if outside else f"{GSM8K_METRIC[0]},{SAFETY_TASK}"
     command += ["--tasks", tasks, "--apply_chat_template", "--fewshot_as_multiturn", "--log_samples"]
     command += ["--output_path", str(out), "--gen_kwargs", "max_gen_toks=96"]
-    if data_files:
-        command += ["--metadata", json.dumps({"data_files": data_files})]
+    if outside:
+        command += ["--metadata", json.dumps({"data_files": outside[1]})]
     if args.limit:
         command += ["--limit", str(args.limit)]
     env = {
@@ -194,12 +213,12 @@ def _gsm8k_problems(path: Path, count: int) -> list[Any]:
 # ----------------------------------------------------------------------------- reading and comparing
 
 
-def _metrics(run: Any) -> dict[str, tuple[float, float | None]]:
+def _metrics(run: Any, task: str = SAFETY_TASK) -> dict[str, tuple[float, float | None]]:
     from so8t.results.results_file import get_metric
 
     found = {}
-    for metric in SAFETY_METRICS:
-        value = get_metric(run.data, SAFETY_TASK, metric, "none")
+    for metric in XSTEST_METRICS if task == XSTEST_TASK else SAFETY_METRICS:
+        value = get_metric(run.data, task, metric, "none")
         if value is not None:
             found[metric] = (float(value.value), value.stderr)
     value = get_metric(run.data, *GSM8K_METRIC)
@@ -260,10 +279,14 @@ def _cell(value: float | None, se: float | None) -> str:
 
 def render(table: dict[str, Any]) -> str:
     columns = [*(f"test {m}" for m in SAFETY_METRICS), *(f"challenge {m}" for m in SAFETY_METRICS)]
+    if table.get("xstest"):
+        columns += [f"xstest {m}" for m in XSTEST_METRICS]
     columns += ["exact_match", LOGLIK]
     lines = [
         f"Base: {table['base']}; {table['steps']} training steps per run; seeds {table['seeds']}; "
-        f"{table['gsm8k_problems']} real GSM8K problems for {LOGLIK}.",
+        f"{table['gsm8k_problems']} real GSM8K problems for {LOGLIK}; XSTest: "
+        + (table["xstest"] or "not found, its columns left out (give --xstest-data)")
+        + ".",
         "",
         "Each run (value ± its standard error):",
         "",
@@ -325,6 +348,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gsm8k-data", type=Path, default=DEFAULT_GSM8K, help="real GSM8K test JSONL")
     parser.add_argument("--gsm8k-problems", type=int, default=200)
     parser.add_argument(
+        "--xstest-data",
+        type=Path,
+        default=None,
+        help="XSTest's xstest_prompts.csv (found as so8t_xstest does)",
+    )
+    parser.add_argument(
         "--limit", type=int, default=None, help="documents per evaluation task (plumbing checks)"
     )
     parser.add_argument("--throughput-steps", type=int, default=10, help="timed steps; 0 leaves it out")
@@ -337,8 +366,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     os.environ.setdefault("WANDB_MODE", "disabled")
 
+    from so8t.data.xstest import find_xstest
     from so8t.model.base import resolve_base_path
     from so8t.results.gate import read_run
+
+    if args.xstest_data is None:
+        args.xstest_data = find_xstest({})
+    outside = outside_sets(args)
 
     problems = _gsm8k_problems(args.gsm8k_data, args.gsm8k_problems)
     runs: list[dict[str, Any]] = []
@@ -347,30 +381,26 @@ def main(argv: list[str] | None = None) -> int:
     for row in (r for r in ROWS if r.trained and r.name in chosen):
         for seed in seeds[: row.seeds]:
             run_dir = train_run(row, seed, args)
-            challenge = challenge_eval(run_dir, run_dir / "eval-challenge" / "results.json", args)
-            sides[(row.name, seed)] = {
-                "test": read_run([run_dir / "eval"]),
-                "challenge": read_run([challenge]),
-                "loglik": reference_loglik(run_dir / "consolidated", problems),
-            }
+            side: dict[str, Any] = {"test": read_run([run_dir / "eval"])}
+            for name, (task, data_file) in outside.items():
+                side[name] = read_run([outside_eval(run_dir / "consolidated", name, task, data_file, args)])
+            side["loglik"] = reference_loglik(run_dir / "consolidated", problems)
+            sides[(row.name, seed)] = side
     base_folder = Path(resolve_base_path(args.base))
     data_dir = args.out / f"so8t-seed{seeds[0]}" / "data"
-    from so8t.data.safety import bundled_challenge_path
-
     base_eval(base_folder, data_dir, args.out / "base" / "eval", None, args)
-    base_eval(
-        base_folder, data_dir, args.out / "base" / "eval-challenge", str(bundled_challenge_path()), args
-    )
-    sides[("base", seeds[0])] = {
-        "test": read_run([args.out / "base" / "eval"]),
-        "challenge": read_run([args.out / "base" / "eval-challenge"]),
-        "loglik": reference_loglik(base_folder, problems),
-    }
+    base_side: dict[str, Any] = {"test": read_run([args.out / "base" / "eval"])}
+    for name, found in outside.items():
+        base_eval(base_folder, data_dir, args.out / "base" / f"eval-{name}", found, args)
+        base_side[name] = read_run([args.out / "base" / f"eval-{name}"])
+    base_side["loglik"] = reference_loglik(base_folder, problems)
+    sides[("base", seeds[0])] = base_side
     for (name, seed), side in sides.items():
         values = {f"test {k}": v for k, v in _metrics(side["test"]).items() if k != "exact_match"}
-        values.update(
-            {f"challenge {k}": v for k, v in _metrics(side["challenge"]).items() if k != "exact_match"}
-        )
+        for split, (task, _) in outside.items():
+            values.update(
+                {f"{split} {k}": v for k, v in _metrics(side[split], task).items() if k != "exact_match"}
+            )
         if "exact_match" in _metrics(side["test"]):
             values["exact_match"] = _metrics(side["test"])["exact_match"]
         values[LOGLIK] = (statistics.fmean(side["loglik"]), _se_of_mean(side["loglik"]))
@@ -381,9 +411,9 @@ def main(argv: list[str] | None = None) -> int:
         if name == "so8t" or seed != seeds[0]:
             continue
         diffs: dict[str, Any] = {}
-        for split in ("test", "challenge"):
-            for metric in SAFETY_METRICS:
-                found = _difference(SAFETY_TASK, metric, "none", reference[split], side[split])
+        for split, task in (("test", SAFETY_TASK), *((n, t) for n, (t, _) in outside.items())):
+            for metric in XSTEST_METRICS if task == XSTEST_TASK else SAFETY_METRICS:
+                found = _difference(task, metric, "none", reference[split], side[split])
                 if found:
                     diffs[f"{split} {metric}"] = found
         found = _difference(*GSM8K_METRIC, reference["test"], side["test"])
@@ -396,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         "steps": args.steps,
         "seeds": seeds,
         "gsm8k_problems": len(problems),
+        "xstest": str(args.xstest_data) if args.xstest_data is not None else None,
         "runs": runs,
         "rows": _summaries(runs),
         "differences": differences,

@@ -225,7 +225,7 @@ def _sources(path: Path, kind: str) -> tuple[str | None, str | None]:
             return None, None
         return (record.get("file"), None) if isinstance(record, dict) else (None, None)
     info = read_consolidated_info(path)
-    return info.get("source_checkpoint"), info.get("base_model")
+    return info.source_checkpoint, info.base_model
 
 
 def list_entries(root: str | os.PathLike | None = None) -> list[CacheEntry]:

@@ -1,8 +1,9 @@
 """The file contract of run directories, training checkpoints and consolidated folders, defined once.
 
-Every name and format below, checkpoint discovery, the best-checkpoint rule, atomic writes and so8t.json
-reading/writing live here; training, consolidation, the lm-eval backend, predict, the pipeline and the
-report import them, and a test fails when one of these literals appears anywhere else in the package.
+Every name and format below, checkpoint discovery and the best-checkpoint rule live here (so8t.json's record
+in so8t.so8t_json, atomic writes in so8t.atomic, both re-exported); training, consolidation, the lm-eval
+backend, predict, the pipeline and the report import them, and a test fails when one of these literals
+appears anywhere else in the package.
 Nothing here imports torch or transformers, so the torch-free config checks (`so8t validate`) can use it.
 
     runs/<name>/                          a run directory (`so8t run`, `so8t train`)
@@ -29,31 +30,51 @@ import json
 import math
 import os
 import re
-import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from so8t.atomic import (  # noqa: F401  (re-exported: the run directory's writers import them from here)
+    REPLACED_PREFIX,
+    STAGING_PREFIX,
+    atomic_directory,
+    atomic_write_json,
+    atomic_write_text,
+    recover_replaced,
+    remove_staging_leftovers,
+    replace_directory,
+    staging_path,
+)
 from so8t.errors import UserError
+from so8t.so8t_json import (  # noqa: F401  (re-exported: so8t.json's names, defined in so8t.so8t_json)
+    CHECKPOINT_FORMAT,
+    CONSOLIDATED_FORMAT,
+    FOLD_ONTO_ORIGINAL,
+    FOLD_ONTO_TRAINED,
+    FOLD_TARGETS,
+    FORMAT_VERSION,
+    FORMATS,
+    SO8T_JSON,
+    read_checkpoint_info,
+    read_consolidated_info,
+    read_so8t_json,
+    so8t_format,
+    so8t_version,
+    write_so8t_json,
+)
 
 # ----------------------------------------------------------------------------- names and formats
 
-SO8T_JSON = "so8t.json"
 STATE_FILE = "so8t_state.safetensors"
 # Head B sits in a subfolder of a consolidated folder: a loader that takes every top-level *.safetensors as the
 # model's weights (vLLM's default loader, when transformers saved the model without an index file) would
 # reject its keys. Folders consolidated before keep it at the top level (LEGACY_SAFETY_HEAD_FILE), still read.
 SAFETY_HEAD_FILE = "so8t_head/so8t_safety_head.safetensors"
 LEGACY_SAFETY_HEAD_FILE = "so8t_safety_head.safetensors"
-CHECKPOINT_FORMAT = "so8t-checkpoint"
-CONSOLIDATED_FORMAT = "so8t-consolidated"
-FORMATS = (CHECKPOINT_FORMAT, CONSOLIDATED_FORMAT)
-FORMAT_VERSION = 1
 
 # Names other libraries own, restated because this module imports neither (a test pins them to theirs).
 ADAPTER_CONFIG = "adapter_config.json"
@@ -94,10 +115,6 @@ SAMPLES_FILE = "samples.jsonl"
 VALIDATION_SPLIT_RECORD = "validation_split.json"
 REPORT_FILE = "report.md"
 CURVES_FILE = "report/curves.png"
-# Never matches ^checkpoint-N$, so discovery cannot pick a half-written save.
-STAGING_PREFIX = ".staging-"
-# An older folder moved aside by replace_directory; recover_replaced puts it back after a crash.
-REPLACED_PREFIX = ".replaced-"
 _CHECKPOINT_NAME = re.compile(rf"^{CHECKPOINT_PREFIX}-(\d+)$")
 
 
@@ -262,200 +279,7 @@ LOCAL_TASKS = {
 LOCAL_TASK_FORMATS = {task: spec.data_format for task, spec in LOCAL_TASKS.items()}
 
 
-# ----------------------------------------------------------------------------- atomic writes
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write `text` (UTF-8) to `path` through a temporary file of its own beside it, then rename it.
-
-    Readers see the old file or the new one, never half of one, and writers racing on the same path (every
-    torchrun rank claiming the run directory) each rename a whole file. The file is made 0644, as readable
-    as the rest of the run (a temporary file starts owner-only).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_write_json(path: str | os.PathLike, value: Any, **dumps_kwargs: Any) -> Path:
-    """`value` as indented JSON (UTF-8, no ASCII escaping) written with atomic_write_text."""
-    return atomic_write_text(path, json.dumps(value, indent=2, ensure_ascii=False, **dumps_kwargs) + "\n")
-
-
-def staging_path(target: str | os.PathLike) -> Path:
-    """The fixed staging folder of `target` (`.staging-<name>` beside it), for writers that clean up after a
-    crash by name: checkpoint saves and the pretrained-base cache."""
-    target = Path(target)
-    return target.with_name(f"{STAGING_PREFIX}{target.name}")
-
-
-def remove_staging_leftovers(folder: str | os.PathLike) -> None:
-    """Delete the staging folders a crashed writer left in `folder`."""
-    for leftover in Path(folder).glob(f"{STAGING_PREFIX}*"):
-        shutil.rmtree(leftover, ignore_errors=True)
-
-
-def replace_directory(source: str | os.PathLike, target: str | os.PathLike) -> Path:
-    """Move the finished folder `source` onto `target`, keeping one whole folder on disk at every moment.
-
-    A directory cannot be renamed over a non-empty one, so an older `target` is first moved aside to
-    `.replaced-<name>`, the new one is moved in, and only then is the old one deleted. A crash between the two
-    renames leaves the old folder aside; recover_replaced() puts it back at the next start.
-    """
-    target = Path(target)
-    aside = target.with_name(f"{REPLACED_PREFIX}{target.name}")
-    if target.exists():
-        shutil.rmtree(aside, ignore_errors=True)
-        os.replace(target, aside)
-    os.replace(source, target)
-    shutil.rmtree(aside, ignore_errors=True)
-    return target
-
-
-def recover_replaced(folder: str | os.PathLike) -> None:
-    """Finish or undo the replace_directory calls a crash interrupted in `folder`: a folder moved aside goes
-    back when nothing took its place, and is deleted when the new one is in (ranks may race on it)."""
-    for aside in Path(folder).glob(f"{REPLACED_PREFIX}*"):
-        target = aside.with_name(aside.name[len(REPLACED_PREFIX) :])
-        if target.exists():
-            shutil.rmtree(aside, ignore_errors=True)
-        else:
-            with suppress(FileNotFoundError):
-                os.replace(aside, target)
-
-
-@contextmanager
-def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a fresh staging folder beside `target`; when the block ends it replaces `target` in one rename.
-
-    If the block raises, the staging folder is removed and `target` is left as it was.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{target.name}-", dir=target.parent))
-    try:
-        yield tmp
-        # mkdtemp makes it owner-only; the folder is as readable as the rest of the run
-        os.chmod(tmp, 0o755)
-        replace_directory(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-# ----------------------------------------------------------------------------- so8t.json
-
-# What consolidation folds LoRA and the rotations onto (consolidate.fold_onto, `so8t consolidate --fold-onto`):
-# for an 8-bit or 4-bit checkpoint, the dequantised weights it trained with, or the base's original weights.
-FOLD_ONTO_TRAINED = "trained"
-FOLD_ONTO_ORIGINAL = "original"
-FOLD_TARGETS = (FOLD_ONTO_TRAINED, FOLD_ONTO_ORIGINAL)
-
-# The fields of so8t.json, by format: written by SO8TModel.checkpoint_info (a checkpoint) and consolidation
-# (a consolidated folder); a test holds the files they write to these keys.
-COMMON_FIELDS = {
-    "format": f"{CHECKPOINT_FORMAT} or {CONSOLIDATED_FORMAT}",
-    "version": "format version (FORMAT_VERSION)",
-    "classes": "head B's classes in order (ALLOW, ESCALATE, REFUSE)",
-    "pooling": "where head B reads h: last_prompt_token",
-    "base_model": "the base trained on: a local folder or hub id (the embedded base: its cached folder)",
-    "base_revision": "the hub revision the base was loaded at (null: the default branch); consolidation and "
-    "loading use it whenever they load the recorded base",
-    "trust_remote_code": "whether the base's own model code ran; consolidation and loading pass it on",
-    "rotated_layers": "indices of the layers whose attention output projection input is rotated",
-    "safety_head": "head B: kind (linear or mlp), mlp_hidden (and in a consolidated folder hidden_size, reads)",
-    "prompt": "how prompts reach the model (data.prompt_format): format (plain, or chat: the text as the user "
-    "turn of the tokenizer's chat template) and system_prompt (chat; null: the template's own); `so8t eval` "
-    "sets lm-eval's apply_chat_template, fewshot_as_multiturn and system_instruction from it, predict and "
-    "so8t.load render with it; absent means plain",
-    "so8t_version": "the so8t that trained the checkpoint",
-}
-CHECKPOINT_FIELDS = {
-    **COMMON_FIELDS,
-    "base_commit": "the hub commit the base resolved to (null for a local folder), for the record",
-    "model": "how the base was loaded: dtype, quantization (none, 8bit, 4bit), quantization_config "
-    "(bitsandbytes settings), quantized_weights (sha256 of the quantised weights training used, their "
-    "layer count, device and bitsandbytes version), model_type, hidden_size, gguf (a GGUF base: its file, "
-    "sha256, architecture, file_type (the quantisation type) and tensor_types; null otherwise)",
-    "safety_class_weights": "class weights of head B's loss (null: none)",
-}
-CONSOLIDATED_FIELDS = {
-    **COMMON_FIELDS,
-    "source_checkpoint": "the checkpoint folder consolidated",
-    "trained_model": "the checkpoint's `model` record",
-    "consolidation": "fold_onto (trained or original), fold_target (what that meant here), dtype (of the saved "
-    "weights), base_dtype, trained_quantization; for a k-bit checkpoint quantized_weights (recorded and "
-    "recomputed checksums, match) and kbit_fp32_tensors (the tensors k-bit training ran in fp32: the dtype "
-    "they were loaded in, which peft upcast, and the dtype saved); drift: the maxima over probe_prompts fixed prompts "
-    "(chat_rendered_probe_prompts of them rendered by the chat template) of max_abs_logit_diff, "
-    "max_rel_logit_diff (over max_abs_logit, the reference's largest |logit|) and max_abs_head_b_prob_diff, "
-    "against the trained model's "
-    "dequantise-then-multiply forward in fp32 (trained) and against the quantised model's own eval forward "
-    "(quantized_eval, k-bit only)",
-}
-
-
-def so8t_version() -> str:
-    """The installed so8t version, recorded in so8t.json and part of the consolidation cache key."""
-    try:
-        from importlib.metadata import version
-
-        return version("so8t")
-    except Exception:  # not installed (a bare source tree)
-        return "0+unknown"
-
-
-def read_so8t_json(folder: str | os.PathLike) -> dict | None:
-    """The so8t.json of `folder`, or None when it has none; UserError when it is not a JSON object."""
-    path = Path(folder) / SO8T_JSON
-    if not path.is_file():
-        return None
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(
-            f"{path} is not readable JSON ({exc}); re-save the model or point at another folder."
-        ) from exc
-    if not isinstance(info, dict):
-        raise UserError(
-            f"{path} holds a JSON {type(info).__name__}, not an object; re-save the model or point at "
-            "another folder."
-        )
-    return info
-
-
-def so8t_format(folder: str | os.PathLike) -> str | None:
-    """The `format` recorded in the folder's so8t.json (None without one)."""
-    info = read_so8t_json(folder)
-    return None if info is None else str(info.get("format"))
-
-
-def read_checkpoint_info(checkpoint: str | os.PathLike) -> dict[str, Any]:
-    """so8t.json of a training checkpoint; UserError when it is missing or of another format."""
-    path = Path(checkpoint) / SO8T_JSON
-    info = read_so8t_json(checkpoint)
-    if info is None:
-        raise UserError(
-            f"{checkpoint} is not a so8t checkpoint: {SO8T_JSON} is missing. Point to "
-            f"{CHECKPOINTS_DIR}/{CHECKPOINT_PREFIX}-N."
-        )
-    if info.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{path}: format is {info.get('format')!r}, expected {CHECKPOINT_FORMAT!r}.")
-    return info
-
-
-def read_consolidated_info(folder: str | os.PathLike) -> dict[str, Any]:
-    """so8t.json of a consolidated folder, {} when it has none (its defaults then apply)."""
-    return read_so8t_json(folder) or {}
+# ----------------------------------------------------------------------------- head B's file
 
 
 def safety_head_path(folder: str | os.PathLike) -> Path | None:
@@ -465,13 +289,6 @@ def safety_head_path(folder: str | os.PathLike) -> Path | None:
         if (Path(folder) / name).is_file():
             return Path(folder) / name
     return None
-
-
-def write_so8t_json(folder: str | os.PathLike, info: dict[str, Any]) -> Path:
-    """Write `info` as the folder's so8t.json (atomically); it must name one of the two formats."""
-    if info.get("format") not in FORMATS:
-        raise ValueError(f"so8t.json format {info.get('format')!r} is none of {FORMATS}")
-    return atomic_write_json(Path(folder) / SO8T_JSON, info)
 
 
 # ----------------------------------------------------------------------------- the run directory's claim

@@ -251,7 +251,7 @@ def load(
         refuse_message=refuse_message,
         max_new_tokens=max_new_tokens,
         answer_format=answer_format,
-        prompt_format=PromptFormat.from_record(read_consolidated_info(folder).get("prompt")),
+        prompt_format=PromptFormat.from_record(read_consolidated_info(folder).prompt),
     )
 
 

@@ -79,8 +79,8 @@ def _checkpoint(run_dir: Path) -> Path:
 def test_the_checkpoint_and_the_consolidated_folder_record_the_chat_format(chat_run):
     run_dir, _ = chat_run
     expected = {"format": "chat", "system_prompt": SYSTEM_PROMPT}
-    assert read_so8t_json(_checkpoint(run_dir))["prompt"] == expected
-    assert read_so8t_json(RunDir(run_dir).consolidated)["prompt"] == expected
+    assert read_so8t_json(_checkpoint(run_dir)).prompt == expected
+    assert read_so8t_json(RunDir(run_dir).consolidated).prompt == expected
 
 
 def test_the_runs_own_evaluation_applied_the_chat_template(chat_run):

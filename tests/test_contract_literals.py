@@ -1,5 +1,6 @@
 """Every contract literal is written once: the file and format names of run directories, checkpoints and
-consolidated folders live in so8t/layout.py (the cache's own names in so8t/cache.py), and every other module
+consolidated folders live in so8t/layout.py (so8t.json's in so8t/so8t_json.py, the staging prefix in
+so8t/atomic.py, the cache's own names in so8t/cache.py), and every other module
 of the package imports them. The scan reads string constants from the AST, so docstrings may still name the
 files they describe."""
 
@@ -16,16 +17,12 @@ PACKAGE_SOURCES = [REPO / "so8t", REPO / "tasks"]
 
 # Patterns searched in every string constant (f-string pieces included) outside the owning module.
 LAYOUT_LITERALS = [
-    r"so8t\.json",
     r"so8t_state\.safetensors",
     r"so8t_safety_head\.safetensors",
-    r"so8t-checkpoint",
-    r"so8t-consolidated",
     r"config\.resolved\.yaml",
     r"trainer_state\.json",
     r"adapter_config\.json",
     r"adapter_model\.",
-    r"\.staging-",
     r"^(checkpoints|consolidated)$",
     r"SO8T_(GSM8K|SAFETY)_DATA",
     r"results\.json",
@@ -36,8 +33,16 @@ LAYOUT_LITERALS = [
 # Names layout builds from its constants (checkpoint_name, RunDir, split_file_name): spelled out nowhere.
 LAYOUT_BUILT_NAMES = [r"^checkpoint-", r"checkpoints/", r"consolidated/", r"_test\.jsonl"]
 CACHE_LITERALS = [r"SO8T_CACHE_DIR", r"\.tmp-", r"^\.cache$"]
-DEFINED = {"so8t/layout.py": LAYOUT_LITERALS, "so8t/cache.py": CACHE_LITERALS}
-OWNERS = {"so8t/layout.py": LAYOUT_LITERALS + LAYOUT_BUILT_NAMES, "so8t/cache.py": CACHE_LITERALS}
+# so8t.json's own names live with its record; the staging prefix with the atomic writes that use it.
+SO8T_JSON_LITERALS = [r"so8t\.json", r"so8t-checkpoint", r"so8t-consolidated"]
+ATOMIC_LITERALS = [r"\.staging-"]
+DEFINED = {
+    "so8t/layout.py": LAYOUT_LITERALS,
+    "so8t/so8t_json.py": SO8T_JSON_LITERALS,
+    "so8t/atomic.py": ATOMIC_LITERALS,
+    "so8t/cache.py": CACHE_LITERALS,
+}
+OWNERS = {**DEFINED, "so8t/layout.py": LAYOUT_LITERALS + LAYOUT_BUILT_NAMES}
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
@@ -102,5 +107,5 @@ def save(folder):
     """Writes so8t.json and so8t_state.safetensors."""
     return folder / f"{'x'}/so8t.json", "checkpoint-" + "10", "plain text"
 '''
-    found = contract_literals_in(source, OWNERS["so8t/layout.py"])
+    found = contract_literals_in(source, [p for patterns in OWNERS.values() for p in patterns])
     assert sorted(text for _, text in found) == ["/so8t.json", "checkpoint-"]

@@ -58,8 +58,9 @@ def test_a_three_turn_conversation_trains_on_the_tokens_lm_eval_renders_and_pred
     chat_model = tmp_path / "chat_model"
     shutil.copytree(consolidated, chat_model)
     info = read_so8t_json(chat_model)
-    info["prompt"] = PromptFormat("chat", CONFIG_SYSTEM).record()
-    write_so8t_json(chat_model, info)
+    write_so8t_json(
+        chat_model, info.model_copy(update={"prompt": PromptFormat("chat", CONFIG_SYSTEM).record()})
+    )
     data = tmp_path / "conversations.jsonl"
     rows = [
         {"messages": CONVERSATION, "decision": "ESCALATE"},

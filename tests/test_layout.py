@@ -343,9 +343,12 @@ def test_the_checkpoint_digest_reads_what_consolidation_reads_and_not_where_it_l
 
 
 def test_so8t_json_is_checked_when_written_and_when_read(tmp_path):
-    with pytest.raises(ValueError, match="format"):
+    with pytest.raises(
+        UserError, match="field format: Input should be 'so8t-checkpoint' or 'so8t-consolidated'"
+    ):
         layout.write_so8t_json(tmp_path, {"format": "so8t-other"})
-    with pytest.raises(UserError, match=r"so8t\.json is missing\. Point to checkpoints/checkpoint-N\.$"):
+    assert not (tmp_path / layout.SO8T_JSON).exists()
+    with pytest.raises(UserError, match=r"so8t\.json is missing\. Point to one of the training checkpoints"):
         layout.read_checkpoint_info(tmp_path)
     layout.write_so8t_json(tmp_path, {"format": layout.CONSOLIDATED_FORMAT})
     with pytest.raises(UserError, match="format is 'so8t-consolidated', expected 'so8t-checkpoint'"):

@@ -259,7 +259,8 @@ def _allow_shift_for_most_allow(samples: list[dict]) -> float:
     the upper-quartile margin keeps those documents clear of the boundary whatever the random head.
     """
     margins = sorted(
-        max(float(s["filtered_resps"][1][0]), float(s["filtered_resps"][2][0])) - float(s["filtered_resps"][0][0])
+        max(float(s["filtered_resps"][1][0]), float(s["filtered_resps"][2][0]))
+        - float(s["filtered_resps"][0][0])
         for s in samples
     )
     return max(margins[(3 * len(margins)) // 4], 0.0) + 0.25

@@ -90,3 +90,13 @@ def test_building_the_tiny_model_leaves_the_global_random_state_alone(tiny_base_
     second = _build_model(tokenizer)
     for a, b in zip(first.parameters(), second.parameters(), strict=True):
         assert torch.equal(a, b)  # the recipe's own seed still fixes the weights
+
+
+def test_the_cache_key_follows_the_corpus_the_tokenizer_learns_from():
+    # the bundled training data changing (a new row, an edited one) must build a new base, not reuse the old
+    from so8t.model.tiny import _corpus, _recipe_key
+
+    corpus = _corpus()
+    assert _recipe_key(corpus) == _recipe_key(list(corpus))
+    assert _recipe_key(corpus) != _recipe_key([*corpus, "How do I bake bread?"])
+    assert _recipe_key(corpus) != _recipe_key([corpus[0] + "!", *corpus[1:]])

@@ -42,6 +42,7 @@ from so8t.layout import (
     read_checkpoint_info,
     write_so8t_json,
 )
+from so8t.so8t_json import SafetyHeadRecord, So8tRecord
 
 FOLD_TARGET_MEANING = {
     FOLD_ONTO_TRAINED: "the weights the model trained with: bitsandbytes' dequantisation of the quantised "
@@ -190,7 +191,7 @@ def fold_so8t_model(model: Any, dtype) -> tuple[Any, Any]:
     return hf.eval(), head
 
 
-def _base_config(base_path: str, info: dict) -> Any:
+def _base_config(base_path: str, info: So8tRecord) -> Any:
     from transformers import AutoConfig
 
     from so8t.model.base import checkpoint_model_config
@@ -207,7 +208,7 @@ def _resolved(base: str) -> str:
     return resolve_base_path(base)
 
 
-def _tokenizer(ckpt: Path, base_path: str, info: dict) -> Any:
+def _tokenizer(ckpt: Path, base_path: str, info: So8tRecord) -> Any:
     """The checkpoint's own tokenizer, else the base's (at the recorded revision)."""
     from transformers import AutoTokenizer
 
@@ -224,7 +225,7 @@ def _tokenizer(ckpt: Path, base_path: str, info: dict) -> Any:
 
 
 def _probe_as_trained(
-    trained: Any, tokenizer: Any, record: dict, ckpt: Path, info: dict, prompts: list[str]
+    trained: Any, tokenizer: Any, record: dict, ckpt: Path, info: So8tRecord, prompts: list[str]
 ) -> tuple[Any, Any]:
     """(the trained model's probe outputs, its quantised eval forward's or None); for a k-bit checkpoint also
     records the quantised-weight check and the tensors k-bit training ran in fp32."""
@@ -239,7 +240,7 @@ def _probe_as_trained(
     # peft's prepare_model_for_kbit_training upcasts every non-quantised fp16/bf16 tensor to fp32
     record["kbit_fp32_tensors"] = {
         "tensors": fp32_tensor_patterns(trained.hf_model),
-        "loaded_in": (info.get("model") or {}).get("dtype"),
+        "loaded_in": info.loading.dtype,
         "trained_in": "float32",
         "saved_in": record["dtype"],
     }
@@ -274,7 +275,7 @@ def consolidate_checkpoint(
     info = read_checkpoint_info(ckpt)
     base_path = checkpoint_base(
         ckpt / SO8T_JSON,
-        info.get("base_model"),
+        info.base_model,
         base,
         "--base",
         fix="pass --base PATH (the base model the checkpoint was trained on)",
@@ -283,7 +284,7 @@ def consolidate_checkpoint(
     base_config = _base_config(base_path, info)
     base_dtype = torch_dtype(getattr(base_config, "dtype", None)) or torch_dtype("float32")
     out_dtype = torch_dtype(dtype) or base_dtype
-    quantization = (info.get("model") or {}).get("quantization") or "none"
+    quantization = info.loading.quantization
     quantized = quantization != "none"
     record: dict[str, Any] = {
         "fold_onto": fold_onto,
@@ -305,7 +306,7 @@ def consolidate_checkpoint(
         device_map={"": "cpu"} if quantized else None,
     )
     # the probes a chat-trained model reads after its own system prompt
-    system_prompt = PromptFormat.from_record(info.get("prompt")).system_prompt
+    system_prompt = PromptFormat.from_record(info.prompt).system_prompt
     prompts = probe_prompts(tokenizer, system_prompt)
     reference, quantized_eval = _probe_as_trained(trained, tokenizer, record, ckpt, info, prompts)
     if quantized and fold_onto == FOLD_ONTO_ORIGINAL:
@@ -327,7 +328,7 @@ def consolidate_checkpoint(
     return _write_consolidated(Path(out_dir), model, tokenizer, head, folder_info)
 
 
-def _write_consolidated(target: Path, model: Any, tokenizer: Any, head: Any, info: dict) -> Path:
+def _write_consolidated(target: Path, model: Any, tokenizer: Any, head: Any, info: So8tRecord) -> Path:
     """Write the folder through a temporary one beside `target`, renamed into place when complete."""
     from safetensors.torch import save_file
 
@@ -341,30 +342,27 @@ def _write_consolidated(target: Path, model: Any, tokenizer: Any, head: Any, inf
 
 
 def _consolidated_info(
-    ckpt: Path, info: dict, head: Any, hidden_size: int, base_path: str, record: dict
-) -> dict:
+    ckpt: Path, info: So8tRecord, head: Any, hidden_size: int, base_path: str, record: dict
+) -> So8tRecord:
     """so8t.json of the consolidated folder: what head B reads, where the model came from, how it was folded."""
-    return {
-        "format": CONSOLIDATED_FORMAT,
-        "version": FORMAT_VERSION,
-        "classes": info.get("classes"),
-        "pooling": info.get("pooling", "last_prompt_token"),
-        "safety_head": {
-            "kind": head.kind,
-            "mlp_hidden": head.mlp_hidden,
-            "hidden_size": hidden_size,
-            "reads": "lm_head_input",
-        },
-        "source_checkpoint": str(ckpt.resolve()),
-        "base_model": str(info.get("base_model") or base_path),
-        "base_revision": info.get("base_revision"),
-        "trust_remote_code": bool(info.get("trust_remote_code", False)),
-        "trained_model": info.get("model"),
-        "rotated_layers": info.get("rotated_layers"),
-        "consolidation": record,
-        "prompt": PromptFormat.from_record(info.get("prompt")).record(),
-        "so8t_version": info.get("so8t_version"),
-    }
+    return So8tRecord(
+        format=CONSOLIDATED_FORMAT,
+        version=FORMAT_VERSION,
+        classes=info.classes,
+        pooling=info.pooling,
+        safety_head=SafetyHeadRecord(
+            kind=head.kind, mlp_hidden=head.mlp_hidden, hidden_size=hidden_size, reads="lm_head_input"
+        ),
+        source_checkpoint=str(ckpt.resolve()),
+        base_model=str(info.base_model or base_path),
+        base_revision=info.base_revision,
+        trust_remote_code=info.trust_remote_code,
+        trained_model=info.model,
+        rotated_layers=info.rotated_layers,
+        consolidation=record,
+        prompt=PromptFormat.from_record(info.prompt).record(),
+        so8t_version=info.so8t_version,
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

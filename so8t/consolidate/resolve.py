@@ -46,10 +46,10 @@ def consolidate_cached(
     from so8t.model.base import checkpoint_base
 
     checkpoint = Path(checkpoint)
-    info = read_so8t_json(checkpoint) or {}
+    info = read_so8t_json(checkpoint)
     effective_base = checkpoint_base(
         checkpoint / SO8T_JSON,
-        info.get("base_model"),
+        info.base_model if info is not None else None,
         base,
         "base=",
         fix="point at the base model with base=PATH in --model_args (lm_eval, so8t eval) or --base PATH "

@@ -9,18 +9,19 @@ from pathlib import Path
 
 from so8t.errors import UserError
 from so8t.layout import FOLD_ONTO_TRAINED, SO8T_JSON
+from so8t.so8t_json import So8tRecord
 
 
 class QuantizedWeightsMismatch(UserWarning):
     """The quantised weights recomputed at consolidation are not the ones the checkpoint trained with."""
 
 
-def checked_quantized_weights(ckpt: Path, info: dict, found: dict | None, fold_onto: str) -> dict:
+def checked_quantized_weights(ckpt: Path, info: So8tRecord, found: dict | None, fold_onto: str) -> dict:
     """Compare the checksum of the quantised weights recomputed now with the one training recorded. A mismatch
     is a UserError when folding onto them (the model written would not be the model trained), else a warning
     (QuantizedWeightsMismatch: only the drift's reference differs), as is a checkpoint that records none.
     Returns the record for so8t.json."""
-    recorded = (info.get("model") or {}).get("quantized_weights")
+    recorded = info.loading.quantized_weights
     match = None if not recorded or not found else recorded.get("sha256") == found.get("sha256")
     if recorded is None:
         warnings.warn(

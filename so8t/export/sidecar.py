@@ -75,9 +75,9 @@ def write_sidecar(consolidated: str | os.PathLike, gguf_file: str | os.PathLike)
     save_file(state, str(tmp))
     os.replace(tmp, weights)
     record = SidecarInfo(
-        classes=list(meta.get("classes") or DECISIONS),
+        classes=list(meta.classes or DECISIONS),
         safety_head={"kind": head.kind, "mlp_hidden": head.mlp_hidden},
-        prompt=meta.get("prompt"),
+        prompt=meta.prompt,
         gguf_file=Path(gguf_file).name,
     )
     atomic_write_json(info, asdict(record))

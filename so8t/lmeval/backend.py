@@ -132,7 +132,7 @@ class So8tLM(HFLM):
         self.safety_head = (
             load_safety_head(resolved.folder, self._head_device()) if decision_source == "head" else None
         )
-        self.prompt_format = PromptFormat.from_record(read_consolidated_info(resolved.folder).get("prompt"))
+        self.prompt_format = PromptFormat.from_record(read_consolidated_info(resolved.folder).prompt)
         self.allow_plain_prompts = str(allow_plain_prompts).strip().lower() in ("true", "1", "yes")
         self._prompt_end = self.prompt_format.rendered_prompt_end(self.tokenizer)
 
@@ -276,6 +276,6 @@ class So8tLM(HFLM):
             "allow_threshold": self.allow_threshold,
             "quantization": self.quantization,
             # what the model was trained from, so a leaderboard can name the base without the model at hand
-            "base_model": read_consolidated_info(self.resolved.folder).get("base_model"),
+            "base_model": read_consolidated_info(self.resolved.folder).base_model,
         }
         return info

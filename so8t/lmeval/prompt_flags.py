@@ -22,7 +22,7 @@ from so8t.layout import locate_so8t_model, read_so8t_json
 def model_prompt_format(model: str | Path) -> PromptFormat:
     """The prompt format a so8t model (consolidated folder, checkpoint or run directory) was trained with, from
     its so8t.json without loading or consolidating it; plain for models from before the setting."""
-    return PromptFormat.from_record((read_so8t_json(locate_so8t_model(model).target) or {}).get("prompt"))
+    return PromptFormat.from_record(getattr(read_so8t_json(locate_so8t_model(model).target), "prompt", None))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from so8t.config.base_names import is_gguf_base, is_short_base, short_base_file
 from so8t.errors import UserError
 from so8t.model.architectures import architecture_of, find_architecture
+from so8t.so8t_json import So8tRecord
 
 if TYPE_CHECKING:  # pragma: no cover
     from so8t.config import LoraConfig, ModelConfig
@@ -207,19 +211,37 @@ def load_base(
         if bnb is not None:
             from peft import prepare_model_for_kbit_training
 
-            model = prepare_model_for_kbit_training(
-                model,
-                use_gradient_checkpointing=model_cfg.gradient_checkpointing,
-                gradient_checkpointing_kwargs={"use_reentrant": False},
-            )
-        elif model_cfg.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            # checkpointing is switched on below, through transformers' current name for it
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        if model_cfg.gradient_checkpointing:
+            enable_activation_checkpointing(model)
             model.enable_input_require_grads()
     return model, tokenizer
 
 
+def enable_activation_checkpointing(model: Any) -> None:
+    """Recompute activations in the backward (non-reentrant). transformers 5.25 renamed gradient to activation
+    checkpointing and deprecated the old name; older releases have only the old one."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
+@contextmanager
+def quiet_peft_checkpointing_alias() -> Iterator[None]:
+    """peft reads transformers' deprecated `is_gradient_checkpointing` alias when it wraps a model: peft's own
+    call, whose FutureWarning no so8t user can act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
+        )
+        yield
+
+
 def checkpoint_model_config(
-    info: dict[str, Any],
+    info: So8tRecord,
     base: str,
     *,
     quantization: str | None = None,
@@ -231,14 +253,14 @@ def checkpoint_model_config(
     the bitsandbytes settings. `quantization` (default "none"), `dtype` and `compute_dtype` override them."""
     from so8t.config import ModelConfig
 
-    model_info = info.get("model") or {}
-    quant = model_info.get("quantization_config") or {}
-    recorded_base = base == info.get("base_model")
+    loading = info.loading
+    quant = loading.quantization_config or {}
+    recorded_base = base == info.base_model
     settings: dict[str, Any] = {
         "base": base,
-        "revision": info.get("base_revision") if recorded_base else None,
-        "trust_remote_code": bool(info.get("trust_remote_code", False)),
-        "dtype": dtype or model_info.get("dtype") or "auto",
+        "revision": info.base_revision if recorded_base else None,
+        "trust_remote_code": info.trust_remote_code,
+        "dtype": dtype or loading.dtype or "auto",
         "quantization": quantization or "none",
         "bnb_compute_dtype": compute_dtype or "auto",
     }
@@ -277,4 +299,5 @@ def add_lora(model: Any, lora_cfg: LoraConfig, *, init_lora_weights: bool | str 
         init_lora_weights=init_lora_weights,
         fan_in_fan_out=bool(arch and arch.conv1d),
     )
-    return peft.get_peft_model(model, config)
+    with quiet_peft_checkpointing_alias():
+        return peft.get_peft_model(model, config)

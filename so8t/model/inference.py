@@ -74,11 +74,10 @@ def load_safety_head(folder: str | os.PathLike, device: Any = "cpu") -> SafetyHe
             "directory itself), or with lm-eval score decisions with the LM (decision_source=lm)."
         )
     meta = read_consolidated_info(folder)
-    head_info = meta.get("safety_head") or {}
     state = load_file(str(path))
     hidden = int(state["net.0.weight"].shape[1])
-    classes = meta.get("classes") or list(DECISIONS)
-    head = SafetyHead(hidden, len(classes), head_info.get("kind", "linear"), head_info.get("mlp_hidden"))
+    classes = meta.classes or list(DECISIONS)
+    head = SafetyHead(hidden, len(classes), meta.safety_head.kind, meta.safety_head.mlp_hidden)
     head.load_state_dict(state)
     return head.to(device).eval()
 

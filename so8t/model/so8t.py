@@ -35,6 +35,7 @@ from so8t.model.heads import SafetyHead, pool_last_prompt_token
 from so8t.model.pet import pet_sum
 from so8t.model.quantized import quantization_settings, quantized_weights_checksum
 from so8t.model.so8 import SO8Gate, SO8Rotation, attach_attention_rotations, shared_exponential
+from so8t.so8t_json import LAST_PROMPT_TOKEN, LoadingRecord, SafetyHeadRecord, So8tRecord
 
 IGNORE_INDEX = -100
 _STATE_PREFIXES = ("rotations.", "gate.", "safety_head.")
@@ -192,9 +193,20 @@ class SO8TModel(nn.Module):
         """The base's generate with the gate and rotations active (task head A on h_task)."""
         return self.base_model.generate(**kwargs)
 
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
+    def activation_checkpointing_enable(
+        self, activation_checkpointing_kwargs: dict | None = None, **kwargs: Any
+    ) -> None:
+        """Trainer's hook (transformers >= 5.25): recompute the base's activations in the backward."""
+        self.hf_model.activation_checkpointing_enable(
+            activation_checkpointing_kwargs=activation_checkpointing_kwargs, **kwargs
+        )
+
+    def gradient_checkpointing_enable(
+        self, gradient_checkpointing_kwargs: dict | None = None, **kwargs: Any
+    ) -> None:
+        """The same hook under the name older transformers' Trainer calls."""
         self.hf_model.gradient_checkpointing_enable(
-            gradient_checkpointing_kwargs=gradient_checkpointing_kwargs
+            gradient_checkpointing_kwargs=gradient_checkpointing_kwargs, **kwargs
         )
 
     # --- checkpoints ----------------------------------------------------------------------------------------
@@ -206,7 +218,7 @@ class SO8TModel(nn.Module):
             if k.startswith(_STATE_PREFIXES)
         }
 
-    def checkpoint_info(self) -> dict[str, Any]:
+    def checkpoint_info(self) -> So8tRecord:
         cfg = self.config
         quant = getattr(cfg, "quantization_config", None)
         if quant is not None and not isinstance(quant, dict):
@@ -218,30 +230,30 @@ class SO8TModel(nn.Module):
             )
         dtype = getattr(cfg, "dtype", None) or getattr(cfg, "torch_dtype", None)
         loading = getattr(self.hf_model, "so8t_loading", None) or {}
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "version": FORMAT_VERSION,
-            "classes": list(DECISIONS),
-            "pooling": "last_prompt_token",
-            "base_model": self.base_reference or getattr(cfg, "_name_or_path", None),
-            "base_revision": loading.get("revision"),
-            "base_commit": getattr(cfg, "_commit_hash", None),
-            "trust_remote_code": bool(loading.get("trust_remote_code", False)),
-            "model": {
-                "dtype": str(dtype).replace("torch.", "") if dtype else None,
-                "quantization": quantization,
-                "quantization_config": quantization_settings(cfg),
-                "quantized_weights": self.quantized_weights,
-                "model_type": getattr(cfg, "model_type", None),
-                "hidden_size": self.gate.R_safe.width,
-                "gguf": loading.get("gguf"),
-            },
-            "rotated_layers": self.rotated_layers,
-            "safety_head": {"kind": self.safety_head.kind, "mlp_hidden": self.safety_head.mlp_hidden},
-            "safety_class_weights": self.safety_class_weights,
-            "prompt": self.prompt_record,
-            "so8t_version": so8t_version(),
-        }
+        return So8tRecord(
+            format=CHECKPOINT_FORMAT,
+            version=FORMAT_VERSION,
+            classes=list(DECISIONS),
+            pooling=LAST_PROMPT_TOKEN,
+            base_model=self.base_reference or getattr(cfg, "_name_or_path", None),
+            base_revision=loading.get("revision"),
+            base_commit=getattr(cfg, "_commit_hash", None),
+            trust_remote_code=bool(loading.get("trust_remote_code", False)),
+            model=LoadingRecord(
+                dtype=str(dtype).replace("torch.", "") if dtype else None,
+                quantization=quantization,
+                quantization_config=quantization_settings(cfg),
+                quantized_weights=self.quantized_weights,
+                model_type=getattr(cfg, "model_type", None),
+                hidden_size=self.gate.R_safe.width,
+                gguf=loading.get("gguf"),
+            ),
+            rotated_layers=self.rotated_layers,
+            safety_head=SafetyHeadRecord(kind=self.safety_head.kind, mlp_hidden=self.safety_head.mlp_hidden),
+            safety_class_weights=self.safety_class_weights,
+            prompt=self.prompt_record,
+            so8t_version=so8t_version(),
+        )
 
     def save_so8t(self, out_dir: str | os.PathLike) -> Path:
         """Write the peft adapter, so8t_state.safetensors and so8t.json into out_dir (never the base weights)."""
@@ -272,13 +284,18 @@ class SO8TModel(nn.Module):
         from peft import PeftModel
         from safetensors.torch import load_file
 
-        from so8t.model.base import checkpoint_base, checkpoint_model_config, load_base
+        from so8t.model.base import (
+            checkpoint_base,
+            checkpoint_model_config,
+            load_base,
+            quiet_peft_checkpointing_alias,
+        )
 
         ckpt = Path(ckpt_dir)
         info = read_checkpoint_info(ckpt)
         base_path = checkpoint_base(
             ckpt / SO8T_JSON,
-            info.get("base_model"),
+            info.base_model,
             base,
             "base=",
             fix="pass base=PATH (the base model the checkpoint was trained on)",
@@ -288,17 +305,17 @@ class SO8TModel(nn.Module):
         )
         hf, _ = load_base(model_cfg, for_training=for_training, device_map=device_map)
         if (ckpt / ADAPTER_CONFIG).is_file():
-            hf = PeftModel.from_pretrained(hf, str(ckpt), is_trainable=for_training)
-        head = info.get("safety_head") or {}
+            with quiet_peft_checkpointing_alias():
+                hf = PeftModel.from_pretrained(hf, str(ckpt), is_trainable=for_training)
         model = cls(
             hf,
-            safety_head_kind=head.get("kind", "linear"),
-            mlp_hidden=head.get("mlp_hidden"),
-            layers=info.get("rotated_layers", "all"),
-            safety_class_weights=info.get("safety_class_weights"),
+            safety_head_kind=info.safety_head.kind,
+            mlp_hidden=info.safety_head.mlp_hidden,
+            layers="all" if info.rotated_layers is None else info.rotated_layers,
+            safety_class_weights=info.safety_class_weights,
         )
         model.base_reference = str(base_path)
-        model.prompt_record = PromptFormat.from_record(info.get("prompt")).record()
+        model.prompt_record = PromptFormat.from_record(info.prompt).record()
         missing = model.load_state_dict(load_file(str(ckpt / STATE_FILE)), strict=False)
         if missing.unexpected_keys:
             raise UserError(f"{ckpt / STATE_FILE}: keys {missing.unexpected_keys[:5]} do not fit this model.")

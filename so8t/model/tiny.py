@@ -46,8 +46,14 @@ TINY_RECIPE = {
 }
 
 
-def _recipe_key() -> str:
-    return hashlib.sha256(json.dumps(TINY_RECIPE, sort_keys=True).encode()).hexdigest()[:12]
+def _recipe_key(corpus: list[str]) -> str:
+    """The recipe and the corpus the tokenizer learns from: a change to the bundled training data or to the
+    synthetic generators builds a new base instead of reusing one whose tokenizer learned other text."""
+    h = hashlib.sha256(json.dumps(TINY_RECIPE, sort_keys=True).encode())
+    for text in corpus:
+        h.update(text.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:12]
 
 
 def _corpus() -> list[str]:
@@ -124,19 +130,22 @@ def _build_model(tokenizer):
 
 
 def build_tiny_base(cache_dir: str | os.PathLike | None = None) -> Path:
-    """Build (once, cached by recipe hash) and return the tiny base folder: tokenizer + LlamaForCausalLM."""
+    """Build (once, cached by the hash of its recipe and corpus) and return the tiny base folder: tokenizer +
+    LlamaForCausalLM."""
     from filelock import FileLock
 
     root = Path(cache_dir) if cache_dir is not None else cache_root()
     root.mkdir(parents=True, exist_ok=True)
-    target = root / f"tiny-base-{_recipe_key()}"
+    corpus = _corpus()
+    key = _recipe_key(corpus)
+    target = root / f"tiny-base-{key}"
     if (target / "config.json").is_file():
         return target
-    with FileLock(str(root / f"tiny-base-{_recipe_key()}.lock")):
+    with FileLock(str(root / f"tiny-base-{key}.lock")):
         if (target / "config.json").is_file():
             return target
         with atomic_directory(target) as tmp:
-            tokenizer = _build_tokenizer(_corpus())
+            tokenizer = _build_tokenizer(corpus)
             tokenizer.save_pretrained(tmp)
             _build_model(tokenizer).save_pretrained(tmp, safe_serialization=True)
             (tmp / "so8t_tiny_recipe.json").write_text(json.dumps(TINY_RECIPE, indent=1))

@@ -72,10 +72,9 @@ def _small(value: Any) -> str:
     return f"{value:.2e}" if isinstance(value, (int, float)) else "—"
 
 
-def consolidation_summary(consolidated_info: dict) -> list[str]:
+def consolidation_summary(record: dict[str, Any] | None) -> list[str]:
     """What the consolidated model was folded onto, its dtype, the quantised-weight check and the drifts
-    (from the consolidated folder's so8t.json); [] when it records no consolidation."""
-    record = consolidated_info.get("consolidation")
+    (so8t.json's `consolidation` record of the consolidated folder); [] when it records none."""
     if not record:
         return []
     base_kind = {"none": "an unquantised", "8bit": "an 8-bit", "4bit": "a 4-bit"}
@@ -288,7 +287,7 @@ def write_report(
         )
     if timings:
         lines.append("- stage times (s): " + ", ".join(f"{k} {v}" for k, v in timings.items()))
-    consolidation = consolidation_summary(read_consolidated_info(run.consolidated))
+    consolidation = consolidation_summary(read_consolidated_info(run.consolidated).consolidation)
     if consolidation:
         lines += ["", "## Consolidation", "", *consolidation]
     lines += ["", "## Metrics", "", *metrics_table(results), "", *metric_notes(results)]
