@@ -28,15 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from so8t.errors import UserError
-from so8t.layout import (
-    CONSOLIDATED_DIR,
-    CONSOLIDATED_FORMAT,
-    is_consolidation_input,
-    read_consolidated_info,
-    replace_directory,
-    so8t_format,
-    so8t_version,
-)
+from so8t.layout import CONSOLIDATED_DIR
+from so8t.layout.atomic import replace_directory
+from so8t.layout.checkpoints import is_consolidation_input
+from so8t.layout.so8t_json import CONSOLIDATED_FORMAT, read_consolidated_info, so8t_format, so8t_version
 
 CACHE_ENV = "SO8T_CACHE_DIR"
 # Bumped when the key's recipe or what a consolidation builds changes, so old entries are never mistaken for

@@ -16,19 +16,11 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from so8t.layout import (
-    CONSOLIDATED_FORMAT,
-    LOCAL_TASKS,
-    RunDir,
-    atomic_write_text,
-    checkpoint_digest,
-    checkpoint_step,
-    read_run_record,
-    recover_replaced,
-    so8t_format,
-    wandb_run_id,
-    write_run_record,
-)
+from so8t.layout import LOCAL_TASKS, RunDir
+from so8t.layout.atomic import atomic_write_text, recover_replaced
+from so8t.layout.checkpoints import checkpoint_step
+from so8t.layout.run_record import checkpoint_digest, read_run_record, wandb_run_id, write_run_record
+from so8t.layout.so8t_json import CONSOLIDATED_FORMAT, so8t_format
 from so8t.progress import Progress, activate
 
 if TYPE_CHECKING:  # pragma: no cover

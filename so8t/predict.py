@@ -226,7 +226,7 @@ def load(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from so8t.consolidate import resolve_model
-    from so8t.layout import read_consolidated_info
+    from so8t.layout.so8t_json import read_consolidated_info
     from so8t.model.base import bnb_config
     from so8t.model.inference import check_inference_args, load_safety_head
 

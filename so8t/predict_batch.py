@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 from so8t.data.safety import DECISIONS
 from so8t.errors import DataError
-from so8t.layout import atomic_write_text
+from so8t.layout.atomic import atomic_write_text
 
 REQUEST_FIELD = "prompt"
 MESSAGES_FIELD = "messages"  # a conversation: its last user turn is decided, with the turns before it

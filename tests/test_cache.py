@@ -15,7 +15,8 @@ import so8t.consolidate.fold
 from so8t.cli import main
 from so8t.consolidate import consolidate_cached
 from so8t.errors import UserError
-from so8t.layout import CHECKPOINT_FORMAT, CONSOLIDATED_FORMAT, STATE_FILE, write_so8t_json
+from so8t.layout import STATE_FILE
+from so8t.layout.so8t_json import CHECKPOINT_FORMAT, CONSOLIDATED_FORMAT, write_so8t_json
 
 
 def _base(tmp_path):

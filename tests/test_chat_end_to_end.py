@@ -14,7 +14,8 @@ import pytest
 import yaml
 from train_fixtures import subprocess_env
 
-from so8t.layout import RunDir, read_so8t_json
+from so8t.layout import RunDir
+from so8t.layout.so8t_json import read_so8t_json
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from data_fixtures import GSM8K_RECORDS, write_jsonl
 
 from so8t.config import RESUMABLE_SETTINGS, load_config, run_identity
 from so8t.errors import UserError
-from so8t.layout import read_config_history
+from so8t.layout.run_claim import read_config_history
 
 
 def _config(folder, data_path: str, **train) -> dict:

@@ -15,9 +15,9 @@ from so8t.consolidate import add_arguments, consolidate_checkpoint, run_cli
 from so8t.consolidate.drift import PROBE_PROMPTS, probe_prompts
 from so8t.errors import UserError
 from so8t.layout import LEGACY_SAFETY_HEAD_FILE, SAFETY_HEAD_FILE
+from so8t.layout.so8t_json import CHECKPOINT_FIELDS, CONSOLIDATED_FIELDS
 from so8t.model.inference import load_safety_head
 from so8t.model.so8t import SO8TModel
-from so8t.so8t_json import CHECKPOINT_FIELDS, CONSOLIDATED_FIELDS
 
 PROMPTS = ["Question: Tom has 12 apples and eats 3.\nAnswer:", "Request: open the door\nDecision:"]
 

@@ -50,7 +50,7 @@ def test_a_three_turn_conversation_trains_on_the_tokens_lm_eval_renders_and_pred
 
     import so8t
     from so8t.data.templates import context_ids
-    from so8t.layout import read_so8t_json, write_so8t_json
+    from so8t.layout.so8t_json import read_so8t_json, write_so8t_json
     from so8t.lmeval.evaluate import evaluate
     from so8t.train.collate import encode_example
 

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # Lowest first. A unit is a package or module; a module belongs to the longest unit its name starts with.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("so8t.errors", "so8t.atomic", "so8t.so8t_json", "so8t.layout", "so8t.cache", "so8t.progress"),
+    ("so8t.errors", "so8t.layout", "so8t.cache", "so8t.progress"),
     ("so8t.data",),
     ("so8t.config",),
     ("so8t.model",),

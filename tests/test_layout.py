@@ -4,13 +4,15 @@ writes, so8t.json, and the names other libraries own."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 import so8t.layout as layout
 from so8t.errors import UserError
-from so8t.layout import claim_run_dir
+from so8t.layout import atomic, checkpoints, locate, run_claim, run_record, so8t_json
+from so8t.layout.run_claim import claim_run_dir
 
 
 def test_first_claim_writes_the_config_and_the_same_config_claims_again(tmp_path):
@@ -21,7 +23,7 @@ def test_first_claim_writes_the_config_and_the_same_config_claims_again(tmp_path
     claim_run_dir(run, "seed: 0\n")
     # no temporary file left, and the history holds the one start
     assert sorted(p.name for p in run.iterdir()) == ["config.resolved.yaml", "config_history.jsonl"]
-    assert [e["changed"] for e in layout.read_config_history(run)] == [{}]
+    assert [e["changed"] for e in run_claim.read_config_history(run)] == [{}]
 
 
 def test_a_changed_config_is_refused_with_the_difference_and_the_ways_out(tmp_path):
@@ -31,7 +33,7 @@ def test_a_changed_config_is_refused_with_the_difference_and_the_ways_out(tmp_pa
     message = str(info.value)
     assert "-lr: 1" in message and "+lr: 2" in message and "another --output-dir" in message
     assert (tmp_path / "config.resolved.yaml").read_text() == "seed: 0\nlr: 1\n"
-    assert len(layout.read_config_history(tmp_path)) == 1
+    assert len(run_claim.read_config_history(tmp_path)) == 1
 
 
 def test_a_resumable_change_is_accepted_recorded_in_the_history_and_becomes_the_resolved_config(tmp_path):
@@ -42,13 +44,13 @@ def test_a_resumable_change_is_accepted_recorded_in_the_history_and_becomes_the_
     second = {"seed": 0, "train": {"learning_rate": 0.1, "logging_steps": 10}, "model": {"r": 8}}
     changes = claim_run_dir(root, "second\n", second, ("train.learning_rate", "train.logging_steps"))
     assert changes == {"train.learning_rate": (1.0, 0.1)}
-    history = layout.read_config_history(root)
+    history = run_claim.read_config_history(root)
     assert [e["changed"] for e in history] == [{}, {"train.learning_rate": [1.0, 0.1]}]
     assert history[-1]["from_step"] == 40 and history[-1]["identity"] == second
     assert (root / layout.RESOLVED_CONFIG).read_text() == "second\n"
     # the same again adds nothing; a change outside the allowed keys is refused, naming only that key
     claim_run_dir(root, "second\n", second, ("train.learning_rate",))
-    assert len(layout.read_config_history(root)) == 2
+    assert len(run_claim.read_config_history(root)) == 2
     third = {**second, "model": {"r": 4}, "train": {"learning_rate": 0.01, "logging_steps": 10}}
     with pytest.raises(UserError) as info:
         claim_run_dir(root, "third\n", third, ("train.learning_rate",))
@@ -65,13 +67,13 @@ def test_the_output_dir_is_no_part_of_the_run_so_a_moved_run_directory_claims_ag
     assert claim_run_dir(moved, f"output_dir: {moved}\nseed: 0\n") == {}
     # the same run: nothing is written
     assert (moved / layout.RESOLVED_CONFIG).read_text() == "output_dir: /somewhere/a\nseed: 0\n"
-    assert len(layout.read_config_history(moved)) == 1
+    assert len(run_claim.read_config_history(moved)) == 1
 
 
 def test_ranks_claiming_the_same_directory_at_once_all_succeed(tmp_path, monkeypatch):
     """Under torchrun every rank claims the run directory at the same moment: here a second claim runs
     between the first one's write and its rename, as another rank would."""
-    real_replace = layout.os.replace
+    real_replace = os.replace
     calls = []
 
     def replace_after_another_rank(src, dst):
@@ -80,12 +82,12 @@ def test_ranks_claiming_the_same_directory_at_once_all_succeed(tmp_path, monkeyp
             claim_run_dir(tmp_path / "run", "seed: 0\n")
         real_replace(src, dst)
 
-    monkeypatch.setattr(layout.os, "replace", replace_after_another_rank)
+    monkeypatch.setattr(os, "replace", replace_after_another_rank)
     claim_run_dir(tmp_path / "run", "seed: 0\n")
     # each claim renamed its own temporary files, and the run holds one config and one start
     assert len(calls) >= 2 and len(set(calls)) == len(calls)
     assert (tmp_path / "run" / "config.resolved.yaml").read_text() == "seed: 0\n"
-    assert len(layout.read_config_history(tmp_path / "run")) == 1
+    assert len(run_claim.read_config_history(tmp_path / "run")) == 1
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
         "config.resolved.yaml",
         "config_history.jsonl",
@@ -161,9 +163,9 @@ def test_the_local_tasks_read_the_files_the_pipeline_writes_for_the_test_split(t
 
 
 def _checkpoint(root, step: int, state: dict | None = None):
-    folder = root / layout.checkpoint_name(step)
+    folder = root / checkpoints.checkpoint_name(step)
     folder.mkdir(parents=True)
-    layout.write_so8t_json(folder, {"format": layout.CHECKPOINT_FORMAT})
+    so8t_json.write_so8t_json(folder, {"format": so8t_json.CHECKPOINT_FORMAT})
     (folder / layout.STATE_FILE).write_bytes(b"")
     (folder / layout.TRAINER_STATE).write_text(json.dumps(state or {}))
     return folder
@@ -174,18 +176,18 @@ def test_discovery_lists_complete_checkpoints_by_step_not_by_name(tmp_path):
         _checkpoint(tmp_path, step)
     (tmp_path / "checkpoint-7").mkdir()  # a folder without the files of a checkpoint
     (tmp_path / "checkpoint-final").mkdir()
-    assert [p.name for p in layout.complete_checkpoints(tmp_path)] == [
+    assert [p.name for p in checkpoints.complete_checkpoints(tmp_path)] == [
         "checkpoint-5",
         "checkpoint-40",
         "checkpoint-100",
     ]
-    assert layout.last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-100"
-    assert layout.last_complete_checkpoint(tmp_path / "missing") is None
+    assert checkpoints.last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-100"
+    assert checkpoints.last_complete_checkpoint(tmp_path / "missing") is None
 
 
 def test_a_run_directory_is_also_found_as_trainers_own_output_folder(tmp_path):
     _checkpoint(tmp_path, 3)
-    located = layout.locate_so8t_model(tmp_path)
+    located = locate.locate_so8t_model(tmp_path)
     assert located.kind == "run directory" and located.target == tmp_path / "checkpoint-3"
 
 
@@ -226,17 +228,19 @@ def test_without_a_recorded_best_discovery_picks_the_checkpoint_the_trainer_pick
     trainer_step = _trainers_choice(history, tmp_path)
     assert trainer_step == 20
     assert min(history, key=lambda e: e["eval_loss"])["step"] == 40
-    assert layout.best_checkpoint(layout.complete_checkpoints(root)) == root / layout.checkpoint_name(20)
-    assert layout.locate_so8t_model(tmp_path).target == root / layout.checkpoint_name(20)
+    assert checkpoints.best_checkpoint(
+        checkpoints.complete_checkpoints(root)
+    ) == root / checkpoints.checkpoint_name(20)
+    assert locate.locate_so8t_model(tmp_path).target == root / checkpoints.checkpoint_name(20)
 
 
 def test_the_recorded_best_wins_and_no_evaluation_means_the_last_checkpoint(tmp_path):
     history = [{"step": 1, "eval_task_loss": 0.1}, {"step": 2, "eval_task_loss": 0.5}]
     _checkpoint(tmp_path, 1)
     _checkpoint(tmp_path, 2, {"best_model_checkpoint": "/moved/checkpoint-2", "log_history": history})
-    assert layout.best_checkpoint(layout.complete_checkpoints(tmp_path)).name == "checkpoint-2"
+    assert checkpoints.best_checkpoint(checkpoints.complete_checkpoints(tmp_path)).name == "checkpoint-2"
     (tmp_path / "checkpoint-2" / layout.TRAINER_STATE).write_text(json.dumps({"log_history": [{"loss": 1}]}))
-    assert layout.best_checkpoint(layout.complete_checkpoints(tmp_path)).name == "checkpoint-2"
+    assert checkpoints.best_checkpoint(checkpoints.complete_checkpoints(tmp_path)).name == "checkpoint-2"
 
 
 def test_the_trainer_selects_on_the_metric_the_rule_names(tmp_path):
@@ -246,36 +250,36 @@ def test_the_trainer_selects_on_the_metric_the_rule_names(tmp_path):
 
     train = {"eval_strategy": "steps", "eval_steps": 10, "save_steps": 10}
     args = training_arguments(run_config("embedded:tiny", train=train), tmp_path, report_to=[])
-    assert args.metric_for_best_model == layout.BEST_METRIC and args.greater_is_better is False
-    assert layout.BEST_METRIC_KEY in layout.BEST_CHECKPOINT_RULE
+    assert args.metric_for_best_model == checkpoints.BEST_METRIC and args.greater_is_better is False
+    assert checkpoints.BEST_METRIC_KEY in checkpoints.BEST_CHECKPOINT_RULE
 
 
 # ----------------------------------------------------------------------------- atomic writes and so8t.json
 
 
 def test_a_failed_text_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
-    path = layout.atomic_write_json(tmp_path / "x.json", {"a": 1})
+    path = atomic.atomic_write_json(tmp_path / "x.json", {"a": 1})
 
     def fail(*args):
         raise OSError("disk full")
 
-    monkeypatch.setattr(layout.os, "replace", fail)
+    monkeypatch.setattr(os, "replace", fail)
     with pytest.raises(OSError, match="disk full"):
-        layout.atomic_write_text(path, "new")
+        atomic.atomic_write_text(path, "new")
     assert json.loads(path.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
 
 
 def test_a_failed_directory_write_leaves_the_old_folder_and_no_staging(tmp_path):
     target = tmp_path / "out"
-    with layout.atomic_directory(target) as tmp:
+    with atomic.atomic_directory(target) as tmp:
         (tmp / "a").write_text("old")
-    with pytest.raises(RuntimeError), layout.atomic_directory(target) as tmp:
+    with pytest.raises(RuntimeError), atomic.atomic_directory(target) as tmp:
         (tmp / "a").write_text("half")
         raise RuntimeError("crash")
     assert (target / "a").read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
-    with layout.atomic_directory(target) as tmp:
+    with atomic.atomic_directory(target) as tmp:
         (tmp / "b").write_text("new")
     assert [p.name for p in target.iterdir()] == ["b"]
 
@@ -286,7 +290,7 @@ def test_a_resave_moves_the_old_folder_aside_and_a_crash_between_the_renames_rec
     (old / "marker").write_text("old")
     new = _checkpoint(tmp_path / "staging", 3)
     (new / "marker").write_text("new")
-    real_replace = layout.os.replace
+    real_replace = os.replace
     moves = []
 
     def crash_on_the_second_rename(src, dst):
@@ -295,67 +299,67 @@ def test_a_resave_moves_the_old_folder_aside_and_a_crash_between_the_renames_rec
             raise KeyboardInterrupt("killed between the renames")
         real_replace(src, dst)
 
-    monkeypatch.setattr(layout.os, "replace", crash_on_the_second_rename)
+    monkeypatch.setattr(os, "replace", crash_on_the_second_rename)
     with pytest.raises(KeyboardInterrupt):
-        layout.replace_directory(new, old)
-    monkeypatch.setattr(layout.os, "replace", real_replace)
+        atomic.replace_directory(new, old)
+    monkeypatch.setattr(os, "replace", real_replace)
     assert moves[0] == ("checkpoint-3", ".replaced-checkpoint-3") and not old.exists()
     # start-up puts the old checkpoint back: one whole checkpoint of the step, as before the save
-    assert layout.last_complete_checkpoint(root) == old and (old / "marker").read_text() == "old"
+    assert checkpoints.last_complete_checkpoint(root) == old and (old / "marker").read_text() == "old"
     assert sorted(p.name for p in root.iterdir()) == ["checkpoint-3"]
     # without a crash the new folder replaces it and nothing is left aside
-    layout.replace_directory(new, old)
+    atomic.replace_directory(new, old)
     assert (old / "marker").read_text() == "new" and sorted(p.name for p in root.iterdir()) == [
         "checkpoint-3"
     ]
     # a crash after the new one moved in: the old one aside is simply deleted
     aside = root / ".replaced-checkpoint-3"
     aside.mkdir()
-    assert layout.last_complete_checkpoint(root) == old and not aside.exists()
+    assert checkpoints.last_complete_checkpoint(root) == old and not aside.exists()
 
 
 def test_a_run_directory_has_one_wandb_run_id_and_the_first_writer_wins(tmp_path, monkeypatch):
-    first = layout.wandb_run_id(tmp_path)
-    assert first == layout.wandb_run_id(tmp_path) and len(first) == 16
+    first = run_record.wandb_run_id(tmp_path)
+    assert first == run_record.wandb_run_id(tmp_path) and len(first) == 16
     other = tmp_path / "other"
-    real_link = layout.os.link
+    real_link = os.link
 
     def another_rank_was_first(src, dst):
         Path(dst).write_text("theirs\n")
         real_link(src, dst)
 
-    monkeypatch.setattr(layout.os, "link", another_rank_was_first)
-    assert layout.wandb_run_id(other) == "theirs"
+    monkeypatch.setattr(os, "link", another_rank_was_first)
+    assert run_record.wandb_run_id(other) == "theirs"
     assert sorted(p.name for p in other.iterdir()) == [layout.WANDB_RUN_ID]
 
 
 def test_the_checkpoint_digest_reads_what_consolidation_reads_and_not_where_it_lies(tmp_path):
     a = _checkpoint(tmp_path / "a", 5)
     (a / layout.ADAPTER_WEIGHTS).write_bytes(b"weights")
-    digest = layout.checkpoint_digest(a)
+    digest = run_record.checkpoint_digest(a)
     (a / "optimizer.pt").write_bytes(b"anything")
     import shutil
 
     copy = shutil.copytree(a, tmp_path / "elsewhere" / a.name)
-    assert layout.checkpoint_digest(a) == digest == layout.checkpoint_digest(copy)
+    assert run_record.checkpoint_digest(a) == digest == run_record.checkpoint_digest(copy)
     (copy / layout.ADAPTER_WEIGHTS).write_bytes(b"other weights")
-    assert layout.checkpoint_digest(copy) != digest
+    assert run_record.checkpoint_digest(copy) != digest
 
 
 def test_so8t_json_is_checked_when_written_and_when_read(tmp_path):
     with pytest.raises(
         UserError, match="field format: Input should be 'so8t-checkpoint' or 'so8t-consolidated'"
     ):
-        layout.write_so8t_json(tmp_path, {"format": "so8t-other"})
-    assert not (tmp_path / layout.SO8T_JSON).exists()
+        so8t_json.write_so8t_json(tmp_path, {"format": "so8t-other"})
+    assert not (tmp_path / so8t_json.SO8T_JSON).exists()
     with pytest.raises(UserError, match=r"so8t\.json is missing\. Point to one of the training checkpoints"):
-        layout.read_checkpoint_info(tmp_path)
-    layout.write_so8t_json(tmp_path, {"format": layout.CONSOLIDATED_FORMAT})
+        so8t_json.read_checkpoint_info(tmp_path)
+    so8t_json.write_so8t_json(tmp_path, {"format": so8t_json.CONSOLIDATED_FORMAT})
     with pytest.raises(UserError, match="format is 'so8t-consolidated', expected 'so8t-checkpoint'"):
-        layout.read_checkpoint_info(tmp_path)
-    (tmp_path / layout.SO8T_JSON).write_text("{oops")
+        so8t_json.read_checkpoint_info(tmp_path)
+    (tmp_path / so8t_json.SO8T_JSON).write_text("{oops")
     with pytest.raises(UserError, match="not readable JSON"):
-        layout.so8t_format(tmp_path)
+        so8t_json.so8t_format(tmp_path)
 
 
 def test_a_refused_change_deep_in_a_long_value_shows_the_part_that_differs(tmp_path):
@@ -381,13 +385,13 @@ def test_a_copied_run_directory_is_a_new_wandb_run_and_a_moved_one_stays_the_sam
     import shutil
 
     original = tmp_path / "original"
-    first = layout.wandb_run_id(original)
+    first = run_record.wandb_run_id(original)
     copy = tmp_path / "copy"
     shutil.copytree(original, copy)
-    copied = layout.wandb_run_id(copy)
+    copied = run_record.wandb_run_id(copy)
     assert copied != first and len(copied) == 16
-    assert layout.wandb_run_id(copy) == copied and layout.wandb_run_id(original) == first
+    assert run_record.wandb_run_id(copy) == copied and run_record.wandb_run_id(original) == first
     moved = tmp_path / "moved"
     copy.rename(moved)
-    assert layout.wandb_run_id(moved) == copied
-    assert layout.wandb_run_id(original) == first
+    assert run_record.wandb_run_id(moved) == copied
+    assert run_record.wandb_run_id(original) == first

@@ -76,7 +76,7 @@ def test_bad_decision_source_and_quantization_values(tmp_path):
 
 
 def test_run_directory_resolves_to_the_best_checkpoint_by_task_loss(tmp_path):
-    from so8t.layout import locate_so8t_model
+    from so8t.layout.locate import locate_so8t_model
 
     for step in (10, 20, 30):
         folder = tmp_path / "checkpoints" / f"checkpoint-{step}"

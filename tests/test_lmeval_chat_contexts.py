@@ -17,7 +17,8 @@ from train_fixtures import REPO, subprocess_env
 
 from so8t.data.templates import PromptFormat
 from so8t.errors import UserError
-from so8t.layout import CONSOLIDATED_DIR, SO8T_JSON
+from so8t.layout import CONSOLIDATED_DIR
+from so8t.layout.so8t_json import SO8T_JSON
 from so8t.lmeval.prompt_flags import main as prompt_flags_main
 
 SYSTEM_PROMPT = "You decide for the shop's support desk."

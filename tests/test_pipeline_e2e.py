@@ -13,7 +13,8 @@ import pytest
 import yaml
 from train_fixtures import subprocess_env
 
-from so8t.layout import BEST_CHECKPOINT_RULE, SAFETY_HEAD_FILE, RunDir
+from so8t.layout import SAFETY_HEAD_FILE, RunDir
+from so8t.layout.checkpoints import BEST_CHECKPOINT_RULE
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
-from so8t.layout import BEST_CHECKPOINT_RULE, CHECKPOINTS_DIR, TRAINER_STATE, checkpoint_name
+from so8t.layout import CHECKPOINTS_DIR, TRAINER_STATE
+from so8t.layout.checkpoints import BEST_CHECKPOINT_RULE, checkpoint_name
 from so8t.results.report import curves_figure, metric_notes, write_report
 
 HISTORY = [

@@ -1,6 +1,6 @@
 """so8t.json's typed record: older files read with the defaults, newer versions and malformed fields are
 clear errors naming the file and the field, fields a newer so8t adds survive a rewrite, and the package
-reads the record only through so8t.so8t_json."""
+reads the record only through so8t.layout.so8t_json."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from so8t.errors import UserError
-from so8t.so8t_json import (
+from so8t.layout.so8t_json import (
     CHECKPOINT_FORMAT,
     CONSOLIDATED_FORMAT,
     FORMAT_VERSION,
@@ -105,7 +105,7 @@ def test_a_folder_without_the_record_reads_as_consolidated_defaults(tmp_path):
 
 
 def test_no_module_reads_so8t_json_fields_from_a_dict():
-    # every reader takes the typed record: no `info.get(` / `meta.get(` on it outside so8t/so8t_json.py
+    # every reader takes the typed record: no `info.get(` / `meta.get(` on it outside so8t/layout/so8t_json.py
     readers = ("read_so8t_json", "read_consolidated_info", "read_checkpoint_info")
     offenders = []
     for path in (REPO / "so8t").rglob("*.py"):

@@ -11,7 +11,8 @@ import pytest
 from train_fixtures import run_config
 
 from so8t.errors import UserError
-from so8t.layout import best_checkpoint, complete_checkpoints, wandb_run_id
+from so8t.layout.checkpoints import best_checkpoint, complete_checkpoints
+from so8t.layout.run_record import wandb_run_id
 from so8t.train.callbacks import configure_wandb
 from so8t.train.run import train_from_config
 

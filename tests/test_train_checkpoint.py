@@ -17,8 +17,9 @@ from train_fixtures import REPO, run_config, run_python, subprocess_env, write_c
 from transformers import TrainerCallback
 
 from so8t.errors import UserError
-from so8t.layout import read_config_history
-from so8t.train.run import last_complete_checkpoint, train_from_config
+from so8t.layout.checkpoints import last_complete_checkpoint
+from so8t.layout.run_claim import read_config_history
+from so8t.train.run import train_from_config
 
 # A training run in a fresh interpreter; argv: config, output dir, optional "kill-after=N" / "term-at=N".
 TRAIN_SCRIPT = textwrap.dedent("""
@@ -289,7 +290,7 @@ def test_evaluating_more_often_than_saving_keeps_and_reports_the_best_saved_chec
     """Evaluated every step, saved every 2, one checkpoint kept besides the best: the best evaluation (step 3)
     has no checkpoint, so the best is the best saved one (checkpoint-4), and rotation keeps it rather than an
     earlier, worse one that Trainer's own record would name."""
-    from so8t.layout import BEST_METRIC_KEY
+    from so8t.layout.checkpoints import BEST_METRIC_KEY
     from so8t.train.callbacks import SampleGenerationCallback
     from so8t.train.trainer import So8tTrainer
 

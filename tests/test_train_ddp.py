@@ -21,8 +21,8 @@ from safetensors.torch import load_file
 from train_fixtures import REPO, run_config_dict, subprocess_env, whole_batches_validation, write_config
 
 from so8t.config import load_config
-from so8t.layout import is_complete_checkpoint, read_trainer_state
-from so8t.train.run import build_model, build_trainer, last_complete_checkpoint, train_from_config
+from so8t.layout.checkpoints import is_complete_checkpoint, last_complete_checkpoint, read_trainer_state
+from so8t.train.run import build_model, build_trainer, train_from_config
 from so8t.train.trainer import load_trainable_state
 
 pytestmark = pytest.mark.slow

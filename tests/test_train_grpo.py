@@ -16,7 +16,8 @@ from conftest import randomise_so8t
 from safetensors.torch import load_file
 from train_fixtures import run_config, run_python, subprocess_env, write_config
 
-from so8t.layout import ADAPTER_WEIGHTS, SO8T_JSON, STATE_FILE, TRAINER_STATE
+from so8t.layout import ADAPTER_WEIGHTS, STATE_FILE, TRAINER_STATE
+from so8t.layout.so8t_json import SO8T_JSON
 from so8t.lmeval.rewards import reward_functions
 
 pytest.importorskip("trl")  # the grpo extra (tox -e lowest runs without it)

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from so8t.config.model import DTYPES
 from so8t.config.section import Section
-from so8t.layout import FOLD_ONTO_ORIGINAL, FOLD_ONTO_TRAINED, FOLD_TARGETS, SO8T_JSON
+from so8t.layout.so8t_json import FOLD_ONTO_ORIGINAL, FOLD_ONTO_TRAINED, FOLD_TARGETS, SO8T_JSON
 
 
 class ConsolidateConfig(Section):

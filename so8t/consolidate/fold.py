@@ -27,22 +27,20 @@ import so8t.model  # noqa: F401
 from so8t.consolidate.weights_check import checked_quantized_weights
 from so8t.data.templates import PromptFormat
 from so8t.errors import UserError
-from so8t.layout import (
-    CHECKPOINT_PREFIX,
-    CHECKPOINTS_DIR,
+from so8t.layout import CHECKPOINT_PREFIX, CHECKPOINTS_DIR, SAFETY_HEAD_FILE, TOKENIZER_MARKERS
+from so8t.layout.atomic import atomic_directory
+from so8t.layout.so8t_json import (
     CONSOLIDATED_FORMAT,
     FOLD_ONTO_ORIGINAL,
     FOLD_ONTO_TRAINED,
     FOLD_TARGETS,
     FORMAT_VERSION,
-    SAFETY_HEAD_FILE,
     SO8T_JSON,
-    TOKENIZER_MARKERS,
-    atomic_directory,
+    SafetyHeadRecord,
+    So8tRecord,
     read_checkpoint_info,
     write_so8t_json,
 )
-from so8t.so8t_json import SafetyHeadRecord, So8tRecord
 
 FOLD_TARGET_MEANING = {
     FOLD_ONTO_TRAINED: "the weights the model trained with: bitsandbytes' dequantisation of the quantised "

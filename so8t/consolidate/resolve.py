@@ -16,7 +16,8 @@ from pathlib import Path
 from so8t.cache import consolidation_key, get_or_build
 from so8t.consolidate import fold
 from so8t.errors import UserError
-from so8t.layout import CONSOLIDATED_FORMAT, SO8T_JSON, locate_so8t_model, read_so8t_json, so8t_format
+from so8t.layout.locate import locate_so8t_model
+from so8t.layout.so8t_json import CONSOLIDATED_FORMAT, SO8T_JSON, read_so8t_json, so8t_format
 
 
 @dataclass

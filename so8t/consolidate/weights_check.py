@@ -8,8 +8,7 @@ import warnings
 from pathlib import Path
 
 from so8t.errors import UserError
-from so8t.layout import FOLD_ONTO_TRAINED, SO8T_JSON
-from so8t.so8t_json import So8tRecord
+from so8t.layout.so8t_json import FOLD_ONTO_TRAINED, SO8T_JSON, So8tRecord
 
 
 class QuantizedWeightsMismatch(UserWarning):

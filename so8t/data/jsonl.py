@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from so8t.errors import DataError
-from so8t.layout import atomic_write_text
+from so8t.layout.atomic import atomic_write_text
 
 OnBadRecord = Literal["error", "skip"]
 

@@ -19,7 +19,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from so8t.data.safety import DECISIONS
-from so8t.layout import RunDir, atomic_write_json
+from so8t.layout import RunDir
+from so8t.layout.atomic import atomic_write_json
 
 
 class ValidationSplit(BaseModel):

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from so8t.errors import UserError
 from so8t.export.gguf_writer import GGUF_TYPES, ExportedGguf, write_gguf
-from so8t.layout import HF_CONFIG, read_so8t_json
+from so8t.layout import HF_CONFIG
+from so8t.layout.so8t_json import read_so8t_json
 
 
 def _model_folder(model: str | os.PathLike, base: str | None) -> tuple[Path, bool]:

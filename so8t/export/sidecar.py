@@ -64,7 +64,8 @@ def write_sidecar(consolidated: str | os.PathLike, gguf_file: str | os.PathLike)
 
     from safetensors.torch import save_file
 
-    from so8t.layout import atomic_write_json, read_consolidated_info
+    from so8t.layout.atomic import atomic_write_json
+    from so8t.layout.so8t_json import read_consolidated_info
     from so8t.model.inference import load_safety_head
 
     head = load_safety_head(consolidated, "cpu")

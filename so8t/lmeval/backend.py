@@ -32,7 +32,8 @@ from so8t.consolidate import resolve_model
 from so8t.data.safety import DECISIONS
 from so8t.data.templates import PromptFormat
 from so8t.errors import UserError
-from so8t.layout import HF_CONFIG, read_consolidated_info
+from so8t.layout import HF_CONFIG
+from so8t.layout.so8t_json import read_consolidated_info
 from so8t.model.base import bnb_config
 from so8t.model.inference import check_inference_args, decide, load_safety_head
 

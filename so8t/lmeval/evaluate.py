@@ -16,12 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from so8t.errors import UserError
-from so8t.layout import (
-    atomic_write_json,
-    evaluation_date_id,
-    results_file_for,
-    samples_file_for,
-)
+from so8t.layout import evaluation_date_id, results_file_for, samples_file_for
+from so8t.layout.atomic import atomic_write_json
 from so8t.lmeval.flags import LmEvalFlags, add_lm_eval_arguments
 from so8t.lmeval.prompt_flags import model_prompt_format
 

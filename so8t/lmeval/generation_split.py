@@ -24,12 +24,12 @@ from typing import Any
 from so8t.errors import UserError
 from so8t.layout import (
     RESULTS_OUTPUT_NAME,
-    atomic_write_json,
     date_id_of,
     evaluation_date_id,
     results_file_for,
     samples_file_for,
 )
+from so8t.layout.atomic import atomic_write_json
 from so8t.lmeval.flags import LmEvalFlags
 
 GENERATION_OUTPUT_TYPE = "generate_until"

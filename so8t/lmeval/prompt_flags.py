@@ -16,7 +16,8 @@ from pathlib import Path
 
 from so8t.data.templates import PromptFormat
 from so8t.errors import UserError
-from so8t.layout import locate_so8t_model, read_so8t_json
+from so8t.layout.locate import locate_so8t_model
+from so8t.layout.so8t_json import read_so8t_json
 
 
 def model_prompt_format(model: str | Path) -> PromptFormat:

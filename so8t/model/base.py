@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from so8t.config.base_names import is_gguf_base, is_short_base, short_base_file
 from so8t.errors import UserError
+from so8t.layout.so8t_json import So8tRecord
 from so8t.model.architectures import architecture_of, find_architecture
-from so8t.so8t_json import So8tRecord
 
 if TYPE_CHECKING:  # pragma: no cover
     from so8t.config import LoraConfig, ModelConfig

@@ -22,7 +22,7 @@ from typing import Any
 from so8t.cache import GGUF_BASE_KIND, GGUF_BASE_RECORD, get_or_build
 from so8t.config.base_names import is_short_base, short_base_file
 from so8t.errors import UserError
-from so8t.layout import atomic_write_json
+from so8t.layout.atomic import atomic_write_json
 from so8t.model.architectures import ARCHITECTURES
 
 # Bumped when what a dequantised folder holds changes, so older entries are rebuilt, never reused.

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 
 from so8t.data.safety import DECISIONS
 from so8t.errors import UserError
-from so8t.layout import SAFETY_HEAD_FILE, read_consolidated_info, safety_head_path
+from so8t.layout import SAFETY_HEAD_FILE, safety_head_path
+from so8t.layout.so8t_json import read_consolidated_info
 from so8t.model.base import QUANTIZATIONS
 from so8t.model.decision_rule import all_finite, decide_row
 from so8t.model.heads import SafetyHead

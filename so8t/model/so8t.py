@@ -21,12 +21,15 @@ from transformers.utils import ModelOutput
 from so8t.data.safety import DECISIONS
 from so8t.data.templates import PromptFormat
 from so8t.errors import UserError
-from so8t.layout import (
-    ADAPTER_CONFIG,
+from so8t.layout import ADAPTER_CONFIG, STATE_FILE
+from so8t.layout.so8t_json import (
     CHECKPOINT_FORMAT,
     FORMAT_VERSION,
+    LAST_PROMPT_TOKEN,
     SO8T_JSON,
-    STATE_FILE,
+    LoadingRecord,
+    SafetyHeadRecord,
+    So8tRecord,
     read_checkpoint_info,
     so8t_version,
     write_so8t_json,
@@ -35,7 +38,6 @@ from so8t.model.heads import SafetyHead, pool_last_prompt_token
 from so8t.model.pet import pet_sum
 from so8t.model.quantized import quantization_settings, quantized_weights_checksum
 from so8t.model.so8 import SO8Gate, SO8Rotation, attach_attention_rotations, shared_exponential
-from so8t.so8t_json import LAST_PROMPT_TOKEN, LoadingRecord, SafetyHeadRecord, So8tRecord
 
 IGNORE_INDEX = -100
 _STATE_PREFIXES = ("rotations.", "gate.", "safety_head.")

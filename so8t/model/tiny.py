@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from so8t.cache import cache_root
-from so8t.layout import atomic_directory
+from so8t.layout.atomic import atomic_directory
 
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<unk>"]
 # A small chat template in the style of instruct models: a role line, each turn ended by EOS, and a default

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from so8t.errors import UserError
-from so8t.layout import atomic_write_text
+from so8t.layout.atomic import atomic_write_text
 from so8t.results.documents import documents_of, embeddable
 from so8t.results.inputs import expand_inputs
 from so8t.results.results_file import BASELINE_KEY, as_number, iter_metrics, load_results, merge_results

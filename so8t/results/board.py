@@ -16,7 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from so8t.layout import CONSOLIDATED_DIR, SO8T_JSON
+from so8t.layout import CONSOLIDATED_DIR
+from so8t.layout.so8t_json import SO8T_JSON
 from so8t.results.documents import TaskDocuments, documents_of
 from so8t.results.headlines import Headline
 from so8t.results.inputs import expand_inputs

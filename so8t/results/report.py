@@ -13,18 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from so8t.data.safety import DECISIONS
-from so8t.layout import (
-    BEST_CHECKPOINT_RULE,
-    BEST_METRIC_KEY,
-    SAMPLES_GLOB,
-    RunDir,
-    atomic_write_text,
-    checkpoint_step,
-    date_id_of,
-    log_history,
-    read_consolidated_info,
-    samples_task_of,
-)
+from so8t.layout import SAMPLES_GLOB, RunDir, date_id_of, samples_task_of
+from so8t.layout.atomic import atomic_write_text
+from so8t.layout.checkpoints import BEST_CHECKPOINT_RULE, BEST_METRIC_KEY, checkpoint_step, log_history
+from so8t.layout.so8t_json import read_consolidated_info
 from so8t.lmeval.rewards import LOGGED_REWARDS
 from so8t.results.headlines import GSM8K, GSM8K_ROWS_NOTE, HEADLINES
 

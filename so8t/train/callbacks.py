@@ -20,7 +20,9 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
 from so8t.errors import UserError
-from so8t.layout import atomic_write_text, checkpoint_name, checkpoint_step, wandb_run_id
+from so8t.layout.atomic import atomic_write_text
+from so8t.layout.checkpoints import checkpoint_name, checkpoint_step
+from so8t.layout.run_record import wandb_run_id
 from so8t.progress import current as current_progress
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -16,7 +16,9 @@ from so8t.data import templates
 from so8t.data.gsm8k import GSM8KExample
 from so8t.data.safety import DECISIONS
 from so8t.errors import UserError
-from so8t.layout import CHECKPOINT_FORMAT, RunDir, best_checkpoint, run_checkpoints, so8t_format
+from so8t.layout import RunDir
+from so8t.layout.checkpoints import best_checkpoint, run_checkpoints
+from so8t.layout.so8t_json import CHECKPOINT_FORMAT, so8t_format
 
 if TYPE_CHECKING:  # pragma: no cover
     from so8t.config import RunConfig

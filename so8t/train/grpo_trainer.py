@@ -28,7 +28,8 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from trl import GRPOTrainer
 from trl.trainer.utils import entropy_from_logits, selective_log_softmax
 
-from so8t.layout import checkpoint_name, replace_directory, staging_path
+from so8t.layout.atomic import replace_directory, staging_path
+from so8t.layout.checkpoints import checkpoint_name
 from so8t.model.so8 import fixed_rotations
 from so8t.train.callbacks import ProgressReport
 from so8t.train.guard import StopGuard

@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from so8t.errors import UserError
-from so8t.layout import RunDir, atomic_write_text, last_complete_checkpoint
+from so8t.layout import RunDir
+from so8t.layout.atomic import atomic_write_text
+from so8t.layout.checkpoints import last_complete_checkpoint
 
 if TYPE_CHECKING:  # pragma: no cover
     from so8t.config import RunConfig

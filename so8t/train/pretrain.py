@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from so8t.config import PretrainConfig
 
 from so8t.cache import cache_root
-from so8t.layout import replace_directory, staging_path
+from so8t.layout.atomic import replace_directory, staging_path
 from so8t.progress import current as current_progress
 
 PRETRAIN_FORMAT_VERSION = 1

@@ -23,7 +23,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from so8t.layout import (
+from so8t.layout.checkpoints import (
     BEST_METRIC_KEY,
     checkpoint_step,
     complete_checkpoints,

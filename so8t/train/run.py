@@ -17,19 +17,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from so8t.errors import UserError
-from so8t.layout import (
+from so8t.layout import RunDir
+from so8t.layout.checkpoints import (
     BEST_METRIC,
     BEST_METRIC_GREATER_IS_BETTER,
     BEST_METRIC_KEY,
-    RunDir,
     best_checkpoint,
     checkpoint_name,
-    claim_run_dir,
     complete_checkpoints,
     is_complete_checkpoint,
-    last_complete_checkpoint,  # noqa: F401  (re-exported: callers find checkpoints through so8t.train.run)
     read_trainer_state,
 )
+from so8t.layout.run_claim import claim_run_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     from so8t.config import RunConfig

@@ -25,19 +25,16 @@ from torch import nn
 from transformers import Trainer
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-from so8t.layout import (
-    ADAPTER_WEIGHTS,
+from so8t.layout import ADAPTER_WEIGHTS, STATE_FILE, TRAINER_STATE
+from so8t.layout.atomic import replace_directory, staging_path
+from so8t.layout.checkpoints import (
     BEST_METRIC,
     BEST_METRIC_KEY,
-    STATE_FILE,
-    TRAINER_STATE,
     best_evaluated_step,
     checkpoint_name,
     checkpoint_step,
     complete_checkpoints,
     read_trainer_state,
-    replace_directory,
-    staging_path,
 )
 from so8t.model.quantized import kept_quantized_storage
 from so8t.train.callbacks import (

@@ -216,7 +216,7 @@ def read_consolidated_info(folder: str | os.PathLike) -> So8tRecord:
 
 def write_so8t_json(folder: str | os.PathLike, record: So8tRecord | dict[str, Any]) -> Path:
     """Write `record` as the folder's so8t.json (atomically); a dict is validated first."""
-    from so8t.atomic import atomic_write_json
+    from so8t.layout.atomic import atomic_write_json
 
     if not isinstance(record, So8tRecord):
         record = parse_so8t_json(Path(folder) / SO8T_JSON, record)
