@@ -103,7 +103,7 @@ def test_grpo_loss_trains_lora_rotations_gate_and_head_b_and_one_rollout_compute
         assert param.grad is not None and param.grad.abs().sum() > 0, name
     in_optimizer = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
     assert {id(p) for p in model.parameters() if p.requires_grad} <= in_optimizer
-    trainer._save(str(tmp_path / "ckpt"))
+    trainer.save_model(str(tmp_path / "ckpt"))
     assert all((tmp_path / "ckpt" / name).is_file() for name in (SO8T_JSON, STATE_FILE, ADAPTER_WEIGHTS))
 
 

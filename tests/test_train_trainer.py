@@ -247,12 +247,7 @@ def test_model_gradient_checkpointing_reaches_the_base_through_load_base(tiny_ba
         warnings.simplefilter("always")
         model, _, _ = build_model(run_config(tiny_base_dir, model={"gradient_checkpointing": enabled}))
     base = model.hf_model
-    flag = (
-        "is_activation_checkpointing"
-        if hasattr(base, "is_activation_checkpointing")
-        else "is_gradient_checkpointing"
-    )
-    assert getattr(base, flag) is enabled
+    assert base.is_activation_checkpointing is enabled
     assert base.config.use_cache is False
     # no deprecated checkpointing API on the way: transformers' FutureWarnings name it
     deprecated = [

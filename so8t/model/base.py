@@ -214,19 +214,9 @@ def load_base(
             # checkpointing is switched on below, through transformers' current name for it
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
         if model_cfg.gradient_checkpointing:
-            enable_activation_checkpointing(model)
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
             model.enable_input_require_grads()
     return model, tokenizer
-
-
-def enable_activation_checkpointing(model: Any) -> None:
-    """Recompute activations in the backward (non-reentrant). transformers 5.25 renamed gradient to activation
-    checkpointing and deprecated the old name; older releases have only the old one."""
-    kwargs = {"use_reentrant": False}
-    if hasattr(model, "activation_checkpointing_enable"):
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
-    else:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
 @contextmanager

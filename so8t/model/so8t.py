@@ -198,17 +198,10 @@ class SO8TModel(nn.Module):
     def activation_checkpointing_enable(
         self, activation_checkpointing_kwargs: dict | None = None, **kwargs: Any
     ) -> None:
-        """Trainer's hook (transformers >= 5.25): recompute the base's activations in the backward."""
+        """Trainer's hook (`activation_checkpointing` in the training arguments): the base recomputes its
+        activations in the backward."""
         self.hf_model.activation_checkpointing_enable(
             activation_checkpointing_kwargs=activation_checkpointing_kwargs, **kwargs
-        )
-
-    def gradient_checkpointing_enable(
-        self, gradient_checkpointing_kwargs: dict | None = None, **kwargs: Any
-    ) -> None:
-        """The same hook under the name older transformers' Trainer calls."""
-        self.hf_model.gradient_checkpointing_enable(
-            gradient_checkpointing_kwargs=gradient_checkpointing_kwargs, **kwargs
         )
 
     # --- checkpoints ----------------------------------------------------------------------------------------

@@ -114,13 +114,13 @@ def grpo_arguments(
     default), so no second model is held."""
     from trl import GRPOConfig
 
-    from so8t.train.run import checkpointing_argument, shared_arguments
+    from so8t.train.run import shared_arguments
 
     g = cfg.grpo
     return GRPOConfig(
         **shared_arguments(cfg, checkpoint_root, report_to),
         eval_strategy="no",
-        **checkpointing_argument(GRPOConfig, cfg.model.gradient_checkpointing),
+        activation_checkpointing=cfg.model.gradient_checkpointing,
         num_generations=g.num_generations,
         max_completion_length=g.max_completion_length,
         temperature=g.temperature,

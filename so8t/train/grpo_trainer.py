@@ -183,8 +183,8 @@ class So8tGRPOTrainer(GRPOTrainer):
 
     # ---- checkpoints -----------------------------------------------------------------------------------
 
-    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-        """Adapter + so8t state + so8t.json (+ tokenizer); never the base weights."""
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """Adapter + so8t state + so8t.json (+ tokenizer), from the main process; never the base weights."""
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         if not self.args.should_save:
             return

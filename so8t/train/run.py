@@ -57,19 +57,6 @@ def _precision_flags(precision: str) -> dict[str, bool]:
     return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
 
 
-def checkpointing_argument(arguments_class: type, enabled: bool) -> dict[str, bool]:
-    """The TrainingArguments field that switches activation checkpointing: `activation_checkpointing` since
-    transformers 5.25 (the old `gradient_checkpointing` is deprecated there), the old name before."""
-    import dataclasses
-
-    names = {f.name for f in dataclasses.fields(arguments_class)}
-    return {
-        "activation_checkpointing"
-        if "activation_checkpointing" in names
-        else "gradient_checkpointing": enabled
-    }
-
-
 def shared_arguments(cfg: RunConfig, checkpoint_root: Path, report_to: list[str]) -> dict[str, Any]:
     """The TrainingArguments keywords SFT and GRPO share (TRL's GRPOConfig is a TrainingArguments): steps,
     optimiser schedule, checkpoints, logging, device and precision from the config's `train` section."""

@@ -78,6 +78,13 @@ class So8tTrainer(Trainer):
     `loss_weights`: {"safety": safety.loss_weight, "pet": pet.weight, "pet_start": ..., "pet_full": ...};
     `safety_learning_rate`: learning rate of rotations and head B (LoRA uses args.learning_rate);
     `class_weights`: head-B class weights or None.
+
+    Training logic goes through Trainer's public hooks (compute_loss, get_batch_samples, create_optimizer,
+    log, evaluate, evaluation_loop, save_model, callbacks). Three private methods are overridden because
+    transformers offers no public hook for what they do: `_save_checkpoint` and `_get_output_dir` write each
+    checkpoint into a staging folder and rename it into place when complete (a crash never leaves a partial
+    checkpoint-N), and `_load_from_checkpoint` loads only the adapter and so8t state on resume (the base is
+    never saved). tests/test_train_checkpoint.py holds their behaviour on the installed transformers.
     """
 
     loss_is_scaled_for_ga = True  # each part is normalised by its count over the whole accumulated batch
@@ -281,8 +288,9 @@ class So8tTrainer(Trainer):
     def _so8t_model(self) -> Any:
         return self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
 
-    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-        """Adapter + so8t state + so8t.json (+ tokenizer); never the base weights."""
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """Adapter + so8t state + so8t.json (+ tokenizer), from the main process; never the base weights.
+        (Trainer's own saves the whole wrapped model; checkpoints call this too.)"""
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         if not self.args.should_save:
             return
