@@ -107,8 +107,8 @@ def _peft_tokens_per_s(cfg: RunConfig, out_dir: str) -> float:
 
     from so8t.data.config import materialize
     from so8t.model.base import add_lora, load_base
+    from so8t.train.arguments import training_arguments
     from so8t.train.collate import So8tCollator, build_dataset
-    from so8t.train.run import training_arguments
 
     set_seed(0)
     base, tokenizer = load_base(cfg.model, for_training=True)

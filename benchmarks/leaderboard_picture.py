@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--title", default="so8t leaderboard: tiny models on the quickstart's held-out split")
     args = parser.parse_args(argv)
     from so8t.results.leaderboard import build_leaderboard
-    from so8t.results.leaderboard_render import write_leaderboard
+    from so8t.results.leaderboard_write import write_leaderboard
 
     inputs = args.results or [str(FIXTURES / name) for name in DEFAULT_RUNS]
     with tempfile.TemporaryDirectory() as folder:

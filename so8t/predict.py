@@ -37,7 +37,7 @@ def as_request(request: Request) -> tuple[str, Conversation]:
     turns, as a training record's messages do (so8t.data.mapping)."""
     if isinstance(request, str):
         return request, NO_CONVERSATION
-    from so8t.data.mapping import RecordProblem, conversation_fields, request_text
+    from so8t.data.requests import RecordProblem, conversation_fields, request_text
 
     text = request_text(request)
     if isinstance(text, RecordProblem):

@@ -200,7 +200,7 @@ def _trainers_choice(history: list[dict], tmp_path) -> int | None:
     from transformers import Trainer
     from transformers.trainer_callback import TrainerState
 
-    from so8t.train.run import training_arguments
+    from so8t.train.arguments import training_arguments
 
     train = {"eval_strategy": "steps", "eval_steps": 10, "save_steps": 10, "max_steps": 40}
     args = training_arguments(run_config("embedded:tiny", train=train), tmp_path / "args", report_to=[])
@@ -246,7 +246,7 @@ def test_the_recorded_best_wins_and_no_evaluation_means_the_last_checkpoint(tmp_
 def test_the_trainer_selects_on_the_metric_the_rule_names(tmp_path):
     from train_fixtures import run_config
 
-    from so8t.train.run import training_arguments
+    from so8t.train.arguments import training_arguments
 
     train = {"eval_strategy": "steps", "eval_steps": 10, "save_steps": 10}
     args = training_arguments(run_config("embedded:tiny", train=train), tmp_path, report_to=[])

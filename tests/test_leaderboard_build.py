@@ -14,7 +14,8 @@ from so8t.cli import main
 from so8t.errors import UserError
 from so8t.results.headlines import HEADLINES
 from so8t.results.leaderboard import build_leaderboard
-from so8t.results.leaderboard_render import display_columns, push_to_wandb, to_csv, to_markdown
+from so8t.results.leaderboard_render import display_columns, to_csv, to_markdown
+from so8t.results.leaderboard_write import push_to_wandb
 
 TRAINED = ["quickstart", "quickstart-lm", "quickstart-hf", "base-hf"]
 

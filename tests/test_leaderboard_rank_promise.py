@@ -17,7 +17,8 @@ from so8t.cli import main
 from so8t.errors import UserError
 from so8t.results.headlines import HEADLINES
 from so8t.results.leaderboard import build_leaderboard
-from so8t.results.leaderboard_render import to_html, to_markdown
+from so8t.results.leaderboard_html import to_html
+from so8t.results.leaderboard_render import to_markdown
 from so8t.results.rank_columns import declaration_of, parse_declaration
 
 GSM8K, SAFETY = "so8t_gsm8k_local", "so8t_safety"

@@ -202,7 +202,7 @@ def test_the_number_of_evaluation_processes_does_not_re_evaluate(tiny_base_dir):
 
 
 def test_each_training_process_loads_a_quantised_base_onto_its_own_gpu():
-    from so8t.train.run import process_device_map
+    from so8t.train.build import process_device_map
 
     ddp = {"WORLD_SIZE": "2", "LOCAL_RANK": "1"}
     assert process_device_map("4bit", True, ddp) == {"": 1}

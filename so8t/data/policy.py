@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from so8t.data.mapping import RecordProblem
+from so8t.data.requests import RecordProblem
 from so8t.data.safety import DECISIONS
 
 

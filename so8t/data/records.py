@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from so8t.data.jsonl import OnBadRecord
-from so8t.data.mapping import RecordMapping, RecordProblem
+from so8t.data.mapping import RecordMapping
 from so8t.data.policy import Policy
 from so8t.data.readers import (
     RawRecord,
@@ -25,6 +25,7 @@ from so8t.data.readers import (
     saved_dataset_columns,
     saved_dataset_files,
 )
+from so8t.data.requests import RecordProblem
 
 IDENTITY = RecordMapping()
 SKIP_FIX = "or set data.on_bad_record: skip to skip bad records (they are counted)"

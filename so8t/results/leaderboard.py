@@ -111,7 +111,7 @@ def _names(text: str | None) -> list[str] | None:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    from so8t.results.leaderboard_render import push_to_wandb, write_leaderboard
+    from so8t.results.leaderboard_write import push_to_wandb, write_leaderboard
 
     rank_tasks = _names(args.rank_tasks)
     if args.suite:

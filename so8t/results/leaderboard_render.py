@@ -1,4 +1,5 @@
-"""The leaderboard written out: leaderboard.md, leaderboard.csv, a self-contained index.html, a W&B table.
+"""The leaderboard as a table: its columns and cells, leaderboard.md and leaderboard.csv (the HTML page is
+so8t.results.leaderboard_html; writing them all, so8t.results.leaderboard_write).
 
 The table leads with what a reader compares: rank, model, score, then each ranked task's headline metric
 (with the metrics shown beside it, e.g. the safety task's dangerous-cell rates) under a header that names
@@ -12,9 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from so8t.results.board import MISSING, Leaderboard, ModelRow, RunKey, metrics_of
@@ -22,19 +21,6 @@ from so8t.results.escaping import csv_cell, markdown_text
 from so8t.results.ranking import RANKING_RULE, UnitScore, unit_score
 from so8t.results.results_file import MetricValue, metric_direction
 
-PALETTE = [
-    "#4C72B0",
-    "#DD8452",
-    "#55A868",
-    "#C44E52",
-    "#8172B3",
-    "#937860",
-    "#DA8BC3",
-    "#8C8C8C",
-    "#CCB974",
-    "#64B5CD",
-]
-PAGE_ASSETS = "leaderboard_page"
 Role = Literal["headline", "beside", "group"]
 
 
@@ -124,7 +110,7 @@ def cell(row: ModelRow, column: DisplayColumn, board: Leaderboard) -> MetricValu
     return run.metric(column.metric, column.filter)
 
 
-def _number(value: Any) -> float | None:
+def float_or_none(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return float(value)
@@ -133,7 +119,7 @@ def _number(value: Any) -> float | None:
 def value_text(found: MetricValue | UnitScore | None, with_stderr: bool = True) -> str:
     if found is None:
         return MISSING
-    value = _number(found.value)
+    value = float_or_none(found.value)
     if value is None:
         return str(found.value)
     text = f"{value:.4f}"
@@ -179,21 +165,21 @@ def to_markdown(board: Leaderboard) -> str:
         lines += [f"| {esc(r.name)} | {esc(r.backend)} | {esc(r.coverage)} |" for r in board.apart]
     lines += ["", "## Ranking", "", RANKING_RULE, ""]
     lines += [f"**Inferred:** {esc(line)}" + "\n" for line in board.inferred]
-    lines += [f"- {esc(key.task)} ({key.label}): {esc(_headline_text(board, key))}" for key in board.ranked]
+    lines += [f"- {esc(key.task)} ({key.label}): {esc(headline_text(board, key))}" for key in board.ranked]
     if board.notes:
         lines += ["", "## Notes", "", *[f"- {esc(n)}" for n in board.notes]]
     return "\n".join(lines) + "\n"
 
 
-def _headline_text(board: Leaderboard, key: RunKey) -> str:
+def headline_text(board: Leaderboard, key: RunKey) -> str:
     members = board.members.get(key, [])
     if members:
-        return "a group: the mean of " + ", ".join(f"{m.task} ({_headline_text(board, m)})" for m in members)
+        return "a group: the mean of " + ", ".join(f"{m.task} ({headline_text(board, m)})" for m in members)
     h = board.headlines[key.task]
     return f"{h.key}, chance {h.chance:.3g}, best {h.best:.3g}" + (f" ({h.why})" if h.why else "")
 
 
-def _csv_name(board: Leaderboard, key: RunKey, metric: str, filter_name: str) -> str:
+def csv_column_name(board: Leaderboard, key: RunKey, metric: str, filter_name: str) -> str:
     name = f"{key.task}/{metric},{filter_name}"
     return name + f" [{key.label}]" if sum(k.task == key.task for k in board.keys) > 1 else name
 
@@ -206,7 +192,7 @@ def to_csv(board: Leaderboard) -> str:
     header = ["rank", "model", "full_name", "backend", "base", "quantization", "parameters", "date", "score"]
     header += ["score_stderr", "coverage"]
     for key, m, f in fields:
-        name = _csv_name(board, key, m, f)
+        name = csv_column_name(board, key, m, f)
         header += [name, name + "_stderr"]
     writer.writerow([csv_cell(h) for h in header])
     for row in board.all_rows:
@@ -234,198 +220,3 @@ def to_csv(board: Leaderboard) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- html
-
-
-def _chart(board: Leaderboard, key: RunKey, columns: list[DisplayColumn]) -> dict[str, Any]:
-    """Geometry of one run's horizontal bar chart (a block per shown metric, a bar per ranked model, stderr
-    whiskers), drawn by the page template."""
-    rows = board.rows
-    values = [_number(f.value) for c in columns for r in rows if (f := cell(r, c, board)) is not None]
-    values = [v for v in values if v is not None]
-    lo = min([0.0, *values])
-    hi = max([1.0 if all(0 <= v <= 1 for v in values) else 0.0, *values]) or 1.0
-    label_w, bar_w, value_w, bar_h, gap = 215, 290, 60, 11, 10
-    height = 24 + len(columns) * (len(rows) * (bar_h + 2) + gap)
-
-    def x(value: float) -> float:
-        return label_w + (value - lo) / (hi - lo) * bar_w
-
-    ticks = [
-        {"x": x(tick), "anchor": anchor, "label": f"{tick:g}"}
-        for tick, anchor in ((lo, "start"), ((lo + hi) / 2, "middle"), (hi, "end"))
-    ]
-    blocks, y = [], 24
-    for column in columns:
-        block_h = len(rows) * (bar_h + 2)
-        bars = []
-        for i, row in enumerate(rows):
-            found = cell(row, column, board)
-            value = _number(found.value) if found is not None else None
-            top = y + i * (bar_h + 2)
-            bar: dict[str, Any] = {
-                "model": row.name,
-                "value": value,
-                "text_y": top + bar_h - 2,
-                "missing_x": label_w + 4,
-            }
-            if value is not None and found is not None:
-                x0, x1 = sorted((x(0.0 if lo <= 0 <= hi else lo), x(value)))
-                se = found.stderr
-                bar.update(
-                    x=x0,
-                    y=top,
-                    width=max(x1 - x0, 0.5),
-                    height=bar_h,
-                    color=PALETTE[i % len(PALETTE)],
-                    tip=f"{row.name}: {value_text(found)}",
-                    whisker=(x(max(lo, value - se)), x(min(hi, value + se))) if se else None,
-                    mid=top + bar_h / 2,
-                    value_x=x(min(hi, value + (se or 0.0))) + 4,
-                )
-            bars.append(bar)
-        label = f"{column.metric_label} {column.arrow}".strip()
-        blocks.append({"label": label, "label_x": label_w - 8, "label_y": y + block_h / 2 + 4, "bars": bars})
-        y += block_h + gap
-    return {
-        "group": f"{columns[0].task_label} ({key.label})",
-        "task": key.task,
-        "width": label_w + bar_w + value_w,
-        "height": height,
-        "axis_x": x(lo),
-        "ticks": ticks,
-        "blocks": blocks,
-    }
-
-
-def _html_cell(found: MetricValue | UnitScore | None) -> dict[str, Any]:
-    value = _number(found.value) if found is not None else None
-    if found is None:
-        return {"kind": "missing"}
-    if value is None:
-        return {"kind": "text", "text": str(found.value)}
-    return {"kind": "number", "value": value, "data_value": repr(value), "stderr": found.stderr}
-
-
-def _html_row(board: Leaderboard, row: ModelRow, columns: list[DisplayColumn]) -> dict[str, Any]:
-    return {
-        "name": row.name,
-        "full_name": row.full_name,
-        "rank": "" if row.rank is None else row.rank,
-        "sources": ", ".join(row.sources),
-        "backend": row.backend,
-        "base": row.base or MISSING,
-        "base_full": row.base_full or "",
-        "quantization": row.quantization,
-        "parameters": row.parameters or "",
-        "parameters_text": row.parameters_text,
-        "date_text": row.date_text,
-        "score_value": "" if row.score is None else f"{row.score:.6f}",
-        "score_text": MISSING if row.score is None else f"{row.score:.3f}",
-        "score_stderr": row.score_stderr,
-        "coverage": row.coverage,
-        "cells": [_html_cell(cell(row, c, board)) for c in columns],
-    }
-
-
-def to_html(board: Leaderboard) -> str:
-    """A self-contained page: inline CSS, SVG charts and a small sorting script; no network requests.
-
-    The page is leaderboard_page/page.html.j2 rendered by jinja2 with autoescaping on (model names, task names
-    and notes come from results files), with page.css and page.js inlined.
-    """
-    from importlib.resources import files
-
-    import jinja2
-
-    assets = files("so8t.results") / PAGE_ASSETS
-    environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("so8t.results", PAGE_ASSETS),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-    )
-    columns = display_columns(board)
-    charts = []
-    for key in board.ranked:
-        for unit in board.members.get(key, []) or [key]:
-            shown = [c for c in columns if c.key == unit and c.role != "group"]
-            if shown and board.rows:
-                charts.append(_chart(board, unit, shown))
-    return environment.get_template("page.html.j2").render(
-        title=board.title,
-        generated=board.generated,
-        n_files=sum(len(r.sources) for r in board.all_rows),
-        missing=MISSING,
-        ranking_rule=RANKING_RULE,
-        inferred=board.inferred,
-        headlines=[
-            {"task": k.task, "label": k.label, "text": _headline_text(board, k)} for k in board.ranked
-        ],
-        notes=board.notes,
-        columns=[
-            {
-                "better": {True: "higher", False: "lower", None: "unknown"}[c.higher_is_better],
-                "task": c.task_label,
-                "run": c.key.label,
-                "metric": c.metric_label,
-                "arrow": c.arrow,
-                "role": c.role,
-                "ranked": c.ranked,
-                "csv_name": _csv_name(board, c.key, c.metric, c.filter),
-            }
-            for c in columns
-        ],
-        rows=[_html_row(board, r, columns) for r in board.rows],
-        apart=[_html_row(board, r, columns) for r in board.apart],
-        legend=[{"color": PALETTE[i % len(PALETTE)], "name": r.name} for i, r in enumerate(board.rows)],
-        charts=charts,
-        css=(assets / "page.css").read_text(encoding="utf-8"),
-        js=(assets / "page.js").read_text(encoding="utf-8"),
-    )
-
-
-def write_leaderboard(board: Leaderboard, out_dir: str | Path) -> dict[str, Path]:
-    """Write leaderboard.md, leaderboard.csv and index.html into out_dir; returns their paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"markdown": out / "leaderboard.md", "csv": out / "leaderboard.csv", "html": out / "index.html"}
-    paths["markdown"].write_text(to_markdown(board), encoding="utf-8")
-    paths["csv"].write_text(to_csv(board), encoding="utf-8")
-    paths["html"].write_text(to_html(board), encoding="utf-8")
-    return paths
-
-
-# ---------------------------------------------------------------------------------------------------- W&B
-
-
-def push_to_wandb(board: Leaderboard, *, project: str | None = None) -> str:
-    """Log the board as a W&B Table; returns what happened (skipped cleanly when W&B is not set up)."""
-    mode = os.environ.get("WANDB_MODE", "online").lower()
-    if mode == "disabled":
-        return "W&B skipped: WANDB_MODE=disabled"
-    if mode not in ("offline", "dryrun"):
-        import wandb
-
-        if not wandb.login(prompt=False, verify=False):  # reads WANDB_API_KEY / netrc, never prompts
-            return (
-                "W&B skipped: not logged in (set WANDB_API_KEY or run `wandb login`, or WANDB_MODE=offline)"
-            )
-    import wandb
-
-    columns = display_columns(board)
-    header = ["rank", "model", "backend", "base", "score", "coverage", *(c.label for c in columns)]
-    rows = [
-        [row.rank, row.name, row.backend, row.base, row.score, row.coverage]
-        + [_number(f.value) if (f := cell(row, c, board)) is not None else None for c in columns]
-        for row in board.all_rows
-    ]
-    run = wandb.init(
-        project=project or os.environ.get("WANDB_PROJECT", "so8t"),
-        job_type="leaderboard",
-        name=board.title,
-        mode="offline" if mode == "dryrun" else mode,
-        reinit="finish_previous",
-    )
-    run.log({"leaderboard": wandb.Table(columns=header, data=rows)})
-    run.finish()
-    return f"W&B: logged the leaderboard table ({mode})"

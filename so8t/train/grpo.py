@@ -48,7 +48,7 @@ def build_grpo_model(cfg: RunConfig) -> tuple[Any, Any]:
     """(SO8TModel ready to train, tokenizer): model.base with fresh LoRA, rotations and head B (as SFT starts),
     or the checkpoint of grpo.init_from on the base its so8t.json records."""
     if cfg.grpo.init_from is None:
-        from so8t.train.run import build_model
+        from so8t.train.build import build_model
 
         model, tokenizer, _ = build_model(cfg)
         return model, tokenizer
@@ -114,7 +114,7 @@ def grpo_arguments(
     default), so no second model is held."""
     from trl import GRPOConfig
 
-    from so8t.train.run import shared_arguments
+    from so8t.train.arguments import shared_arguments
 
     g = cfg.grpo
     return GRPOConfig(

@@ -10,17 +10,14 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from so8t.errors import UserError
 from so8t.layout import RunDir
 from so8t.layout.checkpoints import (
-    BEST_METRIC,
-    BEST_METRIC_GREATER_IS_BETTER,
     BEST_METRIC_KEY,
     best_checkpoint,
     checkpoint_name,
@@ -29,14 +26,12 @@ from so8t.layout.checkpoints import (
     read_trainer_state,
 )
 from so8t.layout.run_claim import claim_run_dir
+from so8t.train.build import build_model, build_trainer
 
 if TYPE_CHECKING:  # pragma: no cover
     from so8t.config import RunConfig
 
 logger = logging.getLogger(__name__)
-
-EMBEDDED_TINY = "embedded:tiny"
-SAMPLE_PROMPTS = 4  # GSM8K + safety prompts generated at each evaluation
 
 
 @dataclass
@@ -46,229 +41,6 @@ class TrainResult:
     checkpoint_dir: Path
     best_checkpoint: Path | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
-
-
-def _precision_flags(precision: str) -> dict[str, bool]:
-    import torch
-
-    if precision == "auto":
-        gpu_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-        precision = "bf16" if gpu_bf16 else "fp32"
-    return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
-
-
-def shared_arguments(cfg: RunConfig, checkpoint_root: Path, report_to: list[str]) -> dict[str, Any]:
-    """The TrainingArguments keywords SFT and GRPO share (TRL's GRPOConfig is a TrainingArguments): steps,
-    optimiser schedule, checkpoints, logging, device and precision from the config's `train` section."""
-    import torch
-
-    t = cfg.train
-    return dict(
-        output_dir=str(checkpoint_root),
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        max_steps=t.max_steps if t.max_steps is not None else -1,
-        num_train_epochs=t.num_epochs,
-        per_device_train_batch_size=t.per_device_batch_size,
-        gradient_accumulation_steps=t.gradient_accumulation_steps,
-        learning_rate=t.learning_rate,
-        weight_decay=t.weight_decay,
-        warmup_steps=t.warmup_ratio,  # a float below 1 is a share of the training steps
-        lr_scheduler_type=t.lr_scheduler,
-        max_grad_norm=t.max_grad_norm,
-        save_strategy="steps",
-        save_steps=t.save_steps,
-        save_total_limit=t.save_total_limit,
-        logging_steps=t.logging_steps,
-        logging_first_step=True,
-        remove_unused_columns=False,
-        report_to=report_to,
-        run_name=cfg.logging.wandb.run_name,
-        # progress goes to so8t.progress (callbacks.ProgressReport), not to Trainer's bar
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        use_cpu=not torch.cuda.is_available(),  # under torchrun on CPU, Trainer runs DDP only when told so
-        **_precision_flags(t.precision),
-    )
-
-
-def training_arguments(cfg: RunConfig, checkpoint_root: Path, report_to: list[str]) -> Any:
-    """HF TrainingArguments from the config's `train` section (Trainer keeps its own semantics for each)."""
-    import torch
-    from transformers import TrainingArguments
-
-    t = cfg.train
-    evaluate = t.eval_strategy != "no"
-    on_cpu = not torch.cuda.is_available()
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    return TrainingArguments(
-        **shared_arguments(cfg, checkpoint_root, report_to),
-        per_device_eval_batch_size=t.per_device_batch_size,
-        eval_strategy=t.eval_strategy,
-        eval_steps=t.eval_steps,
-        metric_for_best_model=BEST_METRIC if evaluate else None,
-        greater_is_better=BEST_METRIC_GREATER_IS_BETTER if evaluate else None,
-        prediction_loss_only=True,
-        label_names=["labels"],
-        # Head B and the rotations are always used; LoRA on layers skipped by gradient checkpointing too.
-        ddp_find_unused_parameters=False,
-        ddp_backend="gloo" if on_cpu and distributed else None,
-    )
-
-
-def _sample_prompts(validation: Any, render: Callable[[str], str]) -> list[dict[str, str]]:
-    """Validation prompts for the samples callback, rendered as training renders them."""
-    from so8t.data import templates
-    from so8t.data.gsm8k import extract_gold
-
-    half = SAMPLE_PROMPTS // 2
-    rows = [
-        {
-            "kind": "gsm8k",
-            "prompt": render(templates.gsm8k_prompt(e.question)),
-            "gold": extract_gold(e.answer) or "",
-        }
-        for e in validation.gsm8k[:half]
-    ]
-    rows += [
-        {"kind": "safety", "prompt": render(templates.safety_prompt(e.prompt)), "gold": e.decision}
-        for e in validation.safety[:half]
-    ]
-    return rows
-
-
-def process_device_map(quantization: str, cuda: bool, env: Mapping[str, str]) -> dict[str, int] | None:
-    """Where this training process loads an 8/4-bit base: its own GPU (LOCAL_RANK) under torchrun or
-    accelerate. bitsandbytes places quantised weights at load time and the Trainer cannot move them later, so
-    without this every process would load its copy onto GPU 0. None (the default placement) otherwise."""
-    if quantization == "none" or not cuda or int(env.get("WORLD_SIZE", "1")) <= 1:
-        return None
-    return {"": int(env.get("LOCAL_RANK", "0"))}
-
-
-def build_model(cfg: RunConfig) -> tuple[Any, Any, str]:
-    """(SO8TModel ready to train, tokenizer, base reference recorded for the checkpoint)."""
-    import torch
-
-    from so8t.model.base import add_lora, load_base
-    from so8t.model.so8t import SO8TModel
-
-    model_cfg = cfg.model
-    if model_cfg.base == EMBEDDED_TINY and model_cfg.pretrain.enabled:
-        from so8t.train.pretrain import pretrained_tiny_base
-
-        base_dir = pretrained_tiny_base(model_cfg.pretrain, seed=cfg.seed, max_length=cfg.data.max_length)
-        model_cfg = model_cfg.model_copy(update={"base": str(base_dir)})
-    torch.manual_seed(cfg.seed)
-    device_map = process_device_map(model_cfg.quantization, torch.cuda.is_available(), os.environ)
-    base, tokenizer = load_base(model_cfg, for_training=True, device_map=device_map)
-    if cfg.data.chat_template:  # saved with the tokenizer: evaluation and predict render with it too
-        tokenizer.chat_template = cfg.data.chat_template_text()
-    if cfg.data.prompt.is_chat:
-        from so8t.data.templates import ChatTemplateMissing, check_chat_template
-
-        try:
-            check_chat_template(tokenizer, model_cfg.base)
-        except ChatTemplateMissing as exc:
-            raise UserError(str(exc)) from None
-    peft_model = add_lora(base, model_cfg.lora)
-    model = SO8TModel(
-        peft_model,
-        safety_head_kind=cfg.safety.head,
-        mlp_hidden=cfg.safety.mlp_hidden,
-        layers=model_cfg.so8.layers,
-        safety_class_weights=cfg.safety.class_weights,
-    )
-    if cfg.safety.init_from_decision_words:
-        _init_head_from_decision_words(model, peft_model, tokenizer, cfg.data.prompt)
-    _freeze_ablated_parts(model, model_cfg)
-    model.base_reference = model_cfg.base  # recorded in so8t.json: consolidation reloads this base
-    model.prompt_record = cfg.data.prompt.record()  # so8t.json: evaluation and predict render the same
-    return model, tokenizer, model_cfg.base
-
-
-def _freeze_ablated_parts(model: Any, model_cfg: Any) -> None:
-    """model.lora.trainable: false keeps the adapters at zero, model.so8.gate: false the gate at the
-    identity: frozen parameters stay out of the optimizer, so both fold into the consolidated model as
-    nothing."""
-    if not model_cfg.lora.trainable:
-        for name, param in model.named_parameters():
-            if "lora_" in name:
-                param.requires_grad_(False)
-    if not model_cfg.so8.gate:
-        model.gate.requires_grad_(False)
-
-
-def _init_head_from_decision_words(model: Any, peft_model: Any, tokenizer: Any, prompt_format: Any) -> None:
-    from so8t.model.heads import init_from_decision_words
-
-    word_ids = prompt_format.decision_token_ids(tokenizer)
-    weight = peft_model.get_output_embeddings().weight
-    if not init_from_decision_words(model.safety_head, weight, word_ids):
-        logger.warning("safety head B starts at random: the decision words cannot seed it for this base")
-
-
-def build_trainer(cfg: RunConfig, output_dir: Path, model: Any, tokenizer: Any) -> tuple[Any, Any]:
-    """(So8tTrainer, its StopGuard) with datasets from the config's sources."""
-    from so8t.data.config import materialize
-    from so8t.train.callbacks import SampleGenerationCallback, configure_wandb
-    from so8t.train.collate import So8tCollator, build_dataset
-    from so8t.train.trainer import So8tTrainer
-
-    report_to = configure_wandb(cfg.logging.wandb, output_dir)
-    train_split = materialize(cfg.data, "train", cfg.seed)
-    if len(train_split) == 0:
-        raise UserError("data.train yields no examples; add a source under data.train in the config.")
-    train_ds = build_dataset(
-        tokenizer,
-        train_split.gsm8k,
-        train_split.safety,
-        max_length=cfg.data.max_length,
-        safety_fraction=cfg.data.safety_fraction,
-        seed=cfg.seed,
-        prompt_format=cfg.data.prompt,
-    )
-    eval_ds, samples = None, []
-    if cfg.train.eval_strategy != "no":
-        validation = materialize(cfg.data, "validation", cfg.seed)
-        if len(validation) == 0:
-            raise UserError(
-                "data.validation yields no examples while train.eval_strategy is on; add validation "
-                "sources or set train.eval_strategy: no."
-            )
-        if cfg.data.validation_split:
-            from so8t.data.validation_split import record_split
-
-            record_split(cfg.data.validation_split, cfg.seed, validation, RunDir(output_dir))
-        eval_ds = build_dataset(
-            tokenizer,
-            validation.gsm8k,
-            validation.safety,
-            max_length=cfg.data.max_length,
-            prompt_format=cfg.data.prompt,
-        )
-        samples = _sample_prompts(validation, partial(cfg.data.prompt.render, tokenizer))
-    callbacks = []
-    if samples:
-        callbacks.append(SampleGenerationCallback(samples, tokenizer, RunDir(output_dir).samples))
-    trainer = So8tTrainer(
-        model=model,
-        args=training_arguments(cfg, RunDir(output_dir).checkpoints, report_to),
-        train_dataset=train_ds,
-        eval_dataset=eval_ds,
-        data_collator=So8tCollator(pad_token_id=tokenizer.pad_token_id),
-        processing_class=tokenizer,
-        callbacks=callbacks,
-        safety_learning_rate=cfg.train.safety_learning_rate,
-        loss_weights={
-            "safety": cfg.safety.loss_weight,
-            "pet": cfg.pet.weight,
-            "pet_start": cfg.pet.start_fraction,
-            "pet_full": cfg.pet.full_fraction,
-        },
-        class_weights=cfg.safety.class_weights,
-    )
-    return trainer, trainer.stop_guard
 
 
 def train_from_config(
