@@ -220,9 +220,9 @@ def load_base(
 
 
 @contextmanager
-def quiet_peft_checkpointing_alias() -> Iterator[None]:
-    """peft reads transformers' deprecated `is_gradient_checkpointing` alias when it wraps a model: peft's own
-    call, whose FutureWarning no so8t user can act on."""
+def quiet_checkpointing_alias() -> Iterator[None]:
+    """peft (wrapping a model) and TRL (around its rollouts) read transformers' deprecated
+    `is_gradient_checkpointing` alias: their own calls, whose FutureWarning no so8t user can act on."""
     with warnings.catch_warnings():
         warnings.filterwarnings(
             "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
@@ -289,5 +289,5 @@ def add_lora(model: Any, lora_cfg: LoraConfig, *, init_lora_weights: bool | str 
         init_lora_weights=init_lora_weights,
         fan_in_fan_out=bool(arch and arch.conv1d),
     )
-    with quiet_peft_checkpointing_alias():
+    with quiet_checkpointing_alias():
         return peft.get_peft_model(model, config)

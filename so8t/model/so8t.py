@@ -283,7 +283,7 @@ class SO8TModel(nn.Module):
             checkpoint_base,
             checkpoint_model_config,
             load_base,
-            quiet_peft_checkpointing_alias,
+            quiet_checkpointing_alias,
         )
 
         ckpt = Path(ckpt_dir)
@@ -300,7 +300,7 @@ class SO8TModel(nn.Module):
         )
         hf, _ = load_base(model_cfg, for_training=for_training, device_map=device_map)
         if (ckpt / ADAPTER_CONFIG).is_file():
-            with quiet_peft_checkpointing_alias():
+            with quiet_checkpointing_alias():
                 hf = PeftModel.from_pretrained(hf, str(ckpt), is_trainable=for_training)
         model = cls(
             hf,

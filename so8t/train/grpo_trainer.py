@@ -30,6 +30,7 @@ from trl.trainer.utils import entropy_from_logits, selective_log_softmax
 
 from so8t.layout.atomic import replace_directory, staging_path
 from so8t.layout.checkpoints import checkpoint_name
+from so8t.model.base import quiet_checkpointing_alias
 from so8t.model.so8 import fixed_rotations
 from so8t.train.callbacks import ProgressReport
 from so8t.train.guard import StopGuard
@@ -143,7 +144,7 @@ class So8tGRPOTrainer(GRPOTrainer):
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         """TRL's rollout with the rotations computed once for it; each row's safety label travels with it."""
-        with fixed_rotations(self.so8t_model.all_rotations()):
+        with fixed_rotations(self.so8t_model.all_rotations()), quiet_checkpointing_alias():
             output = super()._generate_and_score_completions(inputs)
         output[SAFETY_LABELS] = torch.tensor(
             [int(row.get("safety_label", IGNORE_INDEX)) for row in inputs], device=self.accelerator.device
