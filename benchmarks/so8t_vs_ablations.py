@@ -28,12 +28,14 @@ settings.
         [--base smollm2-135m-instruct] [--rows ...]
 
 It writes OUT/table.md and OUT/table.json; rerunning trains nothing already trained (each run is a run
-directory that `so8t run` resumes, or leaves as it is when finished) and evaluates again.
+directory that `so8t run` resumes, or leaves as it is when finished), keeps the evaluations and scores
+already written, and does the rest.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -140,6 +142,8 @@ def outside_sets(args: argparse.Namespace) -> dict[str, tuple[str, str]]:
 def outside_eval(model: Path, name: str, task: str, data_file: str, args: argparse.Namespace) -> Path:
     """One set never trained on through `so8t eval` (head-B decisions, the model's own prompt format)."""
     out = model.parent / f"eval-{name}" / "results.json"
+    if _evaluated(out.parent):
+        return out.parent
     command = [sys.executable, "-m", "so8t", "eval", str(model), "--tasks", task, "--out", str(out)]
     command += ["--metadata", json.dumps({"data_files": data_file})]
     if args.limit:
@@ -165,6 +169,8 @@ def base_eval(
         "--batch_size",
         "16",
     ]
+    if _evaluated(out):
+        return
     tasks = outside[0] if outside else f"{GSM8K_METRIC[0]},{SAFETY_TASK}"
     command += ["--tasks", tasks, "--apply_chat_template", "--fewshot_as_multiturn", "--log_samples"]
     command += ["--output_path", str(out), "--gen_kwargs", "max_gen_toks=96"]
@@ -178,6 +184,23 @@ def base_eval(
         "SO8T_SAFETY_DATA": str(data_dir / "safety_test.jsonl"),
     }
     _call(command, args.out / "logs" / f"base-{out.name}.log", env)
+
+
+def _evaluated(folder: Path) -> bool:
+    """A rerun keeps an evaluation already written (the model behind it is never retrained)."""
+    return folder.is_dir() and any(folder.rglob("results_*.json"))
+
+
+def cached_loglik(folder: Path, problems: list[Any], cache: Path) -> list[float]:
+    """reference_loglik, kept in `cache` for a rerun (keyed by the problems scored)."""
+    key = hashlib.sha256(json.dumps([[p.question, p.answer] for p in problems]).encode()).hexdigest()[:16]
+    path = cache / f"gsm8k-reference-loglik-{len(problems)}-{key}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    values = reference_loglik(folder, problems)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(values))
+    return values
 
 
 def reference_loglik(folder: Path, problems: list[Any]) -> list[float]:
@@ -384,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
             side: dict[str, Any] = {"test": read_run([run_dir / "eval"])}
             for name, (task, data_file) in outside.items():
                 side[name] = read_run([outside_eval(run_dir / "consolidated", name, task, data_file, args)])
-            side["loglik"] = reference_loglik(run_dir / "consolidated", problems)
+            side["loglik"] = cached_loglik(run_dir / "consolidated", problems, run_dir)
             sides[(row.name, seed)] = side
     base_folder = Path(resolve_base_path(args.base))
     data_dir = args.out / f"so8t-seed{seeds[0]}" / "data"
@@ -393,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, found in outside.items():
         base_eval(base_folder, data_dir, args.out / "base" / f"eval-{name}", found, args)
         base_side[name] = read_run([args.out / "base" / f"eval-{name}"])
-    base_side["loglik"] = reference_loglik(base_folder, problems)
+    base_side["loglik"] = cached_loglik(base_folder, problems, args.out / "base")
     sides[("base", seeds[0])] = base_side
     for (name, seed), side in sides.items():
         values = {f"test {k}": v for k, v in _metrics(side["test"]).items() if k != "exact_match"}

@@ -37,7 +37,7 @@ def _tiny_so8t_checkpoint(out_dir: Path) -> Path:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from so8t.model.base import default_lora_targets, resolve_base_path
+    from so8t.model.base import default_lora_targets, quiet_checkpointing_alias, resolve_base_path
     from so8t.model.so8t import SO8TModel
 
     torch.manual_seed(0)
@@ -46,7 +46,8 @@ def _tiny_so8t_checkpoint(out_dir: Path) -> Path:
 
     base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     lora = LoraConfig(r=4, lora_alpha=8, target_modules=default_lora_targets(base), init_lora_weights=False)
-    peft_model = get_peft_model(base, lora)
+    with quiet_checkpointing_alias():
+        peft_model = get_peft_model(base, lora)
     model = SO8TModel(peft_model, safety_head_kind="linear", mlp_hidden=None, layers="all")
     with torch.no_grad():
         for name, param in model.named_parameters():

@@ -90,3 +90,7 @@ def test_the_benchmark_runs_end_to_end_at_a_tiny_budget(tiny_base_dir, tmp_path)
     assert "xstest over_refusal_rate" in table["differences"]["probe"]
     assert table["throughput"]["ratio"] > 0
     assert "Difference from full SO8T" in (out / "table.md").read_text()
+    # what a rerun keeps instead of computing again: each run's reference scores and outside evaluations
+    for run in ("base", "probe-seed0", "so8t-seed0"):
+        assert len(list((out / run).glob("gsm8k-reference-loglik-2-*.json"))) == 1, run
+    assert list((out / "so8t-seed0" / "eval-xstest").glob("results_*.json"))
