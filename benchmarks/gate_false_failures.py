@@ -178,10 +178,13 @@ def gates(base: RunResults, iters: int) -> dict[str, tuple[GateConfig, Callable,
     }
 
 
-def fails(config: GateConfig, baseline: RunResults, current: RunResults, only_baseline: bool) -> bool:
+def failing_checks(
+    config: GateConfig, baseline: RunResults, current: RunResults, only_baseline: bool
+) -> list[str]:
+    """The counted checks that fail, each as `metric (kind)`; empty when the gate passes."""
     report = evaluate_gates(current, baseline, config)
     counted = [c for c in report.checks if c.kind == "baseline" or not only_baseline]
-    return any(not c.passed for c in counted)
+    return [f"{c.metric} ({c.kind})" for c in counted if not c.passed]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,9 +205,15 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(n):
             baseline, current = make_pair(rng)
             for name, (config, transform, only_baseline) in gates(real, args.iters).items():
-                counts[name] += fails(config, transform(baseline), transform(current), only_baseline)
+                failed = failing_checks(config, transform(baseline), transform(current), only_baseline)
+                counts[name] += bool(failed)
+                if label.startswith("same quality"):
+                    for check in failed:
+                        causes[(label, name, check)] = causes.get((label, name, check), 0) + 1
         cells = [f"{c / n:.1%} ({c}/{n})" for c in counts.values()]
         print(f"| {label} | {' | '.join(cells)} |", flush=True)
+
+    causes: dict[tuple[str, str, str], int] = {}
 
     row(
         f"same quality: {REDRAW:.0%} of documents re-drawn",
@@ -227,6 +236,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\n{args.pairs} pairs per row, {args.iters} bootstrap resamples; {time.perf_counter() - started:.0f} s"
     )
+    # why same-quality runs failed: a gate run may fail several checks at once
+    print("\n| same-quality scenario | gate | failing check | runs |\n|---|---|---|---:|")
+    for (label, name, check), count in sorted(causes.items(), key=lambda item: (item[0][:2], -item[1])):
+        print(f"| {label} | {name} | {check} | {count} |")
     return 0
 
 
