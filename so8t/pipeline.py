@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -246,8 +247,6 @@ def _evaluate_stage(
     try:
         return _evaluate(cfg, run.consolidated, run.results_output_path, test_files)
     except Exception as exc:  # keep training; say how to resume the evaluation alone
-        import traceback
-
         traceback.print_exc(limit=5)
         progress.note(
             f"evaluation failed: {exc!r}\nTraining is kept: checkpoint {checkpoint}, consolidated model "

@@ -15,7 +15,7 @@ import json
 import math
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from so8t.data.safety import DECISIONS
 from so8t.data.templates import NO_CONVERSATION, Conversation, PromptFormat
@@ -27,6 +27,9 @@ from so8t.responses import (
     Decision,
     Response,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from transformers import PreTrainedTokenizerBase
 
 # a request: text, or a chat `messages` list ([{role, content}, ...]) ending in the user turn to decide
 Request = str | list[dict[str, Any]]
@@ -53,7 +56,7 @@ class So8tAgent:
     def __init__(
         self,
         model: Any,
-        tokenizer: Any,
+        tokenizer: PreTrainedTokenizerBase,
         safety_head: Any,
         *,
         allow_threshold: float | None = None,

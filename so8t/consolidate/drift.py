@@ -11,11 +11,14 @@ maximum over these prompts, so a lower bound on the drift over every input.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from so8t.data.templates import CHAT, PromptFormat, gsm8k_prompt, safety_prompt
+
+if TYPE_CHECKING:  # pragma: no cover
+    from transformers import PreTrainedTokenizerBase
 
 PROBE_PROMPTS = (
     gsm8k_prompt("Tom has 12 apples and eats 3. How many apples are left?"),
@@ -39,7 +42,7 @@ PROBE_PROMPTS = (
 )
 
 
-def probe_prompts(tokenizer: Any, system_prompt: str | None = None) -> list[str]:
+def probe_prompts(tokenizer: PreTrainedTokenizerBase, system_prompt: str | None = None) -> list[str]:
     """PROBE_PROMPTS, and each also rendered by the tokenizer's chat template (after `system_prompt`) when it
     has one."""
     prompts = list(PROBE_PROMPTS)
@@ -57,7 +60,7 @@ class ProbeOutputs:
     head_b_probs: list[torch.Tensor]
 
 
-def _encode(tokenizer: Any, prompt: str, device: Any) -> dict[str, torch.Tensor]:
+def _encode(tokenizer: PreTrainedTokenizerBase, prompt: str, device: Any) -> dict[str, torch.Tensor]:
     return {k: v.to(device) for k, v in tokenizer(prompt, return_tensors="pt").items()}
 
 
@@ -65,7 +68,9 @@ def _device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def probe_so8t(model: Any, tokenizer: Any, prompts: list[str] | None = None) -> ProbeOutputs:
+def probe_so8t(
+    model: Any, tokenizer: PreTrainedTokenizerBase, prompts: list[str] | None = None
+) -> ProbeOutputs:
     """The SO8T model's outputs on the probes (`probe_prompts` by default), in whatever mode the caller set
     (no gradients)."""
     logits, probs = [], []
@@ -79,7 +84,7 @@ def probe_so8t(model: Any, tokenizer: Any, prompts: list[str] | None = None) -> 
 
 
 def probe_plain(
-    model: Any, head: torch.nn.Module, tokenizer: Any, prompts: list[str] | None = None
+    model: Any, head: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, prompts: list[str] | None = None
 ) -> ProbeOutputs:
     """A consolidated plain HF model's logits and its head B (reading the LM head's input) on the probes
     (`probe_prompts` by default)."""

@@ -20,7 +20,7 @@ import copy
 import gc
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # Imported first so bitsandbytes is quieted before peft imports it (see so8t/model/__init__.py).
 import so8t.model  # noqa: F401
@@ -41,6 +41,9 @@ from so8t.layout.so8t_json import (
     read_checkpoint_info,
     write_so8t_json,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from transformers import PreTrainedTokenizerBase
 
 FOLD_TARGET_MEANING = {
     FOLD_ONTO_TRAINED: "the weights the model trained with: bitsandbytes' dequantisation of the quantised "
@@ -223,7 +226,12 @@ def _tokenizer(ckpt: Path, base_path: str, info: So8tRecord) -> Any:
 
 
 def _probe_as_trained(
-    trained: Any, tokenizer: Any, record: dict, ckpt: Path, info: So8tRecord, prompts: list[str]
+    trained: Any,
+    tokenizer: PreTrainedTokenizerBase,
+    record: dict,
+    ckpt: Path,
+    info: So8tRecord,
+    prompts: list[str],
 ) -> tuple[Any, Any]:
     """(the trained model's probe outputs, its quantised eval forward's or None); for a k-bit checkpoint also
     records the quantised-weight check and the tensors k-bit training ran in fp32."""
@@ -326,7 +334,9 @@ def consolidate_checkpoint(
     return _write_consolidated(Path(out_dir), model, tokenizer, head, folder_info)
 
 
-def _write_consolidated(target: Path, model: Any, tokenizer: Any, head: Any, info: So8tRecord) -> Path:
+def _write_consolidated(
+    target: Path, model: Any, tokenizer: PreTrainedTokenizerBase, head: Any, info: So8tRecord
+) -> Path:
     """Write the folder through a temporary one beside `target`, renamed into place when complete."""
     from safetensors.torch import save_file
 

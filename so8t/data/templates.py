@@ -19,7 +19,10 @@ Nothing here imports torch or transformers; the functions take a tokenizer.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from transformers import PreTrainedTokenizerBase
 
 DECISION_CHOICES = ["ALLOW", "ESCALATE", "REFUSE"]
 # lm-eval generation stops for GSM8K: a blank line or the start of the next question.
@@ -55,13 +58,13 @@ def safety_target(example: Any) -> str:
 # ----------------------------------------------------------------------------- tokens, as lm-eval makes them
 
 
-def _prefix_text(tokenizer: Any) -> str | None:
+def _prefix_text(tokenizer: PreTrainedTokenizerBase) -> str | None:
     """The text of HFLM's prefix token (BOS, else EOS): a string starting with it gets no special tokens."""
     prefix_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     return None if prefix_id is None else tokenizer.decode(prefix_id)
 
 
-def encode(tokenizer: Any, text: str) -> list[int]:
+def encode(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
     """Token ids of a text as HFLM's tok_encode makes them (add_bos_token unset): the tokenizer's special
     tokens are added unless the text already starts with the BOS (a chat template that writes it)."""
     prefix = _prefix_text(tokenizer)
@@ -70,7 +73,9 @@ def encode(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer.encode(text))
 
 
-def encode_pair(tokenizer: Any, context: str, continuation: str) -> tuple[list[int], list[int]]:
+def encode_pair(
+    tokenizer: PreTrainedTokenizerBase, context: str, continuation: str
+) -> tuple[list[int], list[int]]:
     """(context ids, continuation ids) exactly as lm-eval's `_encode_pair` makes them for a causal LM: the
     context's trailing whitespace moves to the continuation, the whole is encoded and split at the length of
     the encoded context."""
@@ -83,7 +88,7 @@ def encode_pair(tokenizer: Any, context: str, continuation: str) -> tuple[list[i
     return context_ids, whole[len(context_ids) :]
 
 
-def context_ids(tokenizer: Any, context: str) -> list[int]:
+def context_ids(tokenizer: PreTrainedTokenizerBase, context: str) -> list[int]:
     """The ids of a rendered prompt as a loglikelihood context (head B pools at the last one): trailing
     whitespace dropped, as lm-eval and the so8t backend do."""
     return encode(tokenizer, context.rstrip()) if context.strip() else encode(tokenizer, context)
@@ -166,7 +171,9 @@ class PromptFormat:
 
     # --- text -------------------------------------------------------------------------------------
 
-    def render(self, tokenizer: Any, text: str, conversation: Conversation = NO_CONVERSATION) -> str:
+    def render(
+        self, tokenizer: PreTrainedTokenizerBase, text: str, conversation: Conversation = NO_CONVERSATION
+    ) -> str:
         """The prompt the model reads for a prompt text (plain: the text; chat: the template's rendering of
         [system, earlier turns, user] with the generation prompt, as lm-eval's HFLM.apply_chat_template makes
         it, and as the so8t tasks render a conversation's document)."""
@@ -175,7 +182,11 @@ class PromptFormat:
         return _apply_chat_template(tokenizer, self._messages(text, conversation), add_generation_prompt=True)
 
     def continuation(
-        self, tokenizer: Any, text: str, target: str, conversation: Conversation = NO_CONVERSATION
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        text: str,
+        target: str,
+        conversation: Conversation = NO_CONVERSATION,
     ) -> tuple[str, bool]:
         """(what follows the rendered prompt when the model answers `target`, whether it ends the turn).
 
@@ -192,7 +203,7 @@ class PromptFormat:
             return whole[len(prompt) :], True
         return target.strip(), False
 
-    def rendered_prompt_end(self, tokenizer: Any) -> str:
+    def rendered_prompt_end(self, tokenizer: PreTrainedTokenizerBase) -> str:
         """What every prompt rendered by the chat template ends with, stripped: the template's text after the
         user's turn (its generation prompt, e.g. the assistant header). "" for plain, or for a template that
         adds nothing there (then rendered and plain prompts cannot be told apart by their end)."""
@@ -213,7 +224,11 @@ class PromptFormat:
     # --- tokens -----------------------------------------------------------------------------------
 
     def encode_example(
-        self, tokenizer: Any, text: str, target: str, conversation: Conversation = NO_CONVERSATION
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        text: str,
+        target: str,
+        conversation: Conversation = NO_CONVERSATION,
     ) -> tuple[list[int], list[int]]:
         """(prompt ids, target ids) of a training row: the pair lm-eval scores, the target ending the turn
         (EOS appended when the format does not end it)."""
@@ -224,7 +239,7 @@ class PromptFormat:
             target_ids.append(int(tokenizer.eos_token_id))
         return prompt_ids, target_ids
 
-    def decision_token_ids(self, tokenizer: Any) -> list[int]:
+    def decision_token_ids(self, tokenizer: PreTrainedTokenizerBase) -> list[int]:
         """For each decision, the first token of its scored continuation that tells the decisions apart
         (chat continuations may share a leading newline): the LM-head rows head B can start from."""
         prompt = self.render(tokenizer, safety_prompt("x"))
@@ -246,7 +261,7 @@ def conversation_messages(
     return [*messages, {"role": "user", "content": text}]
 
 
-def check_chat_template(tokenizer: Any, where: str) -> None:
+def check_chat_template(tokenizer: PreTrainedTokenizerBase, where: str) -> None:
     """ChatTemplateMissing naming `where` when prompt_format chat meets a tokenizer without a chat template."""
     if not getattr(tokenizer, "chat_template", None):
         raise ChatTemplateMissing(
@@ -256,7 +271,9 @@ def check_chat_template(tokenizer: Any, where: str) -> None:
         )
 
 
-def _apply_chat_template(tokenizer: Any, messages: list[dict[str, str]], add_generation_prompt: bool) -> str:
+def _apply_chat_template(
+    tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]], add_generation_prompt: bool
+) -> str:
     """tokenizer.apply_chat_template as lm-eval's HFLM calls it, dropping the system turn when the template
     rejects one (as HFLM does)."""
     import jinja2

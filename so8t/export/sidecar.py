@@ -19,9 +19,11 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from so8t.data.safety import DECISIONS
 from so8t.errors import UserError
@@ -60,8 +62,6 @@ class SidecarInfo:
 def write_sidecar(consolidated: str | os.PathLike, gguf_file: str | os.PathLike) -> tuple[Path, Path]:
     """Write head B of a consolidated folder beside `gguf_file`; head B is read by the project's own loader
     (so8t.model.inference.load_safety_head), wherever the folder keeps it."""
-    from dataclasses import asdict
-
     from safetensors.torch import save_file
 
     from so8t.layout.atomic import atomic_write_json
@@ -100,7 +100,6 @@ class NumpyHead:
 
     def log_probs(self, hidden: Any) -> list[float]:
         """log-softmax of head B over the classes for one hidden state (D,), in float64."""
-        import numpy as np
 
         x = np.asarray(hidden, dtype=np.float64)
         weight, bias = self.layers[0]

@@ -7,10 +7,13 @@ mix two different runs' checkpoints, and say exactly which keys differ.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from so8t.errors import UserError
 from so8t.layout import RunDir
@@ -133,12 +136,8 @@ def claim_run_dir(
 
 
 def _yaml_load(text: str) -> Any:
-    import yaml
-
     return yaml.safe_load(text)
 
 
 def _now() -> str:
-    import datetime
-
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

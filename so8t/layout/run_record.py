@@ -4,9 +4,11 @@ and the results were made from, with the checkpoint's digest) and the one W&B ru
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
+import uuid
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -33,8 +35,6 @@ def write_run_record(run_dir: str | os.PathLike, record: dict[str, Any]) -> Path
 def checkpoint_digest(checkpoint: str | os.PathLike) -> str:
     """Hash of the files of a checkpoint that consolidation reads (names and contents): equal digests give
     the same consolidated model, wherever the run directory lies."""
-    import hashlib
-
     digest = hashlib.sha256()
     for path in sorted(
         p for p in Path(checkpoint).iterdir() if p.is_file() and is_consolidation_input(p.name)
@@ -57,9 +57,6 @@ def wandb_run_id(run_dir: str | os.PathLike) -> str:
     elsewhere while that folder still holds the same id takes an id of its own, derived from both (so every
     rank derives the same). A moved run directory (nothing left at the old place) keeps its id.
     """
-    import hashlib
-    import uuid
-
     run = Path(run_dir).resolve()
     path = RunDir(run).wandb_run_id
     if not path.is_file():

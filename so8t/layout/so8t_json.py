@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
@@ -133,9 +134,7 @@ CONSOLIDATED_FIELDS = (*_COMMON, "source_checkpoint", "trained_model", "consolid
 def so8t_version() -> str:
     """The installed so8t version, recorded in so8t.json and part of the consolidation cache key."""
     try:
-        from importlib.metadata import version
-
-        return version("so8t")
+        return metadata.version("so8t")
     except Exception:  # not installed (a bare source tree)
         return "0+unknown"
 

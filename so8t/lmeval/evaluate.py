@@ -12,6 +12,7 @@ import argparse
 import copy
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +136,6 @@ def write_evaluation(results: dict, tracker: Any, out: Path) -> Path:
     The results file is written atomically (lm-eval's own writer logs and carries on when a write fails);
     its `task_hashes` are lm-eval's, computed from the samples when they were logged.
     """
-    from dataclasses import asdict
 
     from lm_eval.utils import handle_non_serializable
 

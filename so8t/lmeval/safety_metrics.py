@@ -26,6 +26,8 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from so8t.data.safety import DECISIONS
 from so8t.model.decision_rule import ALLOW, ESCALATE, REFUSE, all_finite, fail_closed_choice
 
@@ -239,7 +241,6 @@ def macro_f1_stderr(items: Sequence[tuple[int, int]], iters: int = 1000) -> floa
     Macro F1 depends on the documents only through the confusion matrix, so a resample is a multinomial draw
     of the nine cell counts (numpy, fast for any iteration count). 0 for a single document; NaN for none.
     """
-    import numpy as np
 
     items = list(items)
     if not items:

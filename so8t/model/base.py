@@ -15,6 +15,8 @@ from so8t.layout.so8t_json import So8tRecord
 from so8t.model.architectures import architecture_of, find_architecture
 
 if TYPE_CHECKING:  # pragma: no cover
+    from transformers import PreTrainedTokenizerBase
+
     from so8t.config import LoraConfig, ModelConfig
 
 EMBEDDED_TINY = "embedded:tiny"
@@ -142,7 +144,7 @@ def bnb_config(
     )
 
 
-def prepare_tokenizer(tokenizer: Any) -> Any:
+def prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> Any:
     """A pad token when the tokenizer has none (eos, else unk) and right padding, as training pads rows."""
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.unk_token

@@ -12,7 +12,7 @@ import inspect
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +24,9 @@ from so8t.layout.so8t_json import read_consolidated_info
 from so8t.model.base import QUANTIZATIONS
 from so8t.model.decision_rule import all_finite, decide_row
 from so8t.model.heads import SafetyHead
+
+if TYPE_CHECKING:  # pragma: no cover
+    from transformers import PreTrainedTokenizerBase
 
 # where decisions come from: head B, or the LM scoring the decision words (lm-eval only)
 DECISION_SOURCES = ("head", "lm")
@@ -186,7 +189,7 @@ _WINDOW_CONFIG_KEYS = ("n_positions", "max_position_embeddings", "n_ctx")
 _UNSET_TOKENIZER_LENGTH = int(1e30)
 
 
-def context_window(model: Any, tokenizer: Any = None) -> int:
+def context_window(model: Any, tokenizer: PreTrainedTokenizerBase = None) -> int:
     """How many tokens the model reads at once, found as lm-eval's HFLM finds it: the (text) config's
     n_positions / max_position_embeddings / n_ctx, else the tokenizer's model_max_length, else 2048."""
     config = getattr(model, "config", None)

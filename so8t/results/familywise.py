@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
+import numpy as np
+
 from so8t.results.paired import BOOTSTRAP_SEED, paired_draws
 
 
@@ -62,7 +64,6 @@ def family_level(z: float) -> float:
 
 
 def _indices(task: str, n: int, iters: int) -> Any:
-    import numpy as np
 
     seed = [BOOTSTRAP_SEED, zlib.crc32(task.encode())]
     return np.random.default_rng(seed).integers(0, n, size=(iters, n))
@@ -70,7 +71,6 @@ def _indices(task: str, n: int, iters: int) -> Any:
 
 def _max_t(family: list[Comparison], z: float, iters: int) -> float | None:
     """c of the single-step max-T test, or None when a comparison's draws cannot be made."""
-    import numpy as np
 
     columns = []
     for item in family:

@@ -3,6 +3,7 @@ rendered from the page template in leaderboard_page/ (no network needed to view 
 
 from __future__ import annotations
 
+from importlib.resources import files
 from typing import Any
 
 from so8t.results.board import MISSING, Leaderboard, ModelRow, RunKey
@@ -130,7 +131,6 @@ def to_html(board: Leaderboard) -> str:
     The page is leaderboard_page/page.html.j2 rendered by jinja2 with autoescaping on (model names, task names
     and notes come from results files), with page.css and page.js inlined.
     """
-    from importlib.resources import files
 
     import jinja2
 

@@ -31,6 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+
 Method = Literal["paired differences", "paired bootstrap", "independent"]
 Aggregation = Callable[[Sequence[Any]], float]
 BOOTSTRAP_SEED = 1234
@@ -84,7 +86,6 @@ def lookup_aggregation(name: str | None, metric: str) -> Aggregation | None:
 
 def _as_float_array(values: Sequence[Any]) -> Any:
     """The values as a float array, or None when one is not a plain number (a (gold, pred) pair, text)."""
-    import numpy as np
 
     if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
         return None
@@ -113,7 +114,6 @@ def _reproduces(aggregate: Aggregation, values: Sequence[Any], reported: float) 
 
 def _differences(base: Any, current: Any) -> DeltaNoise:
     """Paired differences on the documents in the denominator (the same documents on both sides)."""
-    import numpy as np
 
     keep = ~np.isnan(base)
     diffs = current[keep] - base[keep]
@@ -125,7 +125,6 @@ def _differences(base: Any, current: Any) -> DeltaNoise:
 
 def _class_pairs(values: Sequence[Any]) -> Any:
     """(gold, pred) class indices as an (n, 2) int array, or None for other values."""
-    import numpy as np
 
     ok = all(isinstance(v, tuple) and len(v) == 2 and all(isinstance(x, int) for x in v) for v in values)
     return np.asarray(values, dtype=int) if ok and values else None
@@ -133,7 +132,6 @@ def _class_pairs(values: Sequence[Any]) -> Any:
 
 def _macro_f1_of_counts(counts: Any) -> Any:
     """Macro F1 of (B, K, K) confusion counts (rows gold), over the classes present in gold or predictions."""
-    import numpy as np
 
     tp = np.diagonal(counts, axis1=1, axis2=2)
     gold, pred = counts.sum(axis=2), counts.sum(axis=1)
@@ -147,7 +145,6 @@ def _resampled(values: Sequence[Any], indices: Any, name: str | None, aggregate:
     """agg(values[idx_b]) for every row of `indices`: vectorised for the aggregations whose formula is
     known (mean, nanmean, macro F1 over class pairs) once it is checked to agree with the task's own
     aggregation on all documents, else the task's aggregation called on each resample."""
-    import numpy as np
 
     array = _as_float_array(values)
     if array is not None and is_mean_over_denominator(aggregate, array):
@@ -168,7 +165,6 @@ def _bootstrap(
     base: Sequence[Any], current: Sequence[Any], aggregate: Aggregation, name: str | None, iters: int
 ) -> DeltaNoise:
     """Paired bootstrap over documents: the same resampled documents for both runs."""
-    import numpy as np
 
     n = len(base)
     indices = np.random.default_rng(BOOTSTRAP_SEED).integers(0, n, size=(iters, n))
@@ -214,7 +210,6 @@ def paired_noise(
 def is_mean_over_denominator(aggregate: Aggregation, values: Any) -> bool:
     """True when the aggregation of these plain numbers is their mean over the non-NaN documents (lm-eval's
     mean and nanmean, so8t's ratio, or any function under another name that computes the same)."""
-    import numpy as np
 
     if values.size == 0 or np.isnan(values).all():
         return False
@@ -231,7 +226,6 @@ def fixed_denominator(aggregate: Aggregation, base: Sequence[Any], current: Sequ
     """(baseline, current) as float arrays when the metric is a rate whose denominator is the same documents
     in both runs (NaN on exactly the same documents, the aggregation a mean over the rest), else None: the
     rates the paired differences test applies to, whatever name the task gives their aggregation."""
-    import numpy as np
 
     arrays = (_as_float_array(base), _as_float_array(current))
     if arrays[0] is None or arrays[1] is None:
@@ -248,7 +242,6 @@ def bootstrap_stderr(
     aggregate = lookup_aggregation(aggregation, metric)
     if aggregate is None or len(values) < 2:
         return None
-    import numpy as np
 
     indices = np.random.default_rng(BOOTSTRAP_SEED).integers(0, len(values), size=(iters, len(values)))
     with warnings.catch_warnings():
@@ -264,7 +257,6 @@ def paired_draws(
     """`agg(current[idx_b]) - agg(baseline[idx_b])` for every row of `indices` (document resamples shared
     by every metric of a task), or None when the aggregation is unknown: the joint draws a family-wise test
     of several metrics on the same documents is built on (so8t.results.familywise)."""
-    import numpy as np
 
     aggregate = lookup_aggregation(aggregation, metric)
     if aggregate is None or len(base) != len(current) or not base:

@@ -15,6 +15,8 @@ from so8t.layout import RunDir
 from so8t.train.arguments import training_arguments
 
 if TYPE_CHECKING:  # pragma: no cover
+    from transformers import PreTrainedTokenizerBase
+
     from so8t.config import RunConfig
 
 logger = logging.getLogger(__name__)
@@ -106,7 +108,9 @@ def _freeze_ablated_parts(model: Any, model_cfg: Any) -> None:
         model.gate.requires_grad_(False)
 
 
-def _init_head_from_decision_words(model: Any, peft_model: Any, tokenizer: Any, prompt_format: Any) -> None:
+def _init_head_from_decision_words(
+    model: Any, peft_model: Any, tokenizer: PreTrainedTokenizerBase, prompt_format: Any
+) -> None:
     from so8t.model.heads import init_from_decision_words
 
     word_ids = prompt_format.decision_token_ids(tokenizer)
@@ -115,7 +119,9 @@ def _init_head_from_decision_words(model: Any, peft_model: Any, tokenizer: Any, 
         logger.warning("safety head B starts at random: the decision words cannot seed it for this base")
 
 
-def build_trainer(cfg: RunConfig, output_dir: Path, model: Any, tokenizer: Any) -> tuple[Any, Any]:
+def build_trainer(
+    cfg: RunConfig, output_dir: Path, model: Any, tokenizer: PreTrainedTokenizerBase
+) -> tuple[Any, Any]:
     """(So8tTrainer, its StopGuard) with datasets from the config's sources."""
     from so8t.data.config import materialize
     from so8t.train.callbacks import SampleGenerationCallback, configure_wandb

@@ -26,6 +26,8 @@ from so8t.layout.run_record import wandb_run_id
 from so8t.progress import current as current_progress
 
 if TYPE_CHECKING:  # pragma: no cover
+    from transformers import PreTrainedTokenizerBase
+
     from so8t.config import WandbConfig
 
 
@@ -102,7 +104,11 @@ class SampleGenerationCallback(TrainerCallback):
     """
 
     def __init__(
-        self, samples: list[dict[str, str]], tokenizer: Any, out_path: Path, max_new_tokens: int = 64
+        self,
+        samples: list[dict[str, str]],
+        tokenizer: PreTrainedTokenizerBase,
+        out_path: Path,
+        max_new_tokens: int = 64,
     ):
         self.samples = samples
         self.tokenizer = tokenizer

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import Dataset
@@ -20,6 +20,9 @@ from so8t.data import templates
 from so8t.data.gsm8k import GSM8KExample
 from so8t.data.safety import SafetyExample
 from so8t.data.templates import PromptFormat
+
+if TYPE_CHECKING:  # pragma: no cover
+    from transformers import PreTrainedTokenizerBase
 
 PLAIN_PROMPTS = PromptFormat()
 
@@ -40,7 +43,7 @@ def _fit(prompt: list[int], target: list[int], max_length: int) -> tuple[list[in
 
 
 def encode_example(
-    tokenizer: Any,
+    tokenizer: PreTrainedTokenizerBase,
     example: GSM8KExample | SafetyExample,
     max_length: int,
     prompt_format: PromptFormat = PLAIN_PROMPTS,
@@ -109,7 +112,7 @@ def mix_examples(
 
 
 def build_dataset(
-    tokenizer: Any,
+    tokenizer: PreTrainedTokenizerBase,
     gsm8k: Sequence[GSM8KExample],
     safety: Sequence[SafetyExample],
     *,

@@ -21,6 +21,8 @@ from so8t.layout.checkpoints import best_checkpoint, run_checkpoints
 from so8t.layout.so8t_json import CHECKPOINT_FORMAT, so8t_format
 
 if TYPE_CHECKING:  # pragma: no cover
+    from transformers import PreTrainedTokenizerBase
+
     from so8t.config import RunConfig
 
 IGNORE_INDEX = -100
@@ -89,7 +91,7 @@ def grpo_row(example: Any, render: Any) -> dict[str, Any]:
     }
 
 
-def grpo_dataset(cfg: RunConfig, model: Any, tokenizer: Any) -> Any:
+def grpo_dataset(cfg: RunConfig, model: Any, tokenizer: PreTrainedTokenizerBase) -> Any:
     """The training prompts: data.train mixed as SFT mixes it (data.safety_fraction), rendered in the prompt
     format the model was trained with (so8t.json's record), as evaluation renders them."""
     from datasets import Dataset
@@ -137,7 +139,7 @@ def grpo_arguments(
 
 
 def build_grpo_trainer(
-    cfg: RunConfig, output_dir: Path, model: Any, tokenizer: Any, rewards: Rewards
+    cfg: RunConfig, output_dir: Path, model: Any, tokenizer: PreTrainedTokenizerBase, rewards: Rewards
 ) -> tuple[Any, Any]:
     """(So8tGRPOTrainer, its StopGuard); `rewards`: (reward functions, weights), so8t.lmeval.rewards."""
     from so8t.train.callbacks import configure_wandb
