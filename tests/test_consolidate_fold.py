@@ -66,7 +66,7 @@ def test_fold_is_exact_for_llama_with_lora_and_mlp_head(make_so8t, tiny_base_dir
     model, tok = make_so8t(tiny_base_dir, head="mlp")
     assert tok.chat_template and len(PROBE_PROMPTS) >= 7  # the drift is a maximum over plain and chat probes
     plain, _ = _check_fold(model, tok, tmp_path / "ckpt", tmp_path / "out", head_kind="mlp")
-    # both so8t.json files hold exactly the fields so8t/layout.py defines
+    # both so8t.json files hold exactly the fields so8t/layout/so8t_json.py lists for their format
     assert set(json.loads((tmp_path / "ckpt" / "so8t.json").read_text())) == set(CHECKPOINT_FIELDS)
     assert set(json.loads((tmp_path / "out" / "so8t.json").read_text())) == set(CONSOLIDATED_FIELDS)
     assert not any("lora" in k for k in load_file(tmp_path / "out" / "model.safetensors"))
