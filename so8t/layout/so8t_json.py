@@ -165,21 +165,9 @@ def parse_so8t_json(path: Path, info: Any) -> So8tRecord:
         ) from exc
 
 
-def read_so8t_json(folder: str | os.PathLike) -> So8tRecord | None:
-    """The so8t.json of `folder`, or None when it has none; UserError when it is unreadable or malformed."""
-    path = Path(folder) / SO8T_JSON
-    if not path.is_file():
-        return None
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path} is not readable JSON ({exc}); {_fix()}.") from exc
-    return parse_so8t_json(path, info)
-
-
-def so8t_format(folder: str | os.PathLike) -> str | None:
-    """The `format` recorded in the folder's so8t.json (None without one). Reads only that field, so a folder
-    of another format (or a malformed record) is still told apart before its fields are checked."""
+def _read_object(folder: str | os.PathLike) -> tuple[Path, dict[str, Any]] | None:
+    """(path, the JSON object) of the folder's so8t.json, None when it has none; UserError when it is not
+    readable JSON or not an object."""
     path = Path(folder) / SO8T_JSON
     if not path.is_file():
         return None
@@ -189,23 +177,34 @@ def so8t_format(folder: str | os.PathLike) -> str | None:
         raise UserError(f"{path} is not readable JSON ({exc}); {_fix()}.") from exc
     if not isinstance(info, dict):
         raise UserError(f"{path} holds a JSON {type(info).__name__}, not an object; {_fix()}.")
-    return str(info.get("format"))
+    return path, info
+
+
+def read_so8t_json(folder: str | os.PathLike) -> So8tRecord | None:
+    """The so8t.json of `folder`, or None when it has none; UserError when it is unreadable or malformed."""
+    found = _read_object(folder)
+    return None if found is None else parse_so8t_json(*found)
+
+
+def so8t_format(folder: str | os.PathLike) -> str | None:
+    """The `format` recorded in the folder's so8t.json (None without one). Reads only that field, so a folder
+    of another format (or a malformed record) is still told apart before its fields are checked."""
+    found = _read_object(folder)
+    return None if found is None else str(found[1].get("format"))
 
 
 def read_checkpoint_info(checkpoint: str | os.PathLike) -> So8tRecord:
     """so8t.json of a training checkpoint; UserError when it is missing or of another format."""
-    path = Path(checkpoint) / SO8T_JSON
-    found = so8t_format(checkpoint)
+    found = _read_object(checkpoint)
     if found is None:
         raise UserError(
             f"{checkpoint} is not a so8t checkpoint: {SO8T_JSON} is missing. Point to one of the training "
             "checkpoints in a run directory's checkpoint folder."
         )
-    if found != CHECKPOINT_FORMAT:
-        raise UserError(f"{path}: format is {found!r}, expected {CHECKPOINT_FORMAT!r}.")
-    record = read_so8t_json(checkpoint)
-    assert record is not None
-    return record
+    path, info = found
+    if info.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path}: format is {str(info.get('format'))!r}, expected {CHECKPOINT_FORMAT!r}.")
+    return parse_so8t_json(path, info)
 
 
 def read_consolidated_info(folder: str | os.PathLike) -> So8tRecord:
