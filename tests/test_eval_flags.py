@@ -153,3 +153,18 @@ def test_so8t_eval_with_lm_evals_flags_writes_the_results_file_lm_eval_writes(
     )
     assert recorded["chat_template"] and recorded["fewshot_as_multiturn"] is True
     assert _samples(ours) == _samples(theirs)
+
+
+def test_only_a_run_that_names_a_built_in_task_pays_for_lm_evals_full_task_index(
+    tmp_path, _task_manager_base
+):
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "my_task.yaml").write_text("task: my_task\ndataset_path: json\noutput_type: loglikelihood\n")
+    narrow = _task_manager_base({}, str(own), ["so8t_safety_local", "my_task"])
+    assert {"so8t_safety_local", "so8t_xstest", "my_task"} <= set(narrow.all_tasks)
+    assert "arc_easy" not in narrow.all_tasks  # lm-eval's built-in tasks were not scanned
+    full = _task_manager_base({}, str(own), ["so8t_safety_local", "arc_easy"])
+    assert {"so8t_safety_local", "my_task", "arc_easy"} <= set(full.all_tasks)
+    for name in ("so8t_safety_local", "my_task"):  # the same task whichever index found it
+        assert narrow.task_index[name].cfg == full.task_index[name].cfg

@@ -1,7 +1,8 @@
 """`so8t eval`: lm-eval's simple_evaluate with the so8t backend and the so8t tasks, results in lm-eval's format.
 
 No --include_path is needed (the so8t task folder is always included; --include_path adds a folder of
-the user's own); any built-in lm-eval task name works too. The task index is built once per process (it scans every lm-eval task YAML) and reused. A model
+the user's own); any built-in lm-eval task name works too. The task index is built once per process and
+reused; lm-eval's built-in tasks are indexed only when a run names one (task_manager). A model
 trained with prompt_format chat is evaluated with lm-eval's --apply_chat_template, --fewshot_as_multiturn and
 --system_instruction set from its so8t.json, so lm-eval renders the prompts training rendered.
 """
@@ -22,7 +23,8 @@ from so8t.layout.atomic import atomic_write_json
 from so8t.lmeval.flags import LmEvalFlags, add_lm_eval_arguments
 from so8t.lmeval.prompt_flags import model_prompt_format
 
-_TASK_MANAGERS: dict[str | None, Any] = {}
+# keyed by (include_path, whether lm-eval's built-in tasks are indexed too)
+_TASK_MANAGERS: dict[tuple[str | None, bool], Any] = {}
 
 # Set for the processes `--processes N` launches (so8t.lmeval.processes): the launcher prints the results table
 RELAUNCHED_ENV = "SO8T_EVAL_RELAUNCHED"
@@ -30,9 +32,18 @@ RELAUNCHED_ENV = "SO8T_EVAL_RELAUNCHED"
 GENERATION_BACKENDS = ("so8t", "vllm")
 
 
-def task_manager(metadata: dict[str, Any] | None = None, include_path: str | None = None) -> Any:
+def task_manager(
+    metadata: dict[str, Any] | None = None,
+    include_path: str | None = None,
+    tasks: list[str] | None = None,
+) -> Any:
     """lm-eval's TaskManager with the so8t tasks (and `include_path`'s, as lm-eval's --include_path adds
-    them), indexed once per process and folder, carrying this run's metadata."""
+    them), indexed once per process and folder, carrying this run's metadata.
+
+    lm-eval's full index scans every built-in task YAML (seconds to tens of seconds); when every name in
+    `tasks` is an so8t task or one of `include_path`'s, the index of those folders alone answers the same,
+    so only a run that names a built-in task (or a task YAML file, which may name them) pays for the full one.
+    """
     from lm_eval.tasks import TaskManager
     from lm_eval.tasks._factory import TaskFactory
 
@@ -40,10 +51,18 @@ def task_manager(metadata: dict[str, Any] | None = None, include_path: str | Non
 
     if include_path is not None and not Path(include_path).is_dir():
         raise UserError(f"--include_path {include_path}: no such folder; give a folder of task YAML files.")
-    if include_path not in _TASK_MANAGERS:
-        folders = [tasks_dir()] if include_path is None else [tasks_dir(), str(include_path)]
-        _TASK_MANAGERS[include_path] = TaskManager(include_path=folders, metadata={})
-    manager = copy.copy(_TASK_MANAGERS[include_path])
+    folders = [tasks_dir()] if include_path is None else [tasks_dir(), str(include_path)]
+    narrow = (include_path, False)
+    if tasks is not None and narrow not in _TASK_MANAGERS:
+        _TASK_MANAGERS[narrow] = TaskManager(include_path=folders, include_defaults=False, metadata={})
+    # a task YAML file may name built-in tasks (a group), so it is read with the full index
+    if tasks is not None and all(t in _TASK_MANAGERS[narrow].all_tasks for t in tasks):
+        key = narrow
+    else:
+        key = (include_path, True)
+    if key not in _TASK_MANAGERS:
+        _TASK_MANAGERS[key] = TaskManager(include_path=folders, metadata={})
+    manager = copy.copy(_TASK_MANAGERS[key])
     # metadata reaches the tasks through the factory (e.g. data_files for the local tasks)
     manager.metadata = dict(metadata or {})
     manager._factory = TaskFactory(meta=manager.metadata)
@@ -101,7 +120,7 @@ def evaluate(
         device = "cuda" if torch.cuda.is_available() else "cpu"
     flags = flags or LmEvalFlags()
     passed = flags.simple_evaluate_kwargs(model_prompt_format(model), max_gen_toks)
-    manager = task_manager({**args, **(metadata or {})}, flags.include_path)
+    manager = task_manager({**args, **(metadata or {})}, flags.include_path, list(tasks))
     _check_tasks(manager, list(tasks))
     tracker = EvaluationTracker(output_path=str(out))
     results = simple_evaluate(

@@ -167,7 +167,7 @@ def evaluate_with_vllm_generation(
         check_vllm()
     metadata = options.get("metadata") or {}
     include_path = (options.get("flags") or LmEvalFlags()).include_path
-    manager = task_manager({**(options.get("model_args") or {}), **metadata}, include_path)
+    manager = task_manager({**(options.get("model_args") or {}), **metadata}, include_path, list(tasks))
     generation, rest = split_tasks(manager, tasks)
     folder = resolve_model(model, base=(options.get("model_args") or {}).get("base")).folder
     parts_dir = (out.parent if out.suffix == ".json" else out) / f".parts-{evaluation_date_id()}"
