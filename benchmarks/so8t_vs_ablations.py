@@ -40,7 +40,6 @@ import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -48,6 +47,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))  # logged_command, beside this file
+
+from logged_command import benchmark_env, run_logged  # noqa: E402
+
 RECIPE = REPO / "configs" / "smollm2-135m-cpu.yaml"
 DEFAULT_GSM8K = REPO.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
 SAFETY_METRICS = (
@@ -93,19 +96,6 @@ ROWS = (
 )
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "WANDB_MODE": "disabled", "TOKENIZERS_PARALLELISM": "false"}
-
-
-def _call(command: list[str], log: Path, env: dict[str, str] | None = None) -> None:
-    """Run a command with its output in `log`; a failure stops the benchmark naming the log."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w") as handle:
-        proc = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, env=env or _env(), cwd=REPO)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(command[:4])} ... exited {proc.returncode}; see {log}")
-
-
 def _sets(values: dict[str, Any]) -> list[str]:
     return [arg for key, value in values.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
 
@@ -124,7 +114,7 @@ def train_run(row: Row, seed: int, args: argparse.Namespace) -> Path:
     if args.limit:
         common["eval.limit"] = args.limit
     command = [sys.executable, "-m", "so8t", "run", str(RECIPE), "--output-dir", str(run_dir)]
-    _call([*command, *_sets({**common, **row.changes})], args.out / "logs" / f"{run_dir.name}.log")
+    run_logged([*command, *_sets({**common, **row.changes})], args.out / "logs" / f"{run_dir.name}.log")
     return run_dir
 
 
@@ -148,7 +138,7 @@ def outside_eval(model: Path, name: str, task: str, data_file: str, args: argpar
     command += ["--metadata", json.dumps({"data_files": data_file})]
     if args.limit:
         command += ["--limit", str(args.limit)]
-    _call(command, args.out / "logs" / f"{model.parent.name}-{name}.log")
+    run_logged(command, args.out / "logs" / f"{model.parent.name}-{name}.log")
     return out.parent
 
 
@@ -179,11 +169,11 @@ def base_eval(
     if args.limit:
         command += ["--limit", str(args.limit)]
     env = {
-        **_env(),
+        **benchmark_env(),
         "SO8T_GSM8K_DATA": str(data_dir / "gsm8k_test.jsonl"),
         "SO8T_SAFETY_DATA": str(data_dir / "safety_test.jsonl"),
     }
-    _call(command, args.out / "logs" / f"base-{out.name}.log", env)
+    run_logged(command, args.out / "logs" / f"base-{out.name}.log", env)
 
 
 def _evaluated(folder: Path) -> bool:
@@ -218,10 +208,12 @@ def reference_loglik(folder: Path, problems: list[Any]) -> list[float]:
     for problem in problems:
         row = encode_example(tokenizer, problem, max_length=1024, prompt_format=PromptFormat("chat"))
         ids, labels = torch.tensor([row["input_ids"]]), torch.tensor(row["labels"])
+        # the logits at position p score token p + 1; only the solution's positions go through the LM head
+        # (most of a forward's cost at a 49k vocabulary)
+        positions = (labels[1:] != -100).nonzero()[:, 0]
         with torch.no_grad():
-            logits = model(input_ids=ids).logits[0, :-1].float()
-        targets, scored = labels[1:], labels[1:] != -100
-        log_probs = logits.log_softmax(-1)[scored].gather(-1, targets[scored, None])
+            logits = model(input_ids=ids, logits_to_keep=positions).logits[0].float()
+        log_probs = logits.log_softmax(-1).gather(-1, labels[positions + 1, None])
         values.append(float(log_probs.mean()))
     return values
 
@@ -250,24 +242,6 @@ def _metrics(run: Any, task: str = SAFETY_TASK) -> dict[str, tuple[float, float 
     return found
 
 
-def _difference(
-    task: str, metric: str, filter_name: str, reference: Any, current: Any
-) -> dict[str, Any] | None:
-    from so8t.config.gates import GateRule
-    from so8t.results.baseline_comparison import change_noise
-    from so8t.results.results_file import get_metric
-
-    found = (
-        get_metric(reference.data, task, metric, filter_name),
-        get_metric(current.data, task, metric, filter_name),
-    )
-    if found[0] is None or found[1] is None:
-        return None
-    rule = GateRule(task=task, metric=metric, filter=filter_name, max_drop=1.0)
-    noise = change_noise(rule, reference, current, found, iters=1000)
-    return {"delta": float(found[1].value) - float(found[0].value), "se": noise.stderr, "noise": noise.label}
-
-
 def _loglik_difference(reference: list[float], current: list[float]) -> dict[str, Any]:
     from so8t.results.paired import paired_noise
 
@@ -285,7 +259,7 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
     command = [sys.executable, str(REPO / "benchmarks" / "bench_train_throughput.py"), "--base", args.base]
     command += ["--steps", str(args.throughput_steps), "--batch-size", "4", "--repeats", "1"]
     log = args.out / "logs" / "throughput.log"
-    _call(command, log)
+    run_logged(command, log)
     text = log.read_text()
     # the script prints its result last, as indented JSON
     return json.loads(text[text.rindex('{\n  "base"') :])
@@ -391,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from so8t.data.xstest import find_xstest
     from so8t.model.base import resolve_base_path
-    from so8t.results.gate import read_run
+    from so8t.results.baseline_comparison import metric_change
+    from so8t.results.run_results import read_run
 
     if args.xstest_data is None:
         args.xstest_data = find_xstest({})
@@ -436,10 +411,10 @@ def main(argv: list[str] | None = None) -> int:
         diffs: dict[str, Any] = {}
         for split, task in (("test", SAFETY_TASK), *((n, t) for n, (t, _) in outside.items())):
             for metric in XSTEST_METRICS if task == XSTEST_TASK else SAFETY_METRICS:
-                found = _difference(task, metric, "none", reference[split], side[split])
+                found = metric_change(task, metric, "none", reference[split], side[split])
                 if found:
                     diffs[f"{split} {metric}"] = found
-        found = _difference(*GSM8K_METRIC, reference["test"], side["test"])
+        found = metric_change(*GSM8K_METRIC, reference["test"], side["test"])
         if found:
             diffs["exact_match"] = found
         diffs[LOGLIK] = _loglik_difference(reference["loglik"], side["loglik"])

@@ -71,12 +71,13 @@ def test_the_benchmark_runs_end_to_end_at_a_tiny_budget(tiny_base_dir, tmp_path)
     command = [sys.executable, str(SCRIPT), "--out", str(out), "--base", str(tiny_base_dir), "--steps", "1"]
     command += ["--seeds", "0", "--limit", "3", "--gsm8k-data", str(gsm8k), "--gsm8k-problems", "2"]
     command += ["--xstest-data", str(xstest)]
-    # two trained rows of the five keep it lean: each row is the same `so8t run` with other --set keys
-    command += ["--throughput-steps", "1", "--rows", "probe,so8t"]
+    # one trained row keeps it lean: every row is the same `so8t run` with other --set keys (the rows' switches
+    # are tested in test_train_ablation_switches.py)
+    command += ["--throughput-steps", "1", "--rows", "so8t"]
     proc = subprocess.run(command, env=subprocess_env(), capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     table = json.loads((out / "table.json").read_text())
-    assert [(r["row"], r["seed"]) for r in table["runs"]] == [("probe", 0), ("so8t", 0), ("base", 0)]
+    assert [(r["row"], r["seed"]) for r in table["runs"]] == [("so8t", 0), ("base", 0)]
     for run in table["runs"]:
         assert {
             "test macro_f1",
@@ -85,12 +86,12 @@ def test_the_benchmark_runs_end_to_end_at_a_tiny_budget(tiny_base_dir, tmp_path)
             "xstest over_refusal_rate",
             "gsm8k_reference_loglik_per_token",
         } <= set(run["values"])
-    assert set(table["differences"]) == {"probe", "base"}
-    assert table["differences"]["probe"]["test macro_f1"]["noise"].startswith("paired")
-    assert "xstest over_refusal_rate" in table["differences"]["probe"]
+    assert set(table["differences"]) == {"base"}
+    assert table["differences"]["base"]["test macro_f1"]["noise"].startswith("paired")
+    assert "xstest over_refusal_rate" in table["differences"]["base"]
     assert table["throughput"]["ratio"] > 0
     assert "Difference from full SO8T" in (out / "table.md").read_text()
     # what a rerun keeps instead of computing again: each run's reference scores and outside evaluations
-    for run in ("base", "probe-seed0", "so8t-seed0"):
+    for run in ("base", "so8t-seed0"):
         assert len(list((out / run).glob("gsm8k-reference-loglik-2-*.json"))) == 1, run
     assert list((out / "so8t-seed0" / "eval-xstest").glob("results_*.json"))

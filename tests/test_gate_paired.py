@@ -137,3 +137,27 @@ def test_every_metric_of_a_real_run_reproduces_from_its_samples(task):
     )
     methods = {c.metric + "," + c.filter: c.method for c in report.checks if c.task == task}
     assert methods and all(m.startswith("paired") for m in methods.values()), methods
+
+
+def test_a_tables_metric_change_is_the_gates_delta_and_standard_error(tmp_path):
+    """metric_change, the "difference ± se" cell of the benchmarks' tables, weighs a change as the gate does."""
+    from so8t.results.baseline_comparison import metric_change
+
+    base, current = run_file("quickstart"), run_file("quickstart-threshold-0.97")
+    change = metric_change("so8t_safety", "acc", "none", read_run([base]), read_run([current]), iters=200)
+    gated = _check(base, current, ACC)
+    assert change["delta"] == pytest.approx(gated.delta)
+    assert change["delta"] == pytest.approx(change["after"] - change["before"])
+    assert change["se"] == pytest.approx(gated.stderr)
+    assert change["noise"].startswith("paired")
+    alone = metric_change(
+        "so8t_safety",
+        "acc",
+        "none",
+        read_run([copy_without_samples("quickstart", tmp_path / "b")]),
+        read_run([copy_without_samples("quickstart-threshold-0.97", tmp_path / "c")]),
+    )
+    assert alone["noise"].startswith("independent") and alone["se"] > change["se"]
+    assert (
+        metric_change("so8t_safety", "no_such_metric", "none", read_run([base]), read_run([current])) is None
+    )

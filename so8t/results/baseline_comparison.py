@@ -50,6 +50,30 @@ def change_noise(
     return paired if isinstance(paired, DeltaNoise) else independent(paired)
 
 
+def metric_change(
+    task: str, metric: str, filter_name: str, baseline: RunResults, current: RunResults, iters: int = 1000
+) -> dict[str, float | str | None] | None:
+    """One metric in two runs and its change with the standard error the gate weighs it by (change_noise:
+    paired by document where both runs scored the same documents): a table's "difference ± se" cell. None
+    when either run lacks the metric."""
+    found = (
+        get_metric(baseline.data, task, metric, filter_name),
+        get_metric(current.data, task, metric, filter_name),
+    )
+    if found[0] is None or found[1] is None:
+        return None
+    rule = GateRule(task=task, metric=metric, filter=filter_name, max_drop=1.0)
+    noise = change_noise(rule, baseline, current, (found[0], found[1]), iters=iters)
+    before, after = float(found[0].value), float(found[1].value)
+    return {
+        "before": before,
+        "after": after,
+        "delta": after - before,
+        "se": noise.stderr,
+        "noise": noise.label,
+    }
+
+
 @dataclass
 class PendingCheck:
     """A comparable baseline comparison whose verdict waits for the family's noise allowance."""
