@@ -150,6 +150,8 @@ def base_eval(
     args: argparse.Namespace,
 ) -> None:
     """The untouched base through lm-eval's hf backend in its chat format: decisions are its own words."""
+    from so8t.layout import LOCAL_TASKS
+
     command = [sys.executable, "-m", "lm_eval", "--model", "hf"]
     command += [
         "--model_args",
@@ -168,12 +170,9 @@ def base_eval(
         command += ["--metadata", json.dumps({"data_files": outside[1]})]
     if args.limit:
         command += ["--limit", str(args.limit)]
-    env = {
-        **benchmark_env(),
-        "SO8T_GSM8K_DATA": str(data_dir / "gsm8k_test.jsonl"),
-        "SO8T_SAFETY_DATA": str(data_dir / "safety_test.jsonl"),
-    }
-    run_logged(command, args.out / "logs" / f"base-{out.name}.log", env)
+    # the local tasks read the so8t run's materialised test split, as in `so8t run`
+    files = {spec.env_var: str(data_dir / spec.file_name) for spec in LOCAL_TASKS.values()}
+    run_logged(command, args.out / "logs" / f"base-{out.name}.log", benchmark_env(files))
 
 
 def _evaluated(folder: Path) -> bool:
@@ -208,8 +207,8 @@ def reference_loglik(folder: Path, problems: list[Any]) -> list[float]:
     for problem in problems:
         row = encode_example(tokenizer, problem, max_length=1024, prompt_format=PromptFormat("chat"))
         ids, labels = torch.tensor([row["input_ids"]]), torch.tensor(row["labels"])
-        # the logits at position p score token p + 1; only the solution's positions go through the LM head
-        # (most of a forward's cost at a 49k vocabulary)
+        # the logits at position p score token p + 1; only the solution's positions go through the 49k-wide
+        # LM head (about a quarter of this model's forward compute per position)
         positions = (labels[1:] != -100).nonzero()[:, 0]
         with torch.no_grad():
             logits = model(input_ids=ids, logits_to_keep=positions).logits[0].float()
