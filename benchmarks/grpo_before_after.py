@@ -127,7 +127,35 @@ def render(table: dict[str, Any]) -> str:
     deltas = [s["differences"]["GSM8K exact match"]["delta"] for s in table["runs"]]
     spread = f", sd {statistics.stdev(deltas):.3f}" if len(deltas) > 1 else ""
     lines += ["", f"GSM8K exact match change over seeds: mean {statistics.fmean(deltas):+.3f}{spread}."]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + ["", *_curve_lines(table["runs"])]) + "\n"
+
+
+def _curve_lines(runs: list[dict[str, Any]]) -> list[str]:
+    """The reward curves: per logged step, the weighted reward of each seed, and each reward's mean over
+    the seeds that logged it."""
+    from so8t.lmeval.rewards import LOGGED_REWARDS
+
+    by_step: dict[int, list[dict[str, float]]] = {}
+    for run in runs:
+        for point in run["reward_curve"]:
+            by_step.setdefault(int(point["step"]), []).append(point)
+    seeds = [run["seed"] for run in runs]
+    header = [f"reward (seed {seed})" for seed in seeds] + [f"{key} (mean)" for key in LOGGED_REWARDS]
+    lines = ["Reward curves (per logged step):", "", "| step | " + " | ".join(header) + " |"]
+    lines.append("|---:|" + "---:|" * len(header))
+    for step, points in sorted(by_step.items()):
+        per_seed = {
+            run["seed"]: next(
+                (p["reward"] for p in run["reward_curve"] if p["step"] == step and "reward" in p), None
+            )
+            for run in runs
+        }
+        cells = ["—" if per_seed[seed] is None else f"{per_seed[seed]:.3f}" for seed in seeds]
+        for key in LOGGED_REWARDS:
+            values = [p[key] for p in points if key in p]
+            cells.append(f"{statistics.fmean(values):.3f}" if values else "—")
+        lines.append(f"| {step} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

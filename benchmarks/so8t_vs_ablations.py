@@ -2,7 +2,8 @@
 
 Every trained row is `so8t run configs/smollm2-135m-cpu.yaml` (SmolLM2-135M-Instruct as Q4_1 weights,
 dequantised; chat prompts; the same data, steps and prompt template) with only the keys of its ablation
-changed, at a shorter budget than the recipe (--steps, default 100 against the recipe's 240):
+changed, at a shorter budget than the recipe (--steps, default 100 against the recipe's 240) and without
+validation inside the run (its one checkpoint is the one consolidated):
 
     base          the base untouched, deciding with its own words in its chat format (lm-eval's hf backend
                   scores the three decision words: decision_source=lm), 1 run
@@ -29,7 +30,9 @@ settings.
 
 It writes OUT/table.md and OUT/table.json; rerunning trains nothing already trained (each run is a run
 directory that `so8t run` resumes, or leaves as it is when finished), keeps the evaluations and scores
-already written, and does the rest.
+already written, and does the rest. The sets never trained on are scored in one lm-eval run per model, and
+a model's reference scores are kept under a digest of its weights (OUT/reference-loglik/): the probe's LM is
+the base's, so it is scored once.
 """
 
 from __future__ import annotations
@@ -108,7 +111,9 @@ def train_run(row: Row, seed: int, args: argparse.Namespace) -> Path:
         "seed": seed,
         "train.max_steps": args.steps,
         "train.save_steps": args.steps,
-        "train.eval_steps": args.steps,
+        # no validation inside the runs: it would run once, after the last step, and the one checkpoint is the
+        # one consolidated whatever it scores (the table reads the test split)
+        "train.eval_strategy": "no",
         "logging.wandb.mode": "disabled",
     }
     if args.limit:
@@ -120,7 +125,7 @@ def train_run(row: Row, seed: int, args: argparse.Namespace) -> Path:
 
 def outside_sets(args: argparse.Namespace) -> dict[str, tuple[str, str]]:
     """The sets never trained on, each as (lm-eval task, its data file): the bundled challenge set, and
-    XSTest where its file is found."""
+    XSTest where its file is found. Their tasks differ, so one lm-eval run scores them all."""
     from so8t.data.safety import bundled_challenge_path
 
     sets = {"challenge": (SAFETY_TASK, str(bundled_challenge_path()))}
@@ -129,16 +134,23 @@ def outside_sets(args: argparse.Namespace) -> dict[str, tuple[str, str]]:
     return sets
 
 
-def outside_eval(model: Path, name: str, task: str, data_file: str, args: argparse.Namespace) -> Path:
-    """One set never trained on through `so8t eval` (head-B decisions, the model's own prompt format)."""
-    out = model.parent / f"eval-{name}" / "results.json"
+def _outside_tasks(outside: dict[str, tuple[str, str]]) -> tuple[str, dict[str, Any]]:
+    """(--tasks, --metadata) of the one lm-eval run that scores every outside set: each task its own file."""
+    tasks = ",".join(task for task, _ in outside.values())
+    return tasks, {"data_files": {task: data_file for task, data_file in outside.values()}}
+
+
+def outside_eval(model: Path, outside: dict[str, tuple[str, str]], args: argparse.Namespace) -> Path:
+    """Every set never trained on through one `so8t eval` (head-B decisions, the model's own prompt format)."""
+    out = model.parent / "eval-outside" / "results.json"
     if _evaluated(out.parent):
         return out.parent
-    command = [sys.executable, "-m", "so8t", "eval", str(model), "--tasks", task, "--out", str(out)]
-    command += ["--metadata", json.dumps({"data_files": data_file})]
+    tasks, metadata = _outside_tasks(outside)
+    command = [sys.executable, "-m", "so8t", "eval", str(model), "--tasks", tasks, "--out", str(out)]
+    command += ["--metadata", json.dumps(metadata)]
     if args.limit:
         command += ["--limit", str(args.limit)]
-    run_logged(command, args.out / "logs" / f"{model.parent.name}-{name}.log")
+    run_logged(command, args.out / "logs" / f"{model.parent.name}-outside.log")
     return out.parent
 
 
@@ -146,28 +158,24 @@ def base_eval(
     base_folder: Path,
     data_dir: Path,
     out: Path,
-    outside: tuple[str, str] | None,
+    outside: dict[str, tuple[str, str]] | None,
     args: argparse.Namespace,
 ) -> None:
-    """The untouched base through lm-eval's hf backend in its chat format: decisions are its own words."""
+    """The untouched base through lm-eval's hf backend in its chat format: decisions are its own words. The
+    test split when `outside` is None, else every outside set in one run."""
     from so8t.layout import LOCAL_TASKS
 
-    command = [sys.executable, "-m", "lm_eval", "--model", "hf"]
-    command += [
-        "--model_args",
-        f"pretrained={base_folder},dtype=float32",
-        "--device",
-        "cpu",
-        "--batch_size",
-        "16",
-    ]
     if _evaluated(out):
         return
-    tasks = outside[0] if outside else f"{GSM8K_METRIC[0]},{SAFETY_TASK}"
+    command = [sys.executable, "-m", "lm_eval", "--model", "hf"]
+    command += ["--model_args", f"pretrained={base_folder},dtype=float32", "--device", "cpu"]
+    command += ["--batch_size", "16"]
+    tasks = f"{GSM8K_METRIC[0]},{SAFETY_TASK}"
+    if outside:
+        tasks, metadata = _outside_tasks(outside)
+        command += ["--metadata", json.dumps(metadata)]
     command += ["--tasks", tasks, "--apply_chat_template", "--fewshot_as_multiturn", "--log_samples"]
     command += ["--output_path", str(out), "--gen_kwargs", "max_gen_toks=96"]
-    if outside:
-        command += ["--metadata", json.dumps({"data_files": outside[1]})]
     if args.limit:
         command += ["--limit", str(args.limit)]
     # the local tasks read the so8t run's materialised test split, as in `so8t run`
@@ -181,39 +189,78 @@ def _evaluated(folder: Path) -> bool:
 
 
 def cached_loglik(folder: Path, problems: list[Any], cache: Path) -> list[float]:
-    """reference_loglik, kept in `cache` for a rerun (keyed by the problems scored)."""
-    key = hashlib.sha256(json.dumps([[p.question, p.answer] for p in problems]).encode()).hexdigest()[:16]
-    path = cache / f"gsm8k-reference-loglik-{len(problems)}-{key}.json"
+    """reference_loglik of the model in `folder`, kept in `cache` under what decides it: the problems, the
+    model's config and every weight as loaded. A model scored before is not scored again, on a rerun or
+    under another name: a linear probe's consolidated LM is the base's own weights (head B lives apart)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    path = cache / f"gsm8k-reference-loglik-{len(problems)}-{_scoring_key(model, tokenizer, problems)}.json"
     if path.is_file():
         return json.loads(path.read_text())
-    values = reference_loglik(folder, problems)
+    values = reference_loglik(model, tokenizer, problems)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(values))
     return values
 
 
-def reference_loglik(folder: Path, problems: list[Any]) -> list[float]:
-    """Per problem, the mean log-probability of the reference solution's tokens, tokenized and rendered as
-    training renders a GSM8K row in the chat format (completion-only labels)."""
+def _scoring_key(model: Any, tokenizer: Any, problems: list[Any]) -> str:
+    """A digest of everything reference_loglik's values depend on. Tied and untied heads holding the same
+    values are one model (a consolidated folder unties what the base ties), so the digest reads the output
+    embeddings as loaded and leaves the tie flag out of the config."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    digest = hashlib.sha256(json.dumps([[p.question, p.answer] for p in problems]).encode())
+    config = {k: v for k, v in model.config.to_dict().items() if k not in _CONFIG_BOOKKEEPING}
+    digest.update(json.dumps(config, sort_keys=True, default=str).encode())
+    digest.update(tokenizer.backend_tokenizer.to_str().encode() if tokenizer.is_fast else b"")
+    digest.update((tokenizer.chat_template or "").encode())
+    weights = dict(model.named_parameters(remove_duplicate=False))
+    weights["lm_head.weight"] = model.get_output_embeddings().weight
+    for name, tensor in sorted({**dict(model.named_buffers()), **weights}.items()):
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+# config keys that say how a folder was written, not what the model computes
+_CONFIG_BOOKKEEPING = {"tie_word_embeddings", "transformers_version", "_name_or_path", "architectures"}
+
+
+def reference_loglik(model: Any, tokenizer: Any, problems: list[Any], batch_size: int = 8) -> list[float]:
+    """Per problem, the mean log-probability of the reference solution's tokens, tokenized and rendered as
+    training renders a GSM8K row in the chat format (completion-only labels). Problems of similar length are
+    batched, right-padded: a causal model's real positions never see the padding after them."""
+    import torch
 
     from so8t.data.templates import PromptFormat
-    from so8t.train.collate import encode_example
+    from so8t.train.collate import IGNORE_INDEX, encode_example
 
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-    values = []
-    for problem in problems:
-        row = encode_example(tokenizer, problem, max_length=1024, prompt_format=PromptFormat("chat"))
-        ids, labels = torch.tensor([row["input_ids"]]), torch.tensor(row["labels"])
-        # the logits at position p score token p + 1; only the solution's positions go through the 49k-wide
-        # LM head (about a quarter of this model's forward compute per position)
-        positions = (labels[1:] != -100).nonzero()[:, 0]
+    rows = [encode_example(tokenizer, p, max_length=1024, prompt_format=PromptFormat("chat")) for p in problems]
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
+    values = [math.nan] * len(rows)
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size]
+        width = max(len(rows[i]["input_ids"]) for i in batch)
+        ids = torch.zeros(len(batch), width, dtype=torch.long)
+        mask = torch.zeros(len(batch), width, dtype=torch.long)
+        labels = torch.full((len(batch), width), IGNORE_INDEX)
+        for r, i in enumerate(batch):
+            n = len(rows[i]["input_ids"])
+            ids[r, :n], mask[r, :n] = torch.tensor(rows[i]["input_ids"]), 1
+            labels[r, :n] = torch.tensor(rows[i]["labels"])
+        # the logits at position p score token p + 1; only positions that score some row's solution go through
+        # the 49k-wide LM head (about a quarter of this model's forward compute per position)
+        scores = labels[:, 1:] != IGNORE_INDEX
+        keep = scores.any(0).nonzero()[:, 0]
         with torch.no_grad():
-            logits = model(input_ids=ids, logits_to_keep=positions).logits[0].float()
-        log_probs = logits.log_softmax(-1).gather(-1, labels[positions + 1, None])
-        values.append(float(log_probs.mean()))
+            logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=keep).logits.float()
+        targets = labels[:, keep + 1].clamp(min=0)
+        log_probs = logits.log_softmax(-1).gather(-1, targets[..., None])[..., 0]
+        for r, i in enumerate(batch):
+            values[i] = float(log_probs[r][scores[r, keep]].mean())
     return values
 
 
@@ -372,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     outside = outside_sets(args)
 
     problems = _gsm8k_problems(args.gsm8k_data, args.gsm8k_problems)
+    loglik_cache = args.out / "reference-loglik"
     runs: list[dict[str, Any]] = []
     sides: dict[tuple[str, int], dict[str, Any]] = {}
     chosen = {*args.rows.split(","), "so8t"}
@@ -379,18 +427,19 @@ def main(argv: list[str] | None = None) -> int:
         for seed in seeds[: row.seeds]:
             run_dir = train_run(row, seed, args)
             side: dict[str, Any] = {"test": read_run([run_dir / "eval"])}
-            for name, (task, data_file) in outside.items():
-                side[name] = read_run([outside_eval(run_dir / "consolidated", name, task, data_file, args)])
-            side["loglik"] = cached_loglik(run_dir / "consolidated", problems, run_dir)
+            if outside:
+                scored = read_run([outside_eval(run_dir / "consolidated", outside, args)])
+                side.update({name: scored for name in outside})
+            side["loglik"] = cached_loglik(run_dir / "consolidated", problems, loglik_cache)
             sides[(row.name, seed)] = side
     base_folder = Path(resolve_base_path(args.base))
     data_dir = args.out / f"so8t-seed{seeds[0]}" / "data"
     base_eval(base_folder, data_dir, args.out / "base" / "eval", None, args)
     base_side: dict[str, Any] = {"test": read_run([args.out / "base" / "eval"])}
-    for name, found in outside.items():
-        base_eval(base_folder, data_dir, args.out / "base" / f"eval-{name}", found, args)
-        base_side[name] = read_run([args.out / "base" / f"eval-{name}"])
-    base_side["loglik"] = cached_loglik(base_folder, problems, args.out / "base")
+    if outside:
+        base_eval(base_folder, data_dir, args.out / "base" / "eval-outside", outside, args)
+        base_side.update({name: read_run([args.out / "base" / "eval-outside"]) for name in outside})
+    base_side["loglik"] = cached_loglik(base_folder, problems, loglik_cache)
     sides[("base", seeds[0])] = base_side
     for (name, seed), side in sides.items():
         values = {f"test {k}": v for k, v in _metrics(side["test"]).items() if k != "exact_match"}

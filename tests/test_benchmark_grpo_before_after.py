@@ -57,3 +57,25 @@ def test_the_benchmark_runs_end_to_end_at_a_tiny_budget(tiny_base_dir, tmp_path)
     [before] = out.glob("before-*")
     assert sorted(p.name for p in before.iterdir() if p.is_dir()) == ["head", "lm"]
     assert "GSM8K exact match" in (out / "table.md").read_text()
+
+
+def test_the_reward_curves_give_each_seeds_reward_and_each_rewards_mean_over_the_seeds_that_logged_it():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("grpo_before_after", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    runs = [
+        {"seed": 0, "reward_curve": [{"step": 5, "reward": 0.5, "rewards/gsm8k_correct/mean": 0.25}]},
+        {
+            "seed": 1,
+            "reward_curve": [
+                {"step": 5, "reward": 1.0, "rewards/gsm8k_correct/mean": 0.75},
+                {"step": 10, "reward": 2.0, "rewards/safety_decision/mean": -0.5},
+            ],
+        },
+    ]
+    lines = module._curve_lines(runs)
+    rows = {line.split(" | ")[0]: line for line in lines if line.startswith("| 5 ") or line.startswith("| 10 ")}
+    assert rows["| 5"].startswith("| 5 | 0.500 | 1.000 | 0.750 | 0.500 | — | — |")
+    assert rows["| 10"].startswith("| 10 | — | 2.000 | 2.000 | — | — | -0.500 |")

@@ -45,6 +45,20 @@ def test_the_rows_are_the_base_the_probe_plain_lora_so8t_and_so8t_without_pet():
     assert rows["so8t_no_pet"].changes == {"pet.weight": 0.0}
 
 
+def _reference_key(folder: Path) -> str:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from so8t.data.gsm8k import GSM8KExample
+
+    problems = [
+        GSM8KExample(f"Tom has {n} apples and eats 1. How many are left?", f"{n}-1={n - 1}\n#### {n - 1}")
+        for n in (5, 9)
+    ]
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    return _module()._scoring_key(model, AutoTokenizer.from_pretrained(folder), problems)
+
+
 @pytest.mark.slow
 def test_the_benchmark_runs_end_to_end_at_a_tiny_budget(tiny_base_dir, tmp_path):
     gsm8k = tmp_path / "gsm8k.jsonl"
@@ -91,7 +105,66 @@ def test_the_benchmark_runs_end_to_end_at_a_tiny_budget(tiny_base_dir, tmp_path)
     assert "xstest over_refusal_rate" in table["differences"]["base"]
     assert table["throughput"]["ratio"] > 0
     assert "Difference from full SO8T" in (out / "table.md").read_text()
-    # what a rerun keeps instead of computing again: each run's reference scores and outside evaluations
+    # what a rerun keeps instead of computing again: each model's reference scores, under its digest (the one
+    # step here runs at warm-up's first learning rate, 0, so the trained LM equals the base and shares its file)
+    keys = {_reference_key(folder) for folder in (out / "so8t-seed0" / "consolidated", tiny_base_dir)}
+    files = {p.name for p in (out / "reference-loglik").iterdir()}
+    assert files == {f"gsm8k-reference-loglik-2-{key}.json" for key in keys}
     for run in ("base", "so8t-seed0"):
-        assert len(list((out / run).glob("gsm8k-reference-loglik-2-*.json"))) == 1, run
-    assert list((out / "so8t-seed0" / "eval-xstest").glob("results_*.json"))
+        results = json.loads(next((out / run / "eval-outside").rglob("results_*.json")).read_text())
+        assert {"so8t_safety_local", "so8t_xstest"} <= set(results["results"]), run
+
+
+def test_the_reference_score_of_a_model_scored_before_is_reused_whatever_its_folder(tiny_base_dir, tmp_path):
+    """A linear probe's consolidated LM is the base's weights, written untied: the cache finds the base's
+    scores. A model that differs in one weight, or in the problems scored, is scored anew."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from so8t.data.gsm8k import GSM8KExample
+
+    module = _module()
+    problems = [GSM8KExample("Tom has 5 apples and eats 1. How many are left?", "5-1=4\n#### 4")]
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base_dir)
+    base = AutoModelForCausalLM.from_pretrained(tiny_base_dir, dtype=torch.float32)
+    base.lm_head.weight = base.get_input_embeddings().weight  # a tied base, as SmolLM2's
+    base.config.tie_word_embeddings = True
+    untied = AutoModelForCausalLM.from_pretrained(tiny_base_dir, dtype=torch.float32)
+    assert not untied.config.tie_word_embeddings
+    with torch.no_grad():
+        untied.lm_head.weight.copy_(base.get_input_embeddings().weight)
+    key = module._scoring_key(base, tokenizer, problems)
+    assert module._scoring_key(untied, tokenizer, problems) == key
+
+    with torch.no_grad():
+        untied.lm_head.weight[0, 0] += 1e-3
+    assert module._scoring_key(untied, tokenizer, problems) != key
+    assert module._scoring_key(base, tokenizer, problems * 2) != key
+
+
+def test_batched_reference_scores_equal_each_problem_scored_alone_over_every_position(tiny_base_dir):
+    """Right padding and the LM head on the kept positions only change nothing: each value is the mean
+    log-probability of the solution's tokens from a plain forward of that problem alone."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from so8t.data.gsm8k import GSM8KExample
+    from so8t.data.templates import PromptFormat
+    from so8t.train.collate import encode_example
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_base_dir, dtype=torch.float32).eval()
+    problems = [
+        GSM8KExample("Tom has 5 apples and eats 1. How many are left?", "5-1=4\n#### 4"),
+        GSM8KExample("A box holds 12 eggs. How many eggs are in 3 boxes?", "12*3=36 eggs\n#### 36"),
+        GSM8KExample("What is 7 plus 8?", "7+8=15\n#### 15"),
+    ]
+    batched = _module().reference_loglik(model, tokenizer, problems, batch_size=2)
+    for problem, value in zip(problems, batched, strict=True):
+        row = encode_example(tokenizer, problem, max_length=1024, prompt_format=PromptFormat("chat"))
+        ids, labels = torch.tensor([row["input_ids"]]), torch.tensor(row["labels"])
+        with torch.no_grad():
+            log_probs = model(input_ids=ids).logits[0, :-1].log_softmax(-1)
+        token_scores = log_probs.gather(-1, labels[1:].clamp(min=0)[:, None])[:, 0][labels[1:] != -100]
+        assert value == pytest.approx(float(token_scores.mean()), abs=1e-5)
+    assert len({round(v, 6) for v in batched}) == 3
