@@ -87,8 +87,10 @@ def reward_curve(run_dir: Path) -> list[dict[str, float]]:
 
 
 def _first_last(curve: list[dict[str, float]], key: str, n: int) -> tuple[float | None, float | None]:
+    """Means of the first and the last n logged values, never sharing one (n is cut to half of a short curve)."""
     values = [point[key] for point in curve if key in point]
-    if not values:
+    n = min(n, len(values) // 2)
+    if not n:
         return None, None
     return statistics.fmean(values[:n]), statistics.fmean(values[-n:])
 
@@ -115,7 +117,7 @@ def render(table: dict[str, Any]) -> str:
     for seed in table["runs"]:
         cells = [_cell(seed["differences"].get(column)) for column in columns]
         lines.append(f"| {seed['seed']} | " + " | ".join(cells) + " |")
-    lines += ["", "Mean reward over the first and the last logged steps (5 each):", ""]
+    lines += ["", "Mean reward over the first and the last logged steps (at most 5 each, never shared):", ""]
     lines += ["| seed | " + " | ".join(f"{k} first → last" for k in LOGGED_REWARDS) + " |"]
     lines += ["|---|" + "---|" * len(LOGGED_REWARDS)]
     for seed in table["runs"]:

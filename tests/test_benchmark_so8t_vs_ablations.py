@@ -142,9 +142,9 @@ def test_the_reference_score_of_a_model_scored_before_is_reused_whatever_its_fol
     assert module._scoring_key(base, tokenizer, problems * 2) != key
 
 
-def test_batched_reference_scores_equal_each_problem_scored_alone_over_every_position(tiny_base_dir):
-    """Right padding and the LM head on the kept positions only change nothing: each value is the mean
-    log-probability of the solution's tokens from a plain forward of that problem alone."""
+def test_reference_scores_equal_a_plain_forward_over_every_position(tiny_base_dir):
+    """The LM head on the solution's positions only changes nothing: each value is the mean log-probability
+    of the solution's tokens from a plain forward of that problem."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -159,12 +159,12 @@ def test_batched_reference_scores_equal_each_problem_scored_alone_over_every_pos
         GSM8KExample("A box holds 12 eggs. How many eggs are in 3 boxes?", "12*3=36 eggs\n#### 36"),
         GSM8KExample("What is 7 plus 8?", "7+8=15\n#### 15"),
     ]
-    batched = _module().reference_loglik(model, tokenizer, problems, batch_size=2)
-    for problem, value in zip(problems, batched, strict=True):
+    scores = _module().reference_loglik(model, tokenizer, problems)
+    for problem, value in zip(problems, scores, strict=True):
         row = encode_example(tokenizer, problem, max_length=1024, prompt_format=PromptFormat("chat"))
         ids, labels = torch.tensor([row["input_ids"]]), torch.tensor(row["labels"])
         with torch.no_grad():
             log_probs = model(input_ids=ids).logits[0, :-1].log_softmax(-1)
         token_scores = log_probs.gather(-1, labels[1:].clamp(min=0)[:, None])[:, 0][labels[1:] != -100]
         assert value == pytest.approx(float(token_scores.mean()), abs=1e-5)
-    assert len({round(v, 6) for v in batched}) == 3
+    assert len({round(v, 6) for v in scores}) == 3
