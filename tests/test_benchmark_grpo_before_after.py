@@ -76,7 +76,9 @@ def test_the_reward_curves_give_each_seeds_reward_and_each_rewards_mean_over_the
         },
     ]
     lines = module._curve_lines(runs)
-    rows = {line.split(" | ")[0]: line for line in lines if line.startswith("| 5 ") or line.startswith("| 10 ")}
+    rows = {
+        line.split(" | ")[0]: line for line in lines if line.startswith("| 5 ") or line.startswith("| 10 ")
+    }
     assert rows["| 5"].startswith("| 5 | 0.500 | 1.000 | 0.750 | 0.500 | — | — |")
     assert rows["| 10"].startswith("| 10 | — | 2.000 | 2.000 | — | — | -0.500 |")
     curve = [{"step": step, "reward": float(step)} for step in range(1, 9)]
