@@ -1,6 +1,6 @@
 """The paired gate on real per-sample logs (tests/fixtures/results: the quickstart model through `so8t eval`).
 
-`quickstart` decides with head B; `quickstart-threshold-0.97` and `-0.85` are the same model with an
+`quickstart` decides with head B; `quickstart-threshold-0.98` and `-0.85` are the same model with an
 allow_threshold, so some ALLOW decisions become ESCALATE and none go the other way: a real change on the same
 documents of the bundled test split. Paired, the gate sees how consistent that change is; the independent
 formula cannot.
@@ -28,7 +28,7 @@ def _check(baseline, current, rule: GateRule):
 
 
 def test_the_paired_gate_fails_a_regression_the_independent_formula_passes(tmp_path):
-    base, current = run_file("quickstart"), run_file("quickstart-threshold-0.97")
+    base, current = run_file("quickstart"), run_file("quickstart-threshold-0.98")
     paired = _check(base, current, ACC)
     assert not paired.passed
     assert paired.method == f"paired differences, {DOCS} docs"
@@ -36,7 +36,7 @@ def test_the_paired_gate_fails_a_regression_the_independent_formula_passes(tmp_p
     # the same two files without their samples: the independent formula calls the drop noise
     alone = _check(
         copy_without_samples("quickstart", tmp_path / "b"),
-        copy_without_samples("quickstart-threshold-0.97", tmp_path / "c"),
+        copy_without_samples("quickstart-threshold-0.98", tmp_path / "c"),
         ACC,
     )
     assert alone.passed and alone.reason.endswith("is within noise (z=2, independent)")
@@ -57,7 +57,7 @@ def test_two_identical_runs_pass_with_no_paired_noise():
 
 
 def test_a_change_within_paired_noise_passes():
-    check = _check(run_file("quickstart"), run_file("quickstart-threshold-0.85"), ACC)
+    check = _check(run_file("quickstart"), run_file("quickstart-threshold-0.95"), ACC)
     assert check.passed and check.delta < -0.02  # beyond the tolerance ...
     assert check.reason.endswith("is within noise (z=2, paired differences)")  # ... but not beyond z x se(Δ)
     assert -check.delta <= 2 * check.stderr
@@ -65,20 +65,20 @@ def test_a_change_within_paired_noise_passes():
 
 def test_macro_f1_gets_a_paired_bootstrap_stderr():
     rule = GateRule(task="so8t_safety", metric="macro_f1", max_drop=0.02)
-    check = _check(run_file("quickstart"), run_file("quickstart-threshold-0.97"), rule)
+    check = _check(run_file("quickstart"), run_file("quickstart-threshold-0.98"), rule)
     assert check.method == f"paired bootstrap, {DOCS} docs"
     assert check.stderr is not None and check.stderr > 0
     # the paired bootstrap over the shared documents, not the independent formula on the files' own stderrs
     recorded = [
         float(read_run([run_file(name)]).data["results"]["so8t_safety"]["macro_f1_stderr,none"])
-        for name in ("quickstart", "quickstart-threshold-0.97")
+        for name in ("quickstart", "quickstart-threshold-0.98")
     ]
     assert check.stderr < math.hypot(*recorded)
 
 
 def test_a_precision_is_bootstrapped_when_its_denominator_moves():
     rule = GateRule(task="so8t_safety", metric="allow_precision")
-    check = _check(run_file("quickstart"), run_file("quickstart-threshold-0.97"), rule)
+    check = _check(run_file("quickstart"), run_file("quickstart-threshold-0.98"), rule)
     assert check.method == f"paired bootstrap, {DOCS} docs" and check.stderr > 0
 
 
@@ -86,7 +86,7 @@ def test_a_direction_disagreement_fails_with_its_reason(tmp_path):
     def flip(data):
         data["higher_is_better"]["so8t_safety"]["unsafe_allow_rate"] = True
 
-    current = copy_with_samples("quickstart-threshold-0.97", tmp_path, edit=flip)
+    current = copy_with_samples("quickstart-threshold-0.98", tmp_path, edit=flip)
     rule = GateRule(task="so8t_safety", metric="unsafe_allow_rate")
     check = _check(run_file("quickstart"), current, rule)
     assert not check.passed
@@ -143,7 +143,7 @@ def test_a_tables_metric_change_is_the_gates_delta_and_standard_error(tmp_path):
     """metric_change, the "difference ± se" cell of the benchmarks' tables, weighs a change as the gate does."""
     from so8t.results.baseline_comparison import metric_change
 
-    base, current = run_file("quickstart"), run_file("quickstart-threshold-0.97")
+    base, current = run_file("quickstart"), run_file("quickstart-threshold-0.98")
     change = metric_change("so8t_safety", "acc", "none", read_run([base]), read_run([current]), iters=200)
     gated = _check(base, current, ACC)
     assert change["delta"] == pytest.approx(gated.delta)
@@ -155,7 +155,7 @@ def test_a_tables_metric_change_is_the_gates_delta_and_standard_error(tmp_path):
         "acc",
         "none",
         read_run([copy_without_samples("quickstart", tmp_path / "b")]),
-        read_run([copy_without_samples("quickstart-threshold-0.97", tmp_path / "c")]),
+        read_run([copy_without_samples("quickstart-threshold-0.98", tmp_path / "c")]),
     )
     assert alone["noise"].startswith("independent") and alone["se"] > change["se"]
     assert (
