@@ -155,11 +155,15 @@ def test_an_so8t_model_on_smollm2_exports_and_runs_in_llama_cpp_as_in_hf(smollm2
 
     agent = so8t.load(gguf_file)
     tally = compare_greedy(
-        plain, agent.server, [tokenizer.encode(t) for t in texts[:20]], margin=SMOLLM2_GREEDY_MARGIN_NATS
+        plain, agent.server, [tokenizer.encode(t) for t in texts[:10]], margin=SMOLLM2_GREEDY_MARGIN_NATS
     )
-    print(f"SmolLM2 SO8T f16 greedy, 20 prompts x 8 tokens: {tally}")
+    print(f"SmolLM2 SO8T f16 greedy, 10 prompts x 8 tokens: {tally}")
     assert tally["differed"] == 0
-    requests = [record.prompt for record in read_safety(bundled_safety_path("test"))]
+    # every third request of the bundled test split, all three decisions among them (the whole split is checked
+    # on the tiny base above; here each request costs two forwards of a 135M model)
+    records = read_safety(bundled_safety_path("test"))[::3]
+    assert {record.decision for record in records} == {"ALLOW", "ESCALATE", "REFUSE"}
+    requests = [record.prompt for record in records]
     reference = _decisions(so8t.load(consolidated, device="cpu"), requests)
     got_decisions = _decisions(agent, requests)
     clear = [
