@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    # pytest-xdist runs one worker per core: one torch thread each (and in the processes they start), so the
-    # workers do not oversubscribe the cores. Set before anything imports torch.
+    # pytest-xdist runs two workers (pyproject's addopts), one per core of a 2-core machine: one torch thread
+    # each, also in the processes they start, so they do not oversubscribe the cores. Set before torch loads.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO_CACHE = Path(__file__).resolve().parent.parent / ".so8t-cache"

@@ -1,6 +1,6 @@
 """The paired gate on real per-sample logs (tests/fixtures/results: the quickstart model through `so8t eval`).
 
-`quickstart` decides with head B; `quickstart-threshold-0.98` and `-0.85` are the same model with an
+`quickstart` decides with head B; `quickstart-threshold-0.98` and `-0.95` are the same model with an
 allow_threshold, so some ALLOW decisions become ESCALATE and none go the other way: a real change on the same
 documents of the bundled test split. Paired, the gate sees how consistent that change is; the independent
 formula cannot.
