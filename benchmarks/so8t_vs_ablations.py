@@ -2,7 +2,7 @@
 
 Every trained row is `so8t run configs/smollm2-135m-cpu.yaml` (SmolLM2-135M-Instruct as Q4_1 weights,
 dequantised; chat prompts; the same data, steps and prompt template) with only the keys of its ablation
-changed, at a shorter budget than the recipe (--steps, default 100 against the recipe's 240) and without
+changed, at a shorter budget than the recipe (--steps, default 70 against the recipe's 240) and without
 validation inside the run (its one checkpoint is the one consolidated):
 
     base          the base untouched, deciding with its own words in its chat format (lm-eval's hf backend
@@ -24,7 +24,7 @@ Last, training tokens/s of SO8T against plain peft LoRA + Trainer on this base, 
 (benchmarks/bench_train_throughput.py). Nothing is tuned on the test split: every row runs the recipe's
 settings.
 
-    python benchmarks/so8t_vs_ablations.py [--out runs/so8t-vs-ablations] [--steps 100] [--seeds 0,1,2] \
+    python benchmarks/so8t_vs_ablations.py [--out runs/so8t-vs-ablations] [--steps 70] [--seeds 0,1,2] \
         [--gsm8k-problems 200] [--xstest-data PATH] [--limit N] [--throughput-steps 10] \
         [--base smollm2-135m-instruct] [--rows ...]
 
@@ -372,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "so8t-vs-ablations")
     parser.add_argument("--base", default="smollm2-135m-instruct", help="model.base of every row")
-    parser.add_argument("--steps", type=int, default=100, help="training steps of every trained run")
+    parser.add_argument("--steps", type=int, default=70, help="training steps of every trained run")
     parser.add_argument(
         "--seeds", default="0,1,2", help="the seeds of the three-seed rows (the others: the first)"
     )
