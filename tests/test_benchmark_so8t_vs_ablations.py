@@ -87,7 +87,7 @@ def test_the_benchmark_runs_end_to_end_at_a_tiny_budget(tiny_base_dir, tmp_path)
     command += ["--xstest-data", str(xstest)]
     # one trained row keeps it lean: every row is the same `so8t run` with other --set keys (the rows' switches
     # are tested in test_train_ablation_switches.py)
-    command += ["--throughput-steps", "1", "--rows", "so8t"]
+    command += ["--throughput-steps", "1", "--throughput-repeats", "1", "--rows", "so8t"]
     proc = subprocess.run(command, env=subprocess_env(), capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     table = json.loads((out / "table.json").read_text())
