@@ -22,8 +22,8 @@ them. Each run's value with its standard error, each row's mean and spread (sd) 
 difference from full SO8T at seed 0 with the gate's paired standard error (so8t.results.gate.change_noise).
 Last, training tokens/s of SO8T against plain peft LoRA + Trainer on this base, the median of
 --throughput-repeats runs of each in alternating order (benchmarks/bench_train_throughput.py): one short run
-is too noisy for a 0.95 goal (10 steps once measured 0.90 and 1.11 on the same code). Nothing is tuned on
-the test split: every row runs the recipe's settings.
+is too noisy for a 0.95 goal (one run of 10 steps measured 0.90 and 1.11 in two builds of the table).
+Nothing is tuned on the test split: every row runs the recipe's settings.
 
     python benchmarks/so8t_vs_ablations.py [--out runs/so8t-vs-ablations] [--steps 70] [--seeds 0,1,2] \
         [--gsm8k-problems 200] [--xstest-data PATH] [--limit N] [--throughput-steps 20] [--throughput-repeats 3] \
